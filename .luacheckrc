@@ -1,0 +1,8 @@
+-- luacheck configuration. From the repository root: luacheck scripts spec/lua spec/e2e/fixtures/scripts
+std = "lua54"
+max_line_length = 120
+
+files["spec/lua"] = { std = "+busted" }
+
+-- A symlink to scripts/lib, checked there.
+exclude_files = { "spec/e2e/fixtures/scripts/lib/*" }

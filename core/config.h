@@ -1,0 +1,79 @@
+/*
+ * config — the server's configuration, read from the environment and validated once at start.
+ *
+ * Every variable is described in one table (config.c) that also prints `h2lua --help`.
+ * The configuration is built on the main thread before any worker starts and is read-only after;
+ * workers share it without locks.
+ */
+#ifndef H2LUA_CONFIG_H
+#define H2LUA_CONFIG_H
+
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+
+enum { CONFIG_ENV_PRODUCTION = 0, CONFIG_ENV_DEVELOPMENT = 1 };
+enum { CONFIG_LOG_JSON = 0, CONFIG_LOG_TEXT = 1 };
+
+/* Error code of config_load: the environment holds an invalid value (the message names it). */
+#define CONFIG_EINVAL (-22)
+
+/* A MySQL endpoint as DATABASE_URL / DATABASE_READ_URL describe it. Strings are owned by config. */
+typedef struct config_db {
+    char *host;     /* host name or address; NULL when no database is configured */
+    int port;       /* 3306 unless given */
+    char *user;     /* may be "" */
+    char *password; /* may be ""; never logged */
+    char *name;     /* database name */
+} config_db_t;
+
+typedef struct config {
+    char *host; /* bind address */
+    int port;
+    int workers;
+    int app_env;
+    int log_format;
+    char *secret_key;
+    int secret_key_generated; /* 1 when SECRET_KEY was missing in development */
+    char *scripts_dir;
+    char *views_dir;
+    char *static_dir;
+    char *bootstrap_dir;
+    char *migrations_dir;
+    char *tls_cert;
+    char *tls_key;
+    size_t max_body;
+    int max_form_fields;
+    int req_timeout_ms;
+    int drain_timeout_ms;
+    config_db_t db;      /* the primary (writes) */
+    config_db_t db_read; /* the replica; host NULL when none */
+    int db_pool_size;
+    int db_queue_max;
+    int db_timeout_ms;
+    int db_connect_timeout_ms;
+} config_t;
+
+/*
+ * Fills *cfg from the environment through `getenv_fn` (getenv in production, a table in tests).
+ * Returns 0, or CONFIG_EINVAL with one line for people in errbuf naming the variable and what is
+ * expected ("PORT must be an integer from 1 to 65535, got 'abc'"). On failure cfg holds nothing
+ * that needs freeing. Out of memory aborts.
+ */
+int config_load(config_t *cfg, const char *(*getenv_fn)(const char *name), char *errbuf, size_t errlen);
+
+/* Frees what config_load allocated. Safe on a zeroed config. */
+void config_free(config_t *cfg);
+
+/* Prints the usage and the table of variables with their defaults. Can't fail. */
+void config_print_help(FILE *out);
+
+/*
+ * Parses a DATABASE_URL value into *db: either "host", "host:port", "[v6addr]:port", or
+ * "mysql://user:pass@host:port/name" (user, pass, port and name optional; %XX decoded in user and
+ * pass). Fields the URL does not give keep the values already in *db. Returns 0 or CONFIG_EINVAL
+ * with a message (which never contains the password) in errbuf.
+ */
+int config_parse_db_url(config_db_t *db, const char *url, char *errbuf, size_t errlen);
+
+#endif

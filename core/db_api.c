@@ -1,0 +1,483 @@
+#include "db_api.h"
+
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "config.h"
+#include "db_pool.h"
+#include "lua_api.h"
+#include "lua_host.h"
+#include "migrate.h"
+#include "util.h"
+#include "worker.h"
+
+#define TX_MT "h2lua.db.tx"
+
+static const char null_sentinel = 0;
+#define PUSH_NULL(L) lua_pushlightuserdata(L, (void *)&null_sentinel)
+
+struct tx {
+    db_conn_t *conn; /* NULL once committed or rolled back */
+};
+
+/* One statement in flight for a coroutine. */
+struct db_op {
+    lua_req_t *lr;
+    db_conn_t *conn;
+    struct tx *tx;   /* the transaction it runs in, or NULL for a one-shot statement */
+    int begin;       /* the op is db.begin(): its result is the tx */
+    int end_tx;      /* the op is COMMIT/ROLLBACK: release the connection after */
+    char *sql;
+    size_t len;
+};
+
+/* ---- binding ---- */
+
+static void add_string_literal(luaL_Buffer *b, const char *s, size_t len)
+{
+    luaL_addchar(b, '\'');
+    for (size_t i = 0; i < len; ++i) {
+        char c = s[i];
+        switch (c) {
+        case '\0': luaL_addstring(b, "\\0"); break;
+        case '\n': luaL_addstring(b, "\\n"); break;
+        case '\r': luaL_addstring(b, "\\r"); break;
+        case '\\': luaL_addstring(b, "\\\\"); break;
+        case '\'': luaL_addstring(b, "\\'"); break;
+        case '"': luaL_addstring(b, "\\\""); break;
+        case '\x1a': luaL_addstring(b, "\\Z"); break;
+        default: luaL_addchar(b, c);
+        }
+    }
+    luaL_addchar(b, '\'');
+}
+
+/* Appends the literal of the value at idx; returns an error message or NULL. */
+static const char *add_literal(lua_State *L, luaL_Buffer *b, int idx)
+{
+    char num[64];
+    switch (lua_type(L, idx)) {
+    case LUA_TNIL:
+        luaL_addstring(b, "NULL");
+        return NULL;
+    case LUA_TLIGHTUSERDATA:
+        if (lua_touserdata(L, idx) == &null_sentinel) {
+            luaL_addstring(b, "NULL");
+            return NULL;
+        }
+        return "a light userdata cannot be bound";
+    case LUA_TBOOLEAN:
+        luaL_addchar(b, lua_toboolean(L, idx) ? '1' : '0');
+        return NULL;
+    case LUA_TNUMBER:
+        if (lua_isinteger(L, idx)) {
+            snprintf(num, sizeof(num), "%lld", (long long)lua_tointeger(L, idx));
+        } else {
+            double d = lua_tonumber(L, idx);
+            if (!isfinite(d))
+                return "a number that is not finite cannot be bound";
+            snprintf(num, sizeof(num), "%.17g", d);
+        }
+        luaL_addstring(b, num);
+        return NULL;
+    case LUA_TSTRING: {
+        size_t len;
+        const char *s = lua_tolstring(L, idx, &len);
+        add_string_literal(b, s, len);
+        return NULL;
+    }
+    default:
+        return "only nil, db.null, booleans, numbers and strings can be bound";
+    }
+}
+
+const char *db_api_bind(lua_State *L, luaL_Buffer *b, const char *sql, size_t len, int first, int nargs)
+{
+    int used = 0;
+    size_t i = 0;
+    while (i < len) {
+        char c = sql[i];
+        if (c == '\'' || c == '"' || c == '`') {
+            size_t j = i + 1;
+            while (j < len && sql[j] != c) {
+                if (sql[j] == '\\' && c != '`')
+                    ++j;
+                ++j;
+            }
+            j = j < len ? j + 1 : len;
+            luaL_addlstring(b, sql + i, j - i);
+            i = j;
+        } else if ((c == '-' && i + 1 < len && sql[i + 1] == '-') || c == '#') {
+            size_t j = i;
+            while (j < len && sql[j] != '\n')
+                ++j;
+            luaL_addlstring(b, sql + i, j - i);
+            i = j;
+        } else if (c == '/' && i + 1 < len && sql[i + 1] == '*') {
+            const char *end = strstr(sql + i + 2, "*/");
+            size_t j = end != NULL && (size_t)(end - sql) + 2 <= len ? (size_t)(end - sql) + 2 : len;
+            luaL_addlstring(b, sql + i, j - i);
+            i = j;
+        } else if (c == '?') {
+            if (used == nargs)
+                return "more ? placeholders than arguments";
+            const char *err = add_literal(L, b, first + used);
+            if (err != NULL)
+                return err;
+            ++used;
+            ++i;
+        } else {
+            luaL_addchar(b, c);
+            ++i;
+        }
+    }
+    if (used != nargs)
+        return "more arguments than ? placeholders";
+    return NULL;
+}
+
+/* Pushes the bound SQL of the call's arguments (sql at index sql_idx, values after it). */
+static void push_bound(lua_State *L, int sql_idx)
+{
+    size_t len;
+    const char *sql = luaL_checklstring(L, sql_idx, &len);
+    int nargs = lua_gettop(L) - sql_idx;
+    luaL_Buffer b;
+    luaL_buffinit(L, &b);
+    /* the buffer may sit on the stack: arguments are addressed by absolute index */
+    const char *err = db_api_bind(L, &b, sql, len, sql_idx + 1, nargs);
+    if (err != NULL)
+        luaL_error(L, "db: %s", err);
+    luaL_pushresult(&b);
+}
+
+/* ---- results ---- */
+
+static int is_integer_type(enum enum_field_types t)
+{
+    return t == MYSQL_TYPE_TINY || t == MYSQL_TYPE_SHORT || t == MYSQL_TYPE_LONG || t == MYSQL_TYPE_INT24 ||
+           t == MYSQL_TYPE_LONGLONG || t == MYSQL_TYPE_YEAR;
+}
+
+static int is_float_type(enum enum_field_types t)
+{
+    return t == MYSQL_TYPE_FLOAT || t == MYSQL_TYPE_DOUBLE || t == MYSQL_TYPE_DECIMAL || t == MYSQL_TYPE_NEWDECIMAL;
+}
+
+static void push_result(lua_State *L, db_result_t *r)
+{
+    if (r->res == NULL) {
+        lua_createtable(L, 0, 2);
+        lua_pushinteger(L, (lua_Integer)r->affected_rows);
+        lua_setfield(L, -2, "affected_rows");
+        lua_pushinteger(L, (lua_Integer)r->insert_id);
+        lua_setfield(L, -2, "insert_id");
+        return;
+    }
+    unsigned nf = mysql_num_fields(r->res);
+    MYSQL_FIELD *fields = mysql_fetch_fields(r->res);
+    lua_checkstack(L, (int)nf + 8);
+    int names = lua_gettop(L) + 1;
+    for (unsigned i = 0; i < nf; ++i)
+        lua_pushlstring(L, fields[i].name, fields[i].name_length);
+    lua_createtable(L, (int)mysql_num_rows(r->res), 0);
+    MYSQL_ROW row;
+    lua_Integer n = 0;
+    while ((row = mysql_fetch_row(r->res)) != NULL) {
+        unsigned long *lens = mysql_fetch_lengths(r->res);
+        lua_createtable(L, 0, (int)nf);
+        for (unsigned i = 0; i < nf; ++i) {
+            lua_pushvalue(L, names + (int)i);
+            if (row[i] == NULL) {
+                PUSH_NULL(L);
+            } else if (is_integer_type(fields[i].type)) {
+                if (lua_stringtonumber(L, row[i]) == 0)
+                    lua_pushlstring(L, row[i], lens[i]);
+            } else if (is_float_type(fields[i].type)) {
+                lua_pushnumber(L, strtod(row[i], NULL));
+            } else {
+                lua_pushlstring(L, row[i], lens[i]);
+            }
+            lua_rawset(L, -3);
+        }
+        lua_rawseti(L, -2, ++n);
+    }
+    lua_replace(L, names);
+    lua_settop(L, names);
+}
+
+/* ---- running statements from a coroutine ---- */
+
+static void op_free(struct db_op *op)
+{
+    free(op->sql);
+    free(op);
+}
+
+/* Resumes the coroutine with (false, kind, message): kind 503 or 500. */
+static void resume_error(struct db_op *op, int err, const char *msg)
+{
+    lua_State *co = lua_req_coroutine(op->lr);
+    lua_pushboolean(co, 0);
+    lua_pushinteger(co, err == DB_EUNAVAILABLE ? 503 : 500);
+    lua_pushstring(co, msg != NULL ? msg : "database error");
+    lua_req_t *lr = op->lr;
+    op_free(op);
+    lua_host_resume(lr, 3);
+}
+
+static void on_done(void *data, int err, const char *msg, db_result_t *result)
+{
+    struct db_op *op = data;
+    lua_State *co = lua_req_coroutine(op->lr);
+    if (op->tx == NULL && !op->begin) {
+        db_conn_release(op->conn);
+    } else if (op->end_tx || (op->begin && err != 0)) {
+        db_conn_set_transaction(op->conn, err != 0);
+        db_conn_release(op->conn);
+        if (op->tx != NULL)
+            op->tx->conn = NULL;
+    }
+    if (err != 0) {
+        resume_error(op, err, msg);
+        return;
+    }
+    lua_pushboolean(co, 1);
+    if (op->begin) {
+        struct tx *tx = lua_newuserdatauv(co, sizeof(*tx), 0);
+        tx->conn = op->conn;
+        luaL_setmetatable(co, TX_MT);
+    } else if (op->end_tx) {
+        lua_pushboolean(co, 1);
+    } else {
+        push_result(co, result);
+    }
+    lua_pushnil(co);
+    lua_req_t *lr = op->lr;
+    op_free(op);
+    lua_host_resume(lr, 3);
+}
+
+static void start_statement(struct db_op *op)
+{
+    const char *msg = NULL;
+    int err = db_conn_query(op->conn, op->sql, op->len, on_done, op, &msg);
+    if (err != 0) {
+        if (op->tx == NULL || op->end_tx) {
+            db_conn_set_transaction(op->conn, op->begin || op->end_tx);
+            db_conn_release(op->conn);
+            if (op->tx != NULL)
+                op->tx->conn = NULL;
+        }
+        resume_error(op, err, msg);
+    }
+}
+
+static void on_acquired(void *data, db_conn_t *conn, int err, const char *msg)
+{
+    struct db_op *op = data;
+    if (err != 0) {
+        resume_error(op, err, msg);
+        return;
+    }
+    op->conn = conn;
+    if (op->begin)
+        db_conn_set_transaction(conn, 1);
+    start_statement(op);
+}
+
+/* The continuation: the stack ends with (ok, a, b) pushed by on_done or resume_error. */
+static int k_result(lua_State *L, int status, lua_KContext ctx)
+{
+    (void)status, (void)ctx;
+    int top = lua_gettop(L);
+    if (lua_toboolean(L, top - 2)) {
+        lua_pushvalue(L, top - 1);
+        return 1;
+    }
+    const char *msg = lua_tostring(L, top);
+    if (lua_tointeger(L, top - 1) == 503)
+        return lua_api_raise_http_error(L, 503, msg);
+    return luaL_error(L, "db: %s", msg);
+}
+
+static lua_req_t *request_or_error(lua_State *L, const char *what)
+{
+    lua_req_t *lr = lua_host_req(L);
+    if (lr == NULL)
+        luaL_error(L, "db.%s can only be called while handling a request", what);
+    return lr;
+}
+
+static db_pool_t *pool_or_error(lua_State *L, worker_t *w, int read)
+{
+    if (w->db == NULL)
+        lua_api_raise_http_error(L, 503, "no database is configured (set DATABASE_URL)");
+    if (!migrate_is_done())
+        lua_api_raise_http_error(L, 503, "the database is not ready yet (migrations pending)");
+    return read && w->db_read != NULL ? w->db_read : w->db;
+}
+
+/* Starts op (sql at the top of L's stack) on pool, or on the tx's connection, and yields. */
+static int run_op(lua_State *L, struct db_op *op, db_pool_t *pool)
+{
+    size_t len;
+    const char *sql = lua_tolstring(L, -1, &len);
+    op->sql = util_strndup(sql, len);
+    op->len = len;
+    if (op->conn != NULL) {
+        start_statement(op);
+    } else {
+        const char *msg = NULL;
+        db_conn_t *conn;
+        int r = db_pool_acquire(pool, &conn, on_acquired, op, &msg);
+        if (r < 0) {
+            char buf[320];
+            snprintf(buf, sizeof(buf), "%s", msg);
+            op_free(op);
+            return lua_api_raise_http_error(L, 503, buf);
+        }
+        if (r == 1)
+            on_acquired(op, conn, 0, NULL);
+    }
+    lua_host_suspend(op->lr);
+    return lua_yieldk(L, 0, 0, k_result);
+}
+
+static struct db_op *new_op(lua_req_t *lr)
+{
+    struct db_op *op = util_malloc(sizeof(*op));
+    memset(op, 0, sizeof(*op));
+    op->lr = lr;
+    return op;
+}
+
+static int query_common(lua_State *L, int read)
+{
+    lua_req_t *lr = request_or_error(L, read ? "read" : "query");
+    db_pool_t *pool = pool_or_error(L, lua_req_worker(lr), read);
+    push_bound(L, 1);
+    return run_op(L, new_op(lr), pool);
+}
+
+static int l_query(lua_State *L)
+{
+    return query_common(L, 0);
+}
+
+static int l_read(lua_State *L)
+{
+    return query_common(L, 1);
+}
+
+static int l_begin(lua_State *L)
+{
+    lua_req_t *lr = request_or_error(L, "begin");
+    db_pool_t *pool = pool_or_error(L, lua_req_worker(lr), 0);
+    struct db_op *op = new_op(lr);
+    op->begin = 1;
+    lua_pushliteral(L, "START TRANSACTION");
+    return run_op(L, op, pool);
+}
+
+static struct tx *check_open_tx(lua_State *L)
+{
+    struct tx *tx = luaL_checkudata(L, 1, TX_MT);
+    if (tx->conn == NULL)
+        luaL_error(L, "db: the transaction has already ended");
+    return tx;
+}
+
+static int l_tx_query(lua_State *L)
+{
+    struct tx *tx = check_open_tx(L);
+    lua_req_t *lr = request_or_error(L, "tx:query");
+    push_bound(L, 2);
+    struct db_op *op = new_op(lr);
+    op->tx = tx;
+    op->conn = tx->conn;
+    return run_op(L, op, NULL);
+}
+
+static int tx_end(lua_State *L, const char *sql)
+{
+    struct tx *tx = check_open_tx(L);
+    lua_req_t *lr = request_or_error(L, "tx:commit");
+    struct db_op *op = new_op(lr);
+    op->tx = tx;
+    op->conn = tx->conn;
+    op->end_tx = 1;
+    lua_pushstring(L, sql);
+    return run_op(L, op, NULL);
+}
+
+static int l_tx_commit(lua_State *L)
+{
+    return tx_end(L, "COMMIT");
+}
+
+static int l_tx_rollback(lua_State *L)
+{
+    return tx_end(L, "ROLLBACK");
+}
+
+static int l_tx_gc(lua_State *L)
+{
+    struct tx *tx = luaL_checkudata(L, 1, TX_MT);
+    if (tx->conn != NULL) {
+        /* never committed: closing the connection makes the server roll it back */
+        db_conn_set_transaction(tx->conn, 1);
+        db_conn_release(tx->conn);
+        tx->conn = NULL;
+    }
+    return 0;
+}
+
+static int l_escape(lua_State *L)
+{
+    luaL_Buffer b;
+    luaL_buffinit(L, &b);
+    const char *err = add_literal(L, &b, 1);
+    if (err != NULL)
+        return luaL_error(L, "db: %s", err);
+    luaL_pushresult(&b);
+    return 1;
+}
+
+static int l_ready(lua_State *L)
+{
+    lua_pushboolean(L, migrate_is_done());
+    return 1;
+}
+
+static int open_db(lua_State *L)
+{
+    static const luaL_Reg funcs[] = {
+        {"query", l_query}, {"read", l_read}, {"begin", l_begin}, {"escape", l_escape}, {"ready", l_ready}, {NULL, NULL},
+    };
+    static const luaL_Reg tx_methods[] = {
+        {"query", l_tx_query}, {"commit", l_tx_commit}, {"rollback", l_tx_rollback}, {NULL, NULL},
+    };
+    if (luaL_newmetatable(L, TX_MT)) {
+        luaL_newlib(L, tx_methods);
+        lua_setfield(L, -2, "__index");
+        lua_pushcfunction(L, l_tx_gc);
+        lua_setfield(L, -2, "__gc");
+        lua_pushcfunction(L, l_tx_gc);
+        lua_setfield(L, -2, "__close");
+    }
+    lua_pop(L, 1);
+    luaL_newlib(L, funcs);
+    PUSH_NULL(L);
+    lua_setfield(L, -2, "null");
+    return 1;
+}
+
+void db_api_preload(lua_State *L, const config_t *cfg, worker_t *w)
+{
+    (void)cfg, (void)w;
+    lua_pushcfunction(L, open_db);
+    lua_setfield(L, -2, "h2lua.db");
+}

@@ -1,0 +1,44 @@
+/*
+ * db_api — the module `h2lua.db` the application requires, backed by the worker's db_pool:
+ *
+ *   db.query(sql, ...)    runs sql on the primary; `?` placeholders are replaced by the
+ *                         arguments, each quoted and escaped by the core (nil/db.null -> NULL,
+ *                         booleans -> 1/0, numbers as numbers, strings quoted). A SELECT returns an
+ *                         array of rows keyed by column name (integer columns as Lua integers,
+ *                         DECIMAL/FLOAT/DOUBLE as numbers, NULL as db.null, the rest as strings);
+ *                         other statements return { affected_rows = n, insert_id = n }.
+ *   db.read(sql, ...)     the same on the replica when DATABASE_READ_URL is set, else the primary.
+ *   db.begin()            -> tx: a connection of the primary held for a transaction;
+ *                         tx:query(sql, ...), tx:commit(), tx:rollback(). A tx dropped without
+ *                         either is rolled back (its connection is closed).
+ *   db.null               the NULL sentinel.
+ *   db.escape(v)          the SQL literal the core would bind for v (for tests and logging).
+ *   db.ready()            true once migrations have been applied.
+ *
+ * Every call that talks to the server yields the request's coroutine; other requests run meanwhile.
+ * Called outside a request (while app.lua loads) they raise an error. Failures raise:
+ *   h2lua.http_error(503, message) when the database is unavailable, lost, too slow, or the
+ *   queue is full (the application shows a 503 page), and a plain error "db: (code) message" when
+ *   the server refused the statement (a bug: 500). Messages never hold the password.
+ * db.transaction(fn) is written in Lua on top of begin/commit/rollback (scripts/lib/db.lua).
+ */
+#ifndef H2LUA_DB_API_H
+#define H2LUA_DB_API_H
+
+#include <lua.h>
+
+struct config;
+struct worker;
+
+/* Registers package.preload["h2lua.db"]; the preload table is at the top of L's stack. */
+void db_api_preload(lua_State *L, const struct config *cfg, struct worker *w);
+
+/*
+ * Appends to b the SQL text of `sql` with each `?` outside quotes and comments replaced by the
+ * literal for the Lua value at stack index first + i. Returns NULL, or an error message
+ * (placeholder/argument count mismatch, unsupported type, non-finite number).
+ */
+#include <lauxlib.h>
+const char *db_api_bind(lua_State *L, luaL_Buffer *b, const char *sql, size_t len, int first, int nargs);
+
+#endif

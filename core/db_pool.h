@@ -1,0 +1,95 @@
+/*
+ * db_pool — a worker's pool of MariaDB/MySQL connections, driven by MariaDB Connector/C's
+ * non-blocking API (mysql_*_start / mysql_*_cont) inside the worker's libh2o loop. Never blocks:
+ * host names are resolved by libh2o's resolver threads (again at every connect, so that an RDS
+ * failover that moves the address behind the name is followed), sockets are watched by the loop.
+ *
+ * Connections are opened lazily up to DB_POOL_SIZE. A caller that finds none idle waits in a
+ * FIFO bounded by DB_QUEUE_MAX; past that, or while the server is known to be down (after a failed
+ * connect, for a backoff growing from 100 ms to 1 s), acquiring fails at once. Each wait and each
+ * query is bounded by DB_TIMEOUT. A connection that fails (server gone, timeout) is closed and
+ * fails only the query that was on it. Sessions use utf8mb4, UTC and a strict sql_mode.
+ *
+ * Owned by one worker thread; no function may be called from another thread. Callbacks are never
+ * called from inside the call that starts the operation: a call either fails at once (returning a
+ * negative code, callback not called) or calls its callback exactly once, later, from the loop.
+ */
+#ifndef H2LUA_DB_POOL_H
+#define H2LUA_DB_POOL_H
+
+#include <mysql.h>
+#include <stdint.h>
+
+struct worker;
+struct config_db;
+
+typedef struct db_pool db_pool_t;
+typedef struct db_conn db_conn_t;
+
+/* Error codes; the message that comes with them is for people and never holds the password. */
+enum {
+    DB_EUNAVAILABLE = -1, /* no connection can be had or it was lost or timed out: answer 503 */
+    DB_EQUERY = -2,       /* the server refused the statement (syntax, constraint...): a bug, answer 500 */
+};
+
+/* The outcome of a statement. `res` is owned by the callee and freed after the callback returns. */
+typedef struct db_result {
+    MYSQL_RES *res;         /* the rows, or NULL for statements without a result set */
+    uint64_t affected_rows; /* for statements without a result set */
+    uint64_t insert_id;
+} db_result_t;
+
+/* Called once an acquire is granted (conn != NULL, err == 0) or failed (conn == NULL, err < 0). */
+typedef void (*db_acquire_cb)(void *data, db_conn_t *conn, int err, const char *msg);
+/* Called once a statement ended: err == 0 with result, or err < 0 with a message. */
+typedef void (*db_query_cb)(void *data, int err, const char *msg, db_result_t *result);
+
+/* Creates the pool of a worker for one database (`name` is "primary" or "replica", for logs). */
+db_pool_t *db_pool_create(struct worker *w, const struct config_db *db, const char *name);
+
+/* Closes every connection. Waiting acquirers and running queries must be gone (end of the worker). */
+void db_pool_close(db_pool_t *pool);
+
+/*
+ * Asks for a connection for exclusive use. Returns 1 with *conn set when one was idle, 0 when cb
+ * will be called later, or a negative code with msg set (a static or pool-owned string, valid until
+ * the next call on the pool) when the pool is full and its queue too, or the server is down.
+ */
+int db_pool_acquire(db_pool_t *pool, db_conn_t **conn, db_acquire_cb cb, void *data, const char **msg);
+
+/*
+ * Runs one statement (the text is copied) on an acquired connection. Returns 0 and calls cb later,
+ * or a negative code with msg when the connection is already broken.
+ */
+int db_conn_query(db_conn_t *conn, const char *sql, size_t len, db_query_cb cb, void *data, const char **msg);
+
+/*
+ * Gives the connection back. A broken connection, or one released while a transaction is open
+ * (in_transaction set by the caller), is closed instead of reused.
+ */
+void db_conn_release(db_conn_t *conn);
+
+/* Marks that the holder opened (1) or ended (0) a transaction on conn. */
+void db_conn_set_transaction(db_conn_t *conn, int open);
+
+/* The pool a connection belongs to. */
+db_pool_t *db_conn_pool(db_conn_t *conn);
+
+/*
+ * Checks the server with `SELECT 1` on a pooled connection, for /readyz. Returns 0 and calls
+ * cb(data, ok, message) once, later — unless db_pool_ping_cancel(*ping) was called first — or a
+ * negative code with msg when the pool cannot even try.
+ */
+typedef struct db_ping db_ping_t;
+int db_pool_ping(db_pool_t *pool, void *data, void (*cb)(void *data, int ok, const char *msg), db_ping_t **ping,
+                 const char **msg);
+void db_pool_ping_cancel(db_ping_t *ping);
+
+/* Figures for /metrics and logs. */
+typedef struct db_pool_stats {
+    unsigned open, in_use, waiting;
+    uint64_t errors, queries;
+} db_pool_stats_t;
+void db_pool_get_stats(db_pool_t *pool, db_pool_stats_t *stats);
+
+#endif

@@ -1,0 +1,68 @@
+/*
+ * log — the access log (one line per request on stdout) and the error log (one line per event on
+ * stderr), as JSON (default) or text. One event is always one line, because CloudWatch's awslogs
+ * driver makes one event per line.
+ *
+ * Access lines are buffered per worker (log_buf_t, owned by the worker's thread, never shared) and
+ * written with one write(2) when the buffer passes LOG_FLUSH_BYTES or when the worker's 100 ms tick
+ * calls log_buf_flush. Error lines are written at once with one write(2) each.
+ */
+#ifndef H2LUA_LOG_H
+#define H2LUA_LOG_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#define LOG_FLUSH_BYTES 16384
+
+/* Sets the format for every later line (CONFIG_LOG_JSON or CONFIG_LOG_TEXT). Call before workers start. */
+void log_set_format(int format);
+
+/* A growable byte buffer. */
+typedef struct log_buf {
+    char *data;
+    size_t len, cap;
+} log_buf_t;
+
+void log_buf_reserve(log_buf_t *b, size_t extra);
+void log_buf_append(log_buf_t *b, const char *s, size_t len);
+void log_buf_appendz(log_buf_t *b, const char *s);
+void log_buf_printf(log_buf_t *b, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+/* Appends s as the inside of a JSON string (quotes not included); invalid UTF-8 bytes become U+FFFD. */
+void log_buf_json_str(log_buf_t *b, const char *s, size_t len);
+/* Writes the buffer to fd (retrying short writes) and empties it. */
+void log_buf_flush(log_buf_t *b, int fd);
+void log_buf_free(log_buf_t *b);
+
+/* One access log entry. Strings need not be NUL-terminated. */
+typedef struct log_access_entry {
+    const char *request_id;
+    const char *method;
+    size_t method_len;
+    const char *path;
+    size_t path_len;
+    int status;
+    uint64_t bytes;
+    double duration_ms;
+    int worker;
+    const char *remote_addr;
+    const char *protocol;
+    const char *user_agent;
+    size_t user_agent_len;
+} log_access_entry_t;
+
+/* Appends one access line to b (flushing to stdout when it grows past LOG_FLUSH_BYTES). */
+void log_access(log_buf_t *b, const log_access_entry_t *e);
+
+/*
+ * Writes one error line to stderr: {"time","level","worker","msg", then the extra pairs}.
+ * `extra` holds n_extra (key, value) string pairs. worker < 0 means the main thread.
+ */
+void log_event(const char *level, int worker, const char *msg, const char *const *extra, size_t n_extra);
+
+/* printf-style shorthands for log_event without extra fields. */
+void log_errorf(int worker, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+void log_warnf(int worker, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+void log_infof(int worker, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+
+#endif

@@ -1,0 +1,122 @@
+/*
+ * lua_host — one Lua 5.4 state per worker thread, running the application in scripts/.
+ *
+ * THE CONTRACT BETWEEN THE CORE AND THE LUA APPLICATION
+ *
+ * Loading. At start (and on reload) the worker creates a fresh lua_State, opens the standard
+ * libraries, sets package.path to "<SCRIPTS_DIR>/?.lua;<SCRIPTS_DIR>/?/init.lua;" followed by the
+ * default path (package.cpath keeps its default, where Debian's cjson lives), registers the module
+ * `h2lua` (require "h2lua") and runs <SCRIPTS_DIR>/app.lua. app.lua must return a function
+ * `handle(req) -> res`. Templates are compiled by the Lua side while app.lua loads (scripts/lib/view),
+ * so a broken template fails the load.
+ *
+ * A request. Each request runs `handle(req)` in a fresh coroutine. A C function of the core may
+ * yield that coroutine (the database calls do) and the core resumes it from an event-loop callback;
+ * yielding from Lua code itself (coroutine.yield outside a coroutine the app made) is an error.
+ *
+ *   req.method       "GET", "POST", ... (HEAD is passed as "HEAD"; the router answers it from GET)
+ *   req.path         the path, percent-decoded, without the query; valid UTF-8 (else the core
+ *                    answered 400 before Lua ran)
+ *   req.raw_path     the path as sent, with the query
+ *   req.query_string the raw query without '?', "" when none
+ *   req.headers      table, lower-case name -> value; repeated headers joined by ", "
+ *                    ("cookie" joined by "; ")
+ *   req.body         the request body as a string ("" when none); at most MAX_BODY bytes
+ *   req.remote_addr  the peer address as text
+ *   req.id           a request id (16 hex digits), also in the access log and X-Request-Id
+ *   req.worker       the worker number, 0-based
+ *   req.scheme       "http" or "https" (of the connection; the app may honour X-Forwarded-Proto)
+ *   req.version      "HTTP/1.0", "HTTP/1.1" or "HTTP/2"
+ *   lazily, decoded on first access and cached in the table:
+ *   req.query        table name -> value from query_string
+ *   req.form         table name -> value from an application/x-www-form-urlencoded body
+ *                    (an empty table for any other content type)
+ *   req.cookies      table name -> value from the Cookie header
+ *   A malformed query/form (bad percent-encoding, invalid UTF-8, a repeated field, more than
+ *   MAX_FORM_FIELDS fields) raises h2lua.http_error(400, message) on access.
+ *
+ * The response: a table
+ *   { status = 200, headers = { ["content-type"] = "...", ["set-cookie"] = { "a=1", "b=2" } },
+ *     body = "..." }
+ *   status defaults to 200, body to "". A header value that is a table sends one header line per
+ *   element. Header names are sent in lower case. Without content-type the core sends
+ *   "text/html; charset=utf-8". The core adds the security headers, x-request-id and, for HEAD,
+ *   drops the body (content-length stays that of the body).
+ *   Anything else returned, or an error escaping handle(), gives a plain 500 and a log line; the
+ *   application is expected to catch its own errors and render its own error pages.
+ *
+ * The module `h2lua` (C functions; none of them blocks):
+ *   h2lua.config              read-only copy of the configuration: app_env, scripts_dir, views_dir,
+ *                             static_dir, port, workers, max_body, max_form_fields, version
+ *                             (secret_key is not in it; see hmac_sha256)
+ *   h2lua.worker              this worker's number
+ *   h2lua.http_error(status, message)   raises an error object {status=, message=} (a table with
+ *                             metatable h2lua.HttpError) that the app maps to that status page
+ *   h2lua.is_http_error(v)    true when v was made by http_error
+ *   h2lua.parse_form(s)       -> table | nil, message   (the decoder behind req.query/req.form)
+ *   h2lua.parse_cookies(s)    -> table                  (malformed pairs are skipped)
+ *   h2lua.utf8_valid(s)       -> boolean
+ *   h2lua.hmac_sha256(data)   -> 64 hex digits: HMAC-SHA256 keyed with SECRET_KEY
+ *   h2lua.random_hex(n)       -> 2n hex digits from the OS CSPRNG
+ *   h2lua.equal(a, b)         constant-time string comparison
+ *   h2lua.now()               seconds since the epoch, as a float (the loop's cached clock)
+ *   h2lua.log_error(message, fields)    one JSON line on stderr: {"time","level":"error",
+ *                             "worker","msg", ...fields (string/number/boolean values)}
+ */
+#ifndef H2LUA_LUA_HOST_H
+#define H2LUA_LUA_HOST_H
+
+#include <h2o.h>
+#include <lua.h>
+
+struct config;
+struct worker;
+
+/* A loaded application: a lua_State and a reference to its handle() function. */
+typedef struct lua_host {
+    lua_State *L;
+    int handle_ref;    /* registry reference to handle() */
+    int req_mt_ref;    /* registry reference to the req metatable */
+    unsigned inflight; /* requests running on this state */
+} lua_host_t;
+
+/*
+ * Creates a state and loads the application into it. Returns 0, or a negative code with a message
+ * for people (file and line where Lua gives them) in errbuf. On failure *out is untouched and
+ * nothing leaks.
+ */
+int lua_host_open(lua_host_t **out, const struct config *cfg, struct worker *worker, char *errbuf, size_t errlen);
+
+/* Closes the state; the caller guarantees no request is running on it. */
+void lua_host_close(lua_host_t *host);
+
+/* A request running in a coroutine. */
+typedef struct lua_req lua_req_t;
+
+/*
+ * The request whose coroutine is L, or NULL when L is not a request coroutine (the state's main
+ * thread while app.lua loads, or a coroutine the application made). C functions that yield use it.
+ */
+lua_req_t *lua_host_req(lua_State *L);
+
+/* The worker a request runs on. */
+struct worker *lua_req_worker(lua_req_t *lr);
+
+/*
+ * The yield protocol for C functions: call lua_host_suspend(lr) and `return lua_yield(L, 0)`;
+ * later, from an event-loop callback, push n values on lua_req_coroutine(lr) and call
+ * lua_host_resume(lr, n): the values become the results of the C function. The request may have
+ * been abandoned by its client meanwhile; the coroutine still runs to its end (so that a
+ * transaction finishes) and its response is dropped.
+ */
+void lua_host_suspend(lua_req_t *lr);
+lua_State *lua_req_coroutine(lua_req_t *lr);
+void lua_host_resume(lua_req_t *lr, int nargs);
+
+/*
+ * Registers the h2o handler that runs the application for every path under `pathconf`.
+ * The handler reaches the worker (and its lua_host) through the h2o context.
+ */
+void lua_host_register(h2o_pathconf_t *pathconf);
+
+#endif

@@ -1,0 +1,265 @@
+#include "migrate.h"
+
+#include <dirent.h>
+#include <mysql.h>
+#include <openssl/evp.h>
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "config.h"
+#include "log.h"
+#include "util.h"
+
+#define LOCK_NAME "h2lua.migrations"
+
+enum { MIGRATE_RETRY = -1, MIGRATE_REFUSED = -2 };
+
+static atomic_int migrations_done;
+
+int migrate_is_done(void)
+{
+    return atomic_load(&migrations_done);
+}
+
+struct migration {
+    char *name;
+    char *sql;
+    size_t len;
+    char checksum[65];
+};
+
+static int is_migration_name(const char *n)
+{
+    size_t len = strlen(n);
+    if (len < 10 || strcmp(n + len - 4, ".sql") != 0 || n[4] != '_')
+        return 0;
+    for (int i = 0; i < 4; ++i)
+        if (n[i] < '0' || n[i] > '9')
+            return 0;
+    for (size_t i = 5; i < len - 4; ++i)
+        if (!((n[i] >= 'a' && n[i] <= 'z') || (n[i] >= 'A' && n[i] <= 'Z') || (n[i] >= '0' && n[i] <= '9') || n[i] == '_'))
+            return 0;
+    return 1;
+}
+
+static int cmp_migration(const void *a, const void *b)
+{
+    return strcmp(((const struct migration *)a)->name, ((const struct migration *)b)->name);
+}
+
+static void free_migrations(struct migration *m, size_t n)
+{
+    for (size_t i = 0; i < n; ++i) {
+        free(m[i].name);
+        free(m[i].sql);
+    }
+    free(m);
+}
+
+/* Reads and checksums every migration file, sorted by name. Returns the count or -1 (err set). */
+static long read_migrations(const char *dir, struct migration **out, char *err, size_t errlen)
+{
+    DIR *d = opendir(dir);
+    if (d == NULL) {
+        snprintf(err, errlen, "MIGRATIONS_DIR '%s' cannot be read", dir);
+        return -1;
+    }
+    size_t n = 0, cap = 16;
+    struct migration *m = util_malloc(cap * sizeof(*m));
+    struct dirent *e;
+    while ((e = readdir(d)) != NULL) {
+        if (!is_migration_name(e->d_name))
+            continue;
+        char path[4096];
+        snprintf(path, sizeof(path), "%s/%s", dir, e->d_name);
+        FILE *fp = fopen(path, "rb");
+        if (fp == NULL)
+            continue;
+        fseek(fp, 0, SEEK_END);
+        long size = ftell(fp);
+        fseek(fp, 0, SEEK_SET);
+        char *sql = util_malloc((size_t)size + 1);
+        size_t got = fread(sql, 1, (size_t)size, fp);
+        fclose(fp);
+        sql[got] = '\0';
+        if (n == cap)
+            m = realloc(m, (cap *= 2) * sizeof(*m));
+        if (m == NULL)
+            util_malloc((size_t)-1);
+        m[n].name = util_strdup(e->d_name);
+        m[n].sql = sql;
+        m[n].len = got;
+        unsigned char md[EVP_MAX_MD_SIZE];
+        unsigned mdlen;
+        EVP_Digest(sql, got, md, &mdlen, EVP_sha256(), NULL);
+        util_hex_encode(m[n].checksum, md, mdlen);
+        ++n;
+    }
+    closedir(d);
+    qsort(m, n, sizeof(*m), cmp_migration);
+    *out = m;
+    return (long)n;
+}
+
+/* Runs one (possibly multi-statement) text, draining every result. Returns 0 or -1. */
+static int exec_all(MYSQL *db, const char *sql, size_t len)
+{
+    if (mysql_real_query(db, sql, (unsigned long)len) != 0)
+        return -1;
+    int status;
+    do {
+        MYSQL_RES *res = mysql_store_result(db);
+        if (res != NULL)
+            mysql_free_result(res);
+        else if (mysql_field_count(db) != 0)
+            return -1;
+    } while ((status = mysql_next_result(db)) == 0);
+    return status > 0 ? -1 : 0;
+}
+
+/* The single value of a one-row query, copied into buf; returns 0 or -1. */
+static int query_value(MYSQL *db, const char *sql, char *buf, size_t len)
+{
+    if (mysql_query(db, sql) != 0)
+        return -1;
+    MYSQL_RES *res = mysql_store_result(db);
+    if (res == NULL)
+        return -1;
+    MYSQL_ROW row = mysql_fetch_row(res);
+    snprintf(buf, len, "%s", row != NULL && row[0] != NULL ? row[0] : "");
+    mysql_free_result(res);
+    return 0;
+}
+
+static int apply(const config_t *cfg, char *err, size_t errlen)
+{
+    struct migration *m = NULL;
+    long n = read_migrations(cfg->migrations_dir, &m, err, errlen);
+    if (n < 0)
+        return MIGRATE_REFUSED;
+
+    MYSQL *db = mysql_init(NULL);
+    unsigned proto = MYSQL_PROTOCOL_TCP, timeout = (unsigned)(cfg->db_connect_timeout_ms / 1000), rw = 60;
+    mysql_options(db, MYSQL_OPT_PROTOCOL, &proto);
+    mysql_options(db, MYSQL_OPT_CONNECT_TIMEOUT, &timeout);
+    mysql_options(db, MYSQL_OPT_READ_TIMEOUT, &rw);
+    mysql_options(db, MYSQL_OPT_WRITE_TIMEOUT, &rw);
+    mysql_options(db, MYSQL_SET_CHARSET_NAME, "utf8mb4");
+    int ret = MIGRATE_RETRY, locked = 0;
+    char value[128];
+    if (mysql_real_connect(db, cfg->db.host, cfg->db.user, cfg->db.password, cfg->db.name, (unsigned)cfg->db.port, NULL,
+                           CLIENT_MULTI_STATEMENTS) == NULL) {
+        snprintf(err, errlen, "cannot connect to %s:%d: %s", cfg->db.host, cfg->db.port, mysql_error(db));
+        goto Exit;
+    }
+    if (query_value(db, "SELECT GET_LOCK('" LOCK_NAME "', 60)", value, sizeof(value)) != 0 || strcmp(value, "1") != 0) {
+        snprintf(err, errlen, "cannot take the lock '%s': %s", LOCK_NAME, mysql_errno(db) ? mysql_error(db) : "timeout");
+        goto Exit;
+    }
+    locked = 1;
+    static const char create[] = "CREATE TABLE IF NOT EXISTS schema_migrations ("
+                                 " version VARCHAR(255) NOT NULL PRIMARY KEY,"
+                                 " checksum CHAR(64) NOT NULL,"
+                                 " applied_at TIMESTAMP NOT NULL DEFAULT CURRENT_TIMESTAMP"
+                                 ") DEFAULT CHARSET=utf8mb4";
+    if (exec_all(db, create, sizeof(create) - 1) != 0) {
+        snprintf(err, errlen, "cannot create schema_migrations: %s", mysql_error(db));
+        ret = MIGRATE_REFUSED;
+        goto Exit;
+    }
+    int applied = 0;
+    for (long i = 0; i < n; ++i) {
+        char sql[512];
+        snprintf(sql, sizeof(sql), "SELECT checksum FROM schema_migrations WHERE version = '%s'", m[i].name);
+        if (mysql_query(db, sql) != 0) {
+            snprintf(err, errlen, "cannot read schema_migrations: %s", mysql_error(db));
+            goto Exit;
+        }
+        MYSQL_RES *res = mysql_store_result(db);
+        MYSQL_ROW row = res != NULL ? mysql_fetch_row(res) : NULL;
+        int known = row != NULL;
+        int same = known && row[0] != NULL && strcmp(row[0], m[i].checksum) == 0;
+        if (res != NULL)
+            mysql_free_result(res);
+        if (known) {
+            if (!same) {
+                snprintf(err, errlen,
+                         "migration %s was edited after it was applied (its checksum differs from the one recorded in "
+                         "schema_migrations); restore it and add a new migration instead",
+                         m[i].name);
+                ret = MIGRATE_REFUSED;
+                goto Exit;
+            }
+            continue;
+        }
+        if (exec_all(db, m[i].sql, m[i].len) != 0) {
+            snprintf(err, errlen, "migration %s failed: (%u) %s", m[i].name, mysql_errno(db), mysql_error(db));
+            ret = MIGRATE_REFUSED;
+            goto Exit;
+        }
+        snprintf(sql, sizeof(sql), "INSERT INTO schema_migrations (version, checksum) VALUES ('%s', '%s')", m[i].name,
+                 m[i].checksum);
+        if (exec_all(db, sql, strlen(sql)) != 0) {
+            snprintf(err, errlen, "cannot record migration %s: %s", m[i].name, mysql_error(db));
+            goto Exit;
+        }
+        log_infof(-1, "migration %s applied", m[i].name);
+        ++applied;
+    }
+    if (applied == 0)
+        log_infof(-1, "migrations: the database is up to date (%ld known)", n);
+    ret = 0;
+Exit:
+    if (locked)
+        query_value(db, "SELECT RELEASE_LOCK('" LOCK_NAME "')", value, sizeof(value));
+    mysql_close(db);
+    free_migrations(m, (size_t)n);
+    return ret;
+}
+
+int migrate_run_once(const config_t *cfg)
+{
+    char err[1024];
+    if (cfg->db.host == NULL) {
+        log_errorf(-1, "DATABASE_URL is not set: nothing to migrate");
+        return 1;
+    }
+    if (apply(cfg, err, sizeof(err)) != 0) {
+        log_errorf(-1, "migrations failed: %s", err);
+        return 1;
+    }
+    return 0;
+}
+
+static void *migrate_thread(void *arg)
+{
+    const config_t *cfg = arg;
+    unsigned delay = 1;
+    for (;;) {
+        char err[1024];
+        int ret = apply(cfg, err, sizeof(err));
+        if (ret == 0)
+            break;
+        log_errorf(-1, "migrations not applied, retrying in %u s: %s", delay, err);
+        sleep(delay);
+        delay = delay * 2 > 30 ? 30 : delay * 2;
+    }
+    atomic_store(&migrations_done, 1);
+    return NULL;
+}
+
+void migrate_start(const config_t *cfg)
+{
+    if (cfg->db.host == NULL) {
+        atomic_store(&migrations_done, 1);
+        return;
+    }
+    mysql_library_init(0, NULL, NULL);
+    pthread_t t;
+    pthread_create(&t, NULL, migrate_thread, (void *)cfg);
+    pthread_detach(t);
+}

@@ -1,0 +1,25 @@
+/*
+ * reload — swaps a worker's application for a freshly loaded one between requests.
+ *
+ * reload_worker builds a new lua_State from SCRIPTS_DIR and VIEWS_DIR; on success new requests run
+ * on it while requests already running finish on the old one, which is closed when its last
+ * request ends. On failure the running version stays, the failure is logged with file and line, and
+ * in development every page shows it until a later reload succeeds. A reload never touches the
+ * listening socket or the database pools.
+ *
+ * reload_watch_start, in development, watches SCRIPTS_DIR and VIEWS_DIR with inotify and calls
+ * `trigger` (debounced) after a change; editors that save by rename are seen.
+ */
+#ifndef H2LUA_RELOAD_H
+#define H2LUA_RELOAD_H
+
+struct worker;
+struct config;
+
+/* Runs on the worker's thread. Returns 0 when the new version serves, -1 when it was refused. */
+int reload_worker(struct worker *w);
+
+/* Starts the watcher thread (development only; a no-op in production). */
+void reload_watch_start(const struct config *cfg, void (*trigger)(void *arg), void *arg);
+
+#endif

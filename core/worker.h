@@ -1,0 +1,61 @@
+/*
+ * worker — one thread with its own libh2o event loop, listening socket (SO_REUSEPORT), h2o
+ * context, Lua state, access-log buffer and database pools. Everything in a worker_t is owned by
+ * its thread, except `control` (the receiver other threads post messages to) and the fields
+ * marked as written by the main thread before the thread starts.
+ */
+#ifndef H2LUA_WORKER_H
+#define H2LUA_WORKER_H
+
+#include <h2o.h>
+#include <pthread.h>
+#include <stdint.h>
+
+#include "log.h"
+
+struct config;
+struct lua_host;
+struct db_pool;
+struct server;
+
+typedef struct worker {
+    /* set by the main thread before the thread starts */
+    int id;
+    const struct config *cfg;
+    struct server *server;
+    int listen_fd;
+
+    pthread_t thread;
+    h2o_evloop_t *loop;
+    h2o_context_t ctx;
+    h2o_accept_ctx_t accept_ctx;
+    h2o_socket_t *listener;
+    h2o_multithread_receiver_t control; /* shared: posted to by the main thread */
+    h2o_timeout_t tick_timeout;         /* 100 ms: flush logs, check drain */
+    h2o_timeout_entry_t tick;
+
+    struct lua_host *lua; /* the application state new requests run on */
+    unsigned app_version; /* bumped by every successful reload */
+    char *load_error;     /* why the last reload failed (shown on every page in development), or NULL */
+    uint64_t reloads_ok, reloads_failed;
+    log_buf_t access_log;
+    uint64_t request_seq;
+    uint32_t request_id_base;
+    int shutting_down;
+    uint64_t drain_deadline; /* loop time (ms) after which remaining connections are dropped */
+    uint64_t inflight;       /* requests whose handler has not finished */
+
+    struct db_pool *db;      /* the primary's pool, or NULL */
+    struct db_pool *db_read; /* the replica's pool, or NULL */
+} worker_t;
+
+/* The worker that owns an h2o context (every context belongs to exactly one worker). */
+static inline worker_t *worker_from_ctx(h2o_context_t *ctx)
+{
+    return H2O_STRUCT_FROM_MEMBER(worker_t, ctx, ctx);
+}
+
+/* Writes the next request id of this worker (16 hex digits and a NUL) into buf. Can't fail. */
+void worker_next_request_id(worker_t *w, char buf[17]);
+
+#endif

@@ -1,0 +1,188 @@
+-- template: etlua-syntax templates compiled to Lua functions.
+--
+--   <% code %>     Lua statements
+--   <%= expr %>    the value, HTML-escaped (& < > " ' -> &amp; &lt; &gt; &quot; &#39;)
+--   <%- expr %>    the value as is
+--   -%>            closing a tag this way drops the newline right after it
+-- A nil value renders as "". Other values go through tostring.
+--
+-- A template runs with its own environment: a copy of the data table whose missing names come
+-- from a base (template.base by default: string, table, math, utf8, pairs, ipairs, next, select,
+-- type, tostring, tonumber, error, assert, os.date, os.time and escape). Assigning a global
+-- inside a template changes only that copy.
+--
+-- Errors name the template file and the template line: "views/index.etlua:12: message". An error
+-- raised by a function a template calls gets the template position in front of its own.
+
+local template = {}
+
+local byte, concat, find, format, gsub, sub =
+    string.byte, table.concat, string.find, string.format, string.gsub, string.sub
+local tostring, type, pairs, setmetatable, xpcall = tostring, type, pairs, setmetatable, xpcall
+local getinfo = debug.getinfo
+
+local ESCAPES = { ["&"] = "&amp;", ["<"] = "&lt;", [">"] = "&gt;", ['"'] = "&quot;", ["'"] = "&#39;" }
+
+-- Returns v as HTML text: "" for nil, tostring otherwise, with & < > " ' escaped.
+local function escape(v)
+    if v == nil then return "" end
+    if type(v) ~= "string" then v = tostring(v) end
+    if not find(v, "[&<>\"']") then return v end
+    return (gsub(v, "[&<>\"']", ESCAPES))
+end
+template.escape = escape
+
+local function raw(v)
+    if v == nil then return "" end
+    if type(v) ~= "string" then return tostring(v) end
+    return v
+end
+
+template.base = {
+    string = string, table = table, math = math, utf8 = utf8,
+    pairs = pairs, ipairs = ipairs, next = next, select = select, type = type,
+    tostring = tostring, tonumber = tonumber, error = error, assert = assert,
+    os = { date = os.date, time = os.time },
+    escape = escape,
+}
+
+-- Returns a new base table: template.base plus the fields of extra (which win).
+function template.new_base(extra)
+    local base = {}
+    for k, v in pairs(template.base) do base[k] = v end
+    for k, v in pairs(extra or {}) do base[k] = v end
+    return base
+end
+
+local function count_newlines(s)
+    local _, n = gsub(s, "\n", "")
+    return n
+end
+
+-- Translates source into Lua code. Returns code, linemap (Lua line -> template line)
+-- or nil, "<template line>: message".
+local function translate(source)
+    local out, map = {}, {}
+    local lua_line, tpl_line = 1, 1
+    map[1] = 1
+
+    -- Appends code that spans as many lines as the template text it stands for (newlines in
+    -- code advance both counters), then, when extra_newline, a line of its own.
+    local function emit(code, extra_newline)
+        out[#out + 1] = code
+        local n = count_newlines(code)
+        for _ = 1, n do
+            lua_line, tpl_line = lua_line + 1, tpl_line + 1
+            map[lua_line] = tpl_line
+        end
+        if extra_newline then
+            out[#out + 1] = "\n"
+            lua_line = lua_line + 1
+            map[lua_line] = tpl_line
+        end
+    end
+
+    emit("local _esc, _raw, _concat = ... return function(_ENV) local _b, _n = {}, 0 ")
+    local pos, len = 1, #source
+    while pos <= len do
+        local open = find(source, "<%", pos, true)
+        local text = sub(source, pos, (open or len + 1) - 1)
+        if text ~= "" then
+            -- %q keeps a newline as a backslash-newline, so the code spans the same lines.
+            emit(format("_n = _n + 1 _b[_n] = %q ", text))
+        end
+        if not open then break end
+        local kind = sub(source, open + 2, open + 2)
+        local start = (kind == "=" or kind == "-") and open + 3 or open + 2
+        local close = find(source, "%>", start, true)
+        if not close then
+            return nil, format("%d: unclosed '<%%'", tpl_line)
+        end
+        local trim = byte(source, close - 1) == 45 and close - 1 >= start -- "-%>"
+        local body = sub(source, start, trim and close - 2 or close - 1)
+        -- A newline closes each piece of code, so a trailing "--" comment cannot swallow ours.
+        if kind == "=" then
+            emit("_n = _n + 1 _b[_n] = _esc(" .. body, true)
+            emit(") ")
+        elseif kind == "-" then
+            emit("_n = _n + 1 _b[_n] = _raw(" .. body, true)
+            emit(") ")
+        else
+            emit(body, true)
+        end
+        pos = close + 2
+        if trim then
+            if sub(source, pos, pos) == "\n" then
+                pos = pos + 1
+                emit("\n")
+            elseif sub(source, pos, pos + 1) == "\r\n" then
+                pos = pos + 2
+                emit("\n")
+            end
+        end
+    end
+    emit("return _concat(_b, \"\", 1, _n) end")
+    return concat(out), map
+end
+
+local compiled = 0
+
+-- Compiles source. chunkname names the template in error messages (use its file path).
+-- base: the environment fallback (default template.base).
+-- Returns render(data) -> string | nil, err   (err: "chunkname:line: message", or the raised
+--         value itself when it is not a string, e.g. an HTTP error object)
+--      or nil, "chunkname:line: message" on a syntax error.
+function template.compile(source, chunkname, base)
+    chunkname = chunkname or "template"
+    local code, map = translate(source)
+    if not code then return nil, chunkname .. ":" .. map end
+
+    -- The chunk gets a short private name (Lua truncates long ones in messages) so that its
+    -- messages are told apart from messages already translated, e.g. of a partial.
+    compiled = compiled + 1
+    local private = "\1tpl" .. compiled
+    local prefix = "^" .. private .. ":(%d+):"
+    local function translate_msg(msg)
+        return (gsub(msg, prefix, function(n)
+            return chunkname .. ":" .. (map[tonumber(n)] or n) .. ":"
+        end, 1))
+    end
+
+    local chunk, err = load(code, "=" .. private, "t", {})
+    if not chunk then
+        err = gsub(err, "%(to close '(%a+)' at line (%d+)%)", function(what, n)
+            return "(to close '" .. what .. "' at line " .. (map[tonumber(n)] or n) .. ")"
+        end)
+        return nil, translate_msg(err)
+    end
+    local fn = chunk(escape, raw, concat)
+
+    local source_name = "=" .. private
+    local function on_error(e)
+        if type(e) ~= "string" then return e end
+        if find(e, prefix) then return translate_msg(e) end
+        -- Raised elsewhere (a C function, a helper, a partial): prefix the template position.
+        local level = 2
+        while true do
+            local info = getinfo(level, "Sl")
+            if not info then return e end
+            if info.source == source_name then
+                return chunkname .. ":" .. (map[info.currentline] or "?") .. ": " .. e
+            end
+            level = level + 1
+        end
+    end
+
+    local mt = { __index = base or template.base }
+    return function(data)
+        local env = setmetatable({}, mt)
+        if data then
+            for k, v in pairs(data) do env[k] = v end
+        end
+        local ok, out = xpcall(fn, on_error, env)
+        if ok then return out end
+        return nil, out
+    end
+end
+
+return template

@@ -1,0 +1,115 @@
+-- view: the templates of a views directory, compiled once at load.
+--
+-- Every *.etlua file under the directory (recursively) is a view named by its path relative to
+-- the directory, without the extension: "index", "partials/flash". Inside a template,
+-- render(name, data) renders another view (no layout) and returns its text.
+
+local template = require "lib.template"
+
+local view = {}
+
+local format, gmatch, gsub, sort, sub = string.format, string.gmatch, string.gsub, table.sort, string.sub
+
+local function read_file(path)
+    local f, err = io.open(path, "rb")
+    if not f then error("view: " .. err, 0) end
+    local s = f:read("a")
+    f:close()
+    return s
+end
+
+local function shell_quote(s)
+    return "'" .. gsub(s, "'", "'\\''") .. "'"
+end
+
+-- Relative paths of the *.etlua files under dir, sorted. Raises when dir cannot be read.
+local function list_templates(dir)
+    local found = {}
+    local ok, lfs = pcall(require, "lfs")
+    if ok and type(lfs) == "table" then
+        local function walk(rel)
+            local abs = rel == "" and dir or dir .. "/" .. rel
+            local iter_ok, iter, state = pcall(lfs.dir, abs)
+            if not iter_ok then error("view: cannot read directory " .. abs .. ": " .. tostring(iter), 0) end
+            for entry in iter, state do
+                if entry ~= "." and entry ~= ".." then
+                    local path = rel == "" and entry or rel .. "/" .. entry
+                    local mode = lfs.attributes(dir .. "/" .. path, "mode")
+                    if mode == "directory" then
+                        walk(path)
+                    elseif mode == "file" and sub(entry, -6) == ".etlua" then
+                        found[#found + 1] = path
+                    end
+                end
+            end
+        end
+        walk("")
+    else
+        -- Without LuaFileSystem (the server's state has only the standard libraries).
+        local p = io.popen("find -L " .. shell_quote(dir) .. " -type f -name '*.etlua' 2>/dev/null && echo .")
+        local out = p:read("a")
+        p:close()
+        if sub(out, -2) ~= ".\n" then error("view: cannot read directory " .. dir, 0) end
+        local prefix = #dir + 2
+        for line in gmatch(out, "[^\n]+") do
+            if line ~= "." then found[#found + 1] = sub(line, prefix) end
+        end
+    end
+    sort(found)
+    return found
+end
+
+-- Compiles every view under dir. Returns a views object:
+--   views.render(name, data, opts) -> string   renders view name with data; unless
+--       opts.layout == false the result is rendered again inside the view opts.layout (default
+--       "layout", skipped when there is no such view) as `content`, with the same data.
+--       Raises the template's error ("file:line: message", or an HTTP error object as raised).
+--   views.has(name) -> boolean
+--   views.names -> sorted array of view names
+-- Raises "file:line: message" on the first template that does not compile.
+function view.load(dir)
+    assert(type(dir) == "string" and dir ~= "", "view.load: views directory required")
+    dir = gsub(dir, "/+$", "")
+    if dir == "" then dir = "/" end
+    local fns, names = {}, {}
+    local views = { names = names }
+
+    local function render_view(name, data)
+        local fn = fns[name]
+        if not fn then error(format("view not found: %q", tostring(name)), 0) end
+        local out, err = fn(data)
+        if not out then error(err, 0) end
+        return out
+    end
+
+    local base = template.new_base { render = render_view }
+    for _, rel in ipairs(list_templates(dir)) do
+        local name = sub(rel, 1, -7)
+        local path = dir .. "/" .. rel
+        local fn, err = template.compile(read_file(path), path, base)
+        if not fn then error(err, 0) end
+        fns[name] = fn
+        names[#names + 1] = name
+    end
+
+    function views.has(name)
+        return fns[name] ~= nil
+    end
+
+    function views.render(name, data, opts)
+        data = data or {}
+        local out = render_view(name, data)
+        local layout = "layout"
+        if opts and opts.layout ~= nil then layout = opts.layout end
+        if layout == false or (layout == "layout" and not fns.layout) then return out end
+        local outer = { content = out }
+        for k, v in pairs(data) do
+            if k ~= "content" then outer[k] = v end
+        end
+        return render_view(layout, outer)
+    end
+
+    return views
+end
+
+return view

@@ -1,0 +1,129 @@
+/* Unit tests of core/config.c: defaults, validation messages, DATABASE_URL forms. */
+#include <stdlib.h>
+#include <string.h>
+
+#include "check.h"
+#include "config.h"
+
+/* A fake environment: NULL-terminated name/value pairs. */
+static const char **fake_env;
+
+static const char *fake_getenv(const char *name)
+{
+    for (const char **p = fake_env; p != NULL && *p != NULL; p += 2)
+        if (strcmp(p[0], name) == 0)
+            return p[1];
+    return NULL;
+}
+
+static int load(config_t *cfg, char *err, const char **env)
+{
+    fake_env = env;
+    err[0] = '\0';
+    return config_load(cfg, fake_getenv, err, 512);
+}
+
+static void test_defaults(void)
+{
+    config_t cfg;
+    char err[512];
+    const char *env[] = {"SECRET_KEY", "0123456789abcdef", "SCRIPTS_DIR", ".", "VIEWS_DIR", ".", NULL};
+    CHECK(load(&cfg, err, env) == 0);
+    CHECK(cfg.port == 8080);
+    CHECK(cfg.workers >= 1);
+    CHECK(cfg.app_env == CONFIG_ENV_PRODUCTION);
+    CHECK(cfg.log_format == CONFIG_LOG_JSON);
+    CHECK(cfg.max_body == 1048576);
+    CHECK(cfg.drain_timeout_ms == 20000);
+    CHECK(cfg.db.host == NULL);
+    CHECK(strcmp(cfg.db.name, "flaskcrud") == 0);
+    CHECK(strcmp(cfg.static_dir, "./static") == 0);
+    config_free(&cfg);
+}
+
+static void expect_error(const char **env, const char *needle)
+{
+    config_t cfg;
+    char err[512];
+    int ret = load(&cfg, err, env);
+    CHECK(ret == CONFIG_EINVAL);
+    if (strstr(err, needle) == NULL) {
+        fprintf(stderr, "  expected '%s' in '%s'\n", needle, err);
+        CHECK(0);
+    }
+}
+
+static void test_invalid(void)
+{
+    const char *bad_port[] = {"SECRET_KEY", "0123456789abcdef", "SCRIPTS_DIR", ".", "VIEWS_DIR", ".", "PORT", "abc", NULL};
+    expect_error(bad_port, "PORT must be an integer from 1 to 65535, got 'abc'");
+    const char *big_port[] = {"SECRET_KEY", "0123456789abcdef", "SCRIPTS_DIR", ".", "VIEWS_DIR", ".", "PORT", "70000", NULL};
+    expect_error(big_port, "PORT");
+    const char *workers[] = {"SECRET_KEY", "0123456789abcdef", "SCRIPTS_DIR", ".", "VIEWS_DIR", ".", "WORKERS", "0", NULL};
+    expect_error(workers, "WORKERS");
+    const char *env[] = {"SECRET_KEY", "0123456789abcdef", "SCRIPTS_DIR", ".", "VIEWS_DIR", ".", "APP_ENV", "prod", NULL};
+    expect_error(env, "APP_ENV must be 'production' or 'development'");
+    const char *nokey[] = {"SCRIPTS_DIR", ".", "VIEWS_DIR", ".", NULL};
+    expect_error(nokey, "SECRET_KEY is required");
+    const char *shortkey[] = {"SECRET_KEY", "short", "SCRIPTS_DIR", ".", "VIEWS_DIR", ".", NULL};
+    expect_error(shortkey, "SECRET_KEY must be at least 16");
+    const char *logf[] = {"SECRET_KEY", "0123456789abcdef", "SCRIPTS_DIR", ".", "VIEWS_DIR", ".", "LOG_FORMAT", "xml", NULL};
+    expect_error(logf, "LOG_FORMAT");
+    const char *dir[] = {"SECRET_KEY", "0123456789abcdef", "SCRIPTS_DIR", "/nonexistent/dir", "VIEWS_DIR", ".", NULL};
+    expect_error(dir, "SCRIPTS_DIR must be a readable directory");
+    const char *tls[] = {"SECRET_KEY", "0123456789abcdef", "SCRIPTS_DIR", ".", "VIEWS_DIR", ".", "TLS_CERT", "x.pem", NULL};
+    expect_error(tls, "TLS_CERT is set but TLS_KEY is not");
+    const char *body[] = {"SECRET_KEY", "0123456789abcdef", "SCRIPTS_DIR", ".", "VIEWS_DIR", ".", "MAX_BODY", "1k", NULL};
+    expect_error(body, "MAX_BODY");
+    const char *url[] = {"SECRET_KEY", "0123456789abcdef", "SCRIPTS_DIR", ".", "VIEWS_DIR", ".", "DATABASE_URL",
+                         "postgres://x@y/z", NULL};
+    expect_error(url, "DATABASE_URL must start with mysql://");
+    const char *rurl[] = {"SECRET_KEY", "0123456789abcdef", "SCRIPTS_DIR", ".", "VIEWS_DIR", ".", "DATABASE_READ_URL",
+                          "db:99999", NULL};
+    expect_error(rurl, "DATABASE_READ_URL");
+}
+
+static void test_development(void)
+{
+    config_t cfg;
+    char err[512];
+    const char *env[] = {"APP_ENV", "development", "SCRIPTS_DIR", ".", "VIEWS_DIR", ".", NULL};
+    CHECK(load(&cfg, err, env) == 0);
+    CHECK(cfg.secret_key_generated == 1 && strlen(cfg.secret_key) == 64);
+    config_free(&cfg);
+}
+
+static void test_db_url(void)
+{
+    char err[512];
+    config_db_t db = {0};
+    db.port = 3306;
+    CHECK(config_parse_db_url(&db, "mydb.abc.rds.amazonaws.com", err, sizeof(err)) == 0);
+    CHECK(strcmp(db.host, "mydb.abc.rds.amazonaws.com") == 0 && db.port == 3306);
+    CHECK(config_parse_db_url(&db, "10.0.3.7:3307", err, sizeof(err)) == 0);
+    CHECK(strcmp(db.host, "10.0.3.7") == 0 && db.port == 3307);
+    CHECK(config_parse_db_url(&db, "mysql://app:p%40ss:w@db.local:3310/shop", err, sizeof(err)) == 0);
+    CHECK(strcmp(db.host, "db.local") == 0 && db.port == 3310);
+    CHECK(strcmp(db.user, "app") == 0 && strcmp(db.password, "p@ss:w") == 0 && strcmp(db.name, "shop") == 0);
+    CHECK(config_parse_db_url(&db, "mysql://u:a@b@127.0.0.1/x", err, sizeof(err)) == 0);
+    CHECK(strcmp(db.password, "a@b") == 0 && strcmp(db.host, "127.0.0.1") == 0);
+    CHECK(config_parse_db_url(&db, "mysql://[::1]:3306/x", err, sizeof(err)) == 0 && strcmp(db.host, "::1") == 0);
+    CHECK(config_parse_db_url(&db, "mysql://u:secretpw@:3306/x", err, sizeof(err)) == CONFIG_EINVAL);
+    CHECK(strstr(err, "secretpw") == NULL); /* the password never appears in messages */
+    CHECK(config_parse_db_url(&db, "host:0", err, sizeof(err)) == CONFIG_EINVAL);
+    CHECK(config_parse_db_url(&db, "host:abc", err, sizeof(err)) == CONFIG_EINVAL);
+    CHECK(config_parse_db_url(&db, "ho st", err, sizeof(err)) == CONFIG_EINVAL);
+    CHECK(config_parse_db_url(&db, "mysql://u:%zz@h/x", err, sizeof(err)) == CONFIG_EINVAL);
+    CHECK(config_parse_db_url(&db, "mysql://h/bad;name", err, sizeof(err)) == CONFIG_EINVAL);
+    CHECK(config_parse_db_url(&db, "", err, sizeof(err)) == CONFIG_EINVAL);
+    free(db.host), free(db.user), free(db.password), free(db.name);
+}
+
+int main(void)
+{
+    test_defaults();
+    test_invalid();
+    test_development();
+    test_db_url();
+    return CHECK_DONE();
+}

@@ -1,0 +1,166 @@
+// Configuration from the environment: --help, invalid values (exit 2, one line naming the
+// variable), defaults and values that change behaviour, an application that fails to load.
+import { describe, it } from 'node:test';
+import assert from 'node:assert/strict';
+import fs from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import { ROOT, freePort, request, runOnce, startServer } from './support/server.mjs';
+
+const CERT = path.join(ROOT, 'spec/e2e/support/tls/cert.pem');
+const KEY = path.join(ROOT, 'spec/e2e/support/tls/key.pem');
+
+const VARIABLES = [
+  'PORT', 'HOST', 'WORKERS', 'APP_ENV', 'SECRET_KEY', 'LOG_FORMAT', 'SCRIPTS_DIR', 'VIEWS_DIR',
+  'STATIC_DIR', 'BOOTSTRAP_DIR', 'MAX_BODY', 'MAX_FORM_FIELDS', 'REQ_TIMEOUT', 'DRAIN_TIMEOUT',
+  'TLS_CERT', 'TLS_KEY', 'DATABASE_URL', 'DATABASE_READ_URL', 'DATABASE_USERNAME', 'DATABASE_PASSWORD',
+  'DATABASE_NAME', 'DATABASE_PORT', 'DB_POOL_SIZE',
+];
+
+// [variable, value, other env] — each must exit 2 with one stderr line naming the variable
+const INVALID = [
+  ['PORT', 'abc'],
+  ['PORT', '0'],
+  ['PORT', '70000'],
+  ['PORT', '80x'],
+  ['WORKERS', '0'],
+  ['WORKERS', 'many'],
+  ['APP_ENV', 'staging'],
+  ['LOG_FORMAT', 'xml'],
+  ['MAX_BODY', '-1'],
+  ['MAX_BODY', '1MB'],
+  ['MAX_FORM_FIELDS', 'abc'],
+  ['REQ_TIMEOUT', '0'],
+  ['DRAIN_TIMEOUT', 'soon'],
+  ['SCRIPTS_DIR', '/nonexistent/scripts'],
+  ['VIEWS_DIR', '/nonexistent/views'],
+  ['SECRET_KEY', 'short'],
+  ['TLS_CERT', '/nonexistent/cert.pem', { TLS_KEY: KEY }],
+  ['TLS_KEY', '/nonexistent/key.pem', { TLS_CERT: CERT }],
+  ['DATABASE_URL', 'ftp://db.example'],
+  ['DATABASE_URL', 'mysql://u:p@db:notaport/x'],
+  ['DATABASE_PORT', 'x'],
+  ['DB_POOL_SIZE', '0'],
+];
+
+describe('config', () => {
+  it('--help lists every variable and exits 0', async () => {
+    const r = await runOnce({ args: ['--help'] });
+    assert.equal(r.code, 0, r.stderr);
+    for (const v of VARIABLES) assert.match(r.stdout, new RegExp(`^${v}\\b`, 'm'), `--help lists ${v}`);
+  });
+
+  it('--version prints a version and exits 0', async () => {
+    const r = await runOnce({ args: ['--version'] });
+    assert.equal(r.code, 0, r.stderr);
+    assert.match(r.stdout, /\d+\.\d+/);
+  });
+
+  for (const [name, value, other = {}] of INVALID) {
+    it(`${name}=${value} exits 2 naming ${name}`, async () => {
+      const port = name === 'PORT' ? value : String(await freePort());
+      const r = await runOnce({ env: { ...other, PORT: port, [name]: value } });
+      assert.equal(r.timedOut, false, 'should exit at once');
+      assert.equal(r.code, 2, `exit code; stderr: ${r.stderr}`);
+      const lines = r.stderr.trim().split('\n');
+      assert.equal(lines.length, 1, `one stderr line, got:\n${r.stderr}`);
+      assert.match(lines[0], new RegExp(`\\b${name}\\b`));
+      assert.equal(lines[0].includes('p@'), false, 'no password in the message');
+    });
+  }
+
+  it('SECRET_KEY is required in production', async () => {
+    const r = await runOnce({ env: { SECRET_KEY: undefined, APP_ENV: 'production', PORT: String(await freePort()) } });
+    assert.equal(r.code, 2, r.stderr);
+    assert.match(r.stderr.trim(), /SECRET_KEY/);
+    assert.equal(r.stderr.trim().split('\n').length, 1);
+  });
+
+  it('TLS_CERT without TLS_KEY exits 2', async () => {
+    const r = await runOnce({ env: { TLS_CERT: CERT, PORT: String(await freePort()) } });
+    assert.equal(r.code, 2, r.stderr);
+    assert.match(r.stderr, /TLS_KEY/);
+  });
+
+  it('development without SECRET_KEY starts (with a warning)', async () => {
+    const server = await startServer({ env: { APP_ENV: 'development', SECRET_KEY: undefined } });
+    try {
+      assert.equal((await server.get('/hello')).status, 200);
+      assert.match(server.stderr, /SECRET_KEY/);
+      await server.stopClean();
+    } finally {
+      await server.stop({ signal: 'SIGKILL' });
+    }
+  });
+
+  it('PORT and HOST choose where it listens; WORKERS sets the worker count', async () => {
+    const server = await startServer({ env: { WORKERS: '3', HOST: '127.0.0.1' } });
+    try {
+      const workers = new Set();
+      for (let i = 0; i < 60; i++) workers.add(JSON.parse((await server.get('/echo')).text).worker);
+      for (const w of workers) assert.ok(Number.isInteger(w) && w >= 0 && w < 3, `worker ${w}`);
+      assert.ok(workers.size >= 2, `60 connections all went to worker(s) ${[...workers]}`);
+      await server.stopClean();
+    } finally {
+      await server.stop({ signal: 'SIGKILL' });
+    }
+  });
+
+  it('STATIC_DIR chooses the directory served at /static/', async () => {
+    const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'h2lua-static-'));
+    try {
+      fs.writeFileSync(path.join(dir, 'only-here.txt'), 'static dir works\n');
+      const server = await startServer({ env: { STATIC_DIR: dir } });
+      try {
+        const res = await server.get('/static/only-here.txt');
+        assert.equal(res.status, 200);
+        assert.equal(res.text, 'static dir works\n');
+        await server.stopClean();
+      } finally {
+        await server.stop({ signal: 'SIGKILL' });
+      }
+    } finally {
+      fs.rmSync(dir, { recursive: true, force: true });
+    }
+  });
+
+  it('an app.lua that fails to load stops the start with the file and line', async () => {
+    const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'h2lua-broken-'));
+    try {
+      fs.writeFileSync(path.join(dir, 'app.lua'), 'local x = \nreturn function(req) return {} end end\n');
+      const r = await runOnce({ env: { SCRIPTS_DIR: dir, PORT: String(await freePort()) }, timeoutMs: 10000 });
+      assert.equal(r.timedOut, false, 'should not serve a broken app');
+      assert.notEqual(r.code, 0);
+      assert.match(r.stderr, /app\.lua:\d+/);
+    } finally {
+      fs.rmSync(dir, { recursive: true, force: true });
+    }
+  });
+
+  it('an app.lua that does not return a function stops the start', async () => {
+    const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'h2lua-broken-'));
+    try {
+      fs.writeFileSync(path.join(dir, 'app.lua'), 'return 42\n');
+      const r = await runOnce({ env: { SCRIPTS_DIR: dir, PORT: String(await freePort()) }, timeoutMs: 10000 });
+      assert.equal(r.timedOut, false, 'should not serve a broken app');
+      assert.notEqual(r.code, 0);
+      assert.match(r.stderr, /app\.lua|function/);
+    } finally {
+      fs.rmSync(dir, { recursive: true, force: true });
+    }
+  });
+
+  it('a port already in use is a clear start-up error', async () => {
+    const server = await startServer();
+    try {
+      const r = await runOnce({ env: { PORT: String(server.port) }, timeoutMs: 10000 });
+      assert.equal(r.timedOut, false);
+      assert.notEqual(r.code, 0);
+      assert.match(r.stderr, new RegExp(`${server.port}|in use`, 'i'));
+      assert.equal((await request(server.port, '/hello')).status, 200, 'the first server still answers');
+      await server.stopClean();
+    } finally {
+      await server.stop({ signal: 'SIGKILL' });
+    }
+  });
+});

@@ -1,0 +1,99 @@
+// Request limits: MAX_BODY (413), MAX_FORM_FIELDS (400), REQ_TIMEOUT (slow clients are dropped).
+import { it } from 'node:test';
+import assert from 'node:assert/strict';
+import http from 'node:http';
+import { describeServer, parseResponses, rawExchange } from './support/server.mjs';
+
+const FORM = { 'content-type': 'application/x-www-form-urlencoded' };
+
+/** A form body of exactly n bytes: "v=xxxx..." */
+const formOf = (n) => `v=${'x'.repeat(n - 2)}`;
+
+/** POST with a chunked body (no content-length) of `total` bytes in 1 KiB chunks. */
+function postChunked(port, path, total) {
+  return new Promise((resolve, reject) => {
+    const req = http.request({ host: '127.0.0.1', port, path, method: 'POST', agent: false, headers: FORM }, (res) => {
+      const chunks = [];
+      res.on('data', (c) => chunks.push(c));
+      res.on('end', () => resolve({ status: res.statusCode, text: Buffer.concat(chunks).toString() }));
+    });
+    req.on('error', reject);
+    req.setTimeout(10000, () => req.destroy(new Error('no answer within 10 s')));
+    let sent = 0;
+    const body = formOf(total);
+    const pump = () => {
+      while (sent < total) {
+        const piece = body.slice(sent, sent + 1024);
+        sent += piece.length;
+        if (!req.write(piece)) return req.once('drain', pump);
+      }
+      req.end();
+    };
+    pump();
+  });
+}
+
+describeServer('limits', { MAX_BODY: '1024', MAX_FORM_FIELDS: '5', REQ_TIMEOUT: '1', WORKERS: '1' }, (h) => {
+  it('a body of exactly MAX_BODY bytes is accepted', async () => {
+    const res = await h.server.request('/echo-form', { method: 'POST', headers: FORM, body: formOf(1024) });
+    assert.equal(res.status, 200);
+    assert.equal(JSON.parse(res.text).v.length, 1022);
+  });
+
+  it('a body over MAX_BODY is 413 (content-length)', async () => {
+    const res = await h.server.request('/echo-form', { method: 'POST', headers: FORM, body: formOf(1025) });
+    assert.equal(res.status, 413);
+  });
+
+  it('a body over MAX_BODY is 413 (chunked)', async () => {
+    const res = await postChunked(h.server.port, '/echo-form', 64 * 1024);
+    assert.equal(res.status, 413);
+  });
+
+  it('a chunked body within MAX_BODY is accepted', async () => {
+    const res = await postChunked(h.server.port, '/echo-form', 1000);
+    assert.equal(res.status, 200);
+    assert.equal(JSON.parse(res.text).v.length, 998);
+  });
+
+  it('a 413 is announced before a large body is read (Expect: 100-continue)', async () => {
+    const head = 'POST /echo-form HTTP/1.1\r\nHost: x\r\nContent-Type: application/x-www-form-urlencoded\r\n' +
+      `Content-Length: ${10 * 1024 * 1024}\r\nExpect: 100-continue\r\n\r\n`;
+    const r = await rawExchange(h.server.port, head, { until: (t) => /HTTP\/1\.1 (?!100)\d{3}/.test(t), timeoutMs: 5000 });
+    assert.equal(r.timedOut, false, `no final answer without the body: ${JSON.stringify(r.text)}`);
+    assert.match(r.text, /HTTP\/1\.1 413/);
+  });
+
+  it('MAX_FORM_FIELDS fields are accepted, one more is 400', async () => {
+    const five = 'a=1&b=2&c=3&d=4&e=5';
+    const ok = await h.server.request('/echo-form', { method: 'POST', headers: FORM, body: five });
+    assert.equal(ok.status, 200);
+    assert.equal(Object.keys(JSON.parse(ok.text)).length, 5);
+    const six = await h.server.request('/echo-form', { method: 'POST', headers: FORM, body: `${five}&f=6` });
+    assert.equal(six.status, 400);
+    const query = await h.server.get(`/echo?${five}&f=6`);
+    assert.equal(query.status, 400);
+  });
+
+  it('the server still answers after the limits were hit', async () => {
+    const res = await h.server.get('/hello');
+    assert.equal(res.status, 200);
+  });
+
+  it('a client that does not finish its request headers is dropped after REQ_TIMEOUT', async () => {
+    const t0 = Date.now();
+    const r = await rawExchange(h.server.port, 'GET /hello HTTP/1.1\r\nHost: x\r\n', { timeoutMs: 8000 });
+    const ms = Date.now() - t0;
+    assert.equal(r.timedOut, false, 'connection still open after 8 s');
+    assert.ok(ms >= 500, `closed too early (${ms} ms)`);
+    if (r.text !== '') assert.match(r.text, /^HTTP\/1\.1 (408|400)/);
+  });
+
+  it('a client that does not finish its request body is dropped after REQ_TIMEOUT', async () => {
+    const head = 'POST /echo-form HTTP/1.1\r\nHost: x\r\nContent-Type: application/x-www-form-urlencoded\r\nContent-Length: 100\r\n\r\nv=1';
+    const r = await rawExchange(h.server.port, head, { timeoutMs: 8000 });
+    assert.equal(r.timedOut, false, 'connection still open after 8 s');
+    const [res] = parseResponses(r.text);
+    if (res) assert.notEqual(res.status, 200);
+  });
+});

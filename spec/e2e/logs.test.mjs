@@ -1,0 +1,97 @@
+// The access log: one line per request on stdout (JSON by default, text with LOG_FORMAT=text),
+// flushed within a moment; secrets never logged.
+import { it } from 'node:test';
+import assert from 'node:assert/strict';
+import { SECRET_KEY, describeServer, rawExchange } from './support/server.mjs';
+
+const FORM = { 'content-type': 'application/x-www-form-urlencoded' };
+
+describeServer('access log (json)', { WORKERS: '2' }, (h) => {
+  it('one JSON line per request with time, id, method, path, status, bytes, duration, worker, remote', async () => {
+    const before = h.server.accessLog().length;
+    const t0 = Date.now();
+    const made = [];
+    const add = async (p, opts = {}) => made.push({ p, opts, res: await h.server.request(p, opts) });
+    await add('/hello');
+    await add('/no/such/page');
+    await add('/echo-form', { method: 'POST', headers: FORM, body: 'a=1' });
+    await add('/boom');
+    await add('/hello', { method: 'HEAD' });
+    await add('/static/app.css');
+    await add('/redirect');
+    await h.server.waitFor((s) => s.accessLog().length >= before + made.length, 3000, `${made.length} access lines`);
+    await new Promise((r) => setTimeout(r, 300));
+    const lines = h.server.accessLog().slice(before);
+    assert.equal(lines.length, made.length, 'exactly one line per request');
+    for (const { p, opts, res } of made) {
+      const id = res.headers['x-request-id'];
+      const line = lines.find((l) => l.request_id === id);
+      assert.ok(line, `no access line with request_id ${id} for ${p}`);
+      assert.equal(line.method, opts.method ?? 'GET');
+      assert.equal(line.path, p);
+      assert.equal(line.status, res.status);
+      assert.ok(Number.isInteger(line.bytes) && line.bytes >= 0, `bytes ${line.bytes}`);
+      if ((opts.method ?? 'GET') !== 'HEAD') {
+        assert.ok(line.bytes >= res.body.length, `bytes ${line.bytes} < body ${res.body.length} for ${p}`);
+      }
+      assert.equal(typeof line.duration_ms, 'number');
+      assert.ok(line.duration_ms >= 0 && line.duration_ms < 5000, `duration_ms ${line.duration_ms}`);
+      assert.ok(Number.isInteger(line.worker) && line.worker >= 0 && line.worker < 2, `worker ${line.worker}`);
+      assert.equal(line.remote_addr, '127.0.0.1');
+      const t = Date.parse(line.time);
+      assert.ok(!Number.isNaN(t), `time ${line.time} is not a date`);
+      assert.ok(Math.abs(t - t0) < 60000, `time ${line.time} is not now`);
+    }
+  });
+
+  it('a slow request has its duration logged', async () => {
+    const res = await h.server.get('/sleep?ms=300');
+    const id = res.headers['x-request-id'];
+    const line = await h.server.waitFor((s) => s.accessLog().find((l) => l.request_id === id), 3000, 'the access line');
+    assert.ok(line.duration_ms >= 290 && line.duration_ms < 3000, `duration_ms ${line.duration_ms}`);
+  });
+
+  it('a request with a query string logs its path', async () => {
+    const res = await h.server.get('/echo?a=1');
+    const id = res.headers['x-request-id'];
+    const line = await h.server.waitFor((s) => s.accessLog().find((l) => l.request_id === id), 3000, 'the access line');
+    assert.match(line.path, /^\/echo(\?a=1)?$/);
+  });
+
+  it('a 400 the core answers itself is logged too', async () => {
+    const before = h.server.accessLog().length;
+    await rawExchange(h.server.port, 'GET /hello%zz HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n');
+    const line = await h.server.waitFor((s) => s.accessLog().slice(before).find((l) => l.status === 400), 3000, 'the 400 line');
+    assert.match(line.request_id, /^[0-9a-f]{16}$/);
+  });
+
+  it('stdout holds only JSON access lines', async () => {
+    for (const l of h.server.accessLog()) assert.equal(l.__unparsed, undefined, `not JSON: ${l.__unparsed}`);
+  });
+
+  it('the SECRET_KEY appears in no log', async () => {
+    assert.equal(h.server.stdout.includes(SECRET_KEY), false);
+    assert.equal(h.server.stderr.includes(SECRET_KEY), false);
+  });
+});
+
+describeServer('access log (text)', { WORKERS: '1', LOG_FORMAT: 'text' }, (h) => {
+  it('one text line per request with method, path, status and request id', async () => {
+    const res = await h.server.get('/users/5');
+    const id = res.headers['x-request-id'];
+    const line = await h.server.waitFor((s) => s.stdout.split('\n').find((l) => l.includes(id)), 3000, 'the access line');
+    assert.throws(() => JSON.parse(line));
+    assert.match(line, /\bGET\b/);
+    assert.match(line, /\/users\/5\b/);
+    assert.match(line, /\b200\b/);
+  });
+});
+
+describeServer('logs keep secrets', { WORKERS: '1', DATABASE_PASSWORD: 'db-pass-e2e-XYZ', LOG_FORMAT: 'json' }, (h) => {
+  it('the database password appears in no log', async () => {
+    await h.server.get('/hello');
+    await new Promise((r) => setTimeout(r, 200));
+    assert.equal(h.server.stdout.includes('db-pass-e2e-XYZ'), false);
+    assert.equal(h.server.stderr.includes('db-pass-e2e-XYZ'), false);
+  });
+});
