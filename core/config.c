@@ -31,6 +31,7 @@ static const struct config_var {
     {"TLS_KEY", "(none)", "PEM private key"},
     {"MAX_BODY", "1048576", "largest request body in bytes (larger: 413)"},
     {"MAX_FORM_FIELDS", "256", "most fields in a form or query (more: 400)"},
+    {"MAX_HEADER_BYTES", "8192", "largest request line plus headers in bytes (larger: 431; over 100 headers: 400)"},
     {"REQ_TIMEOUT", "10", "seconds a client may take to send a request, and HTTP/2 idle timeout"},
     {"DRAIN_TIMEOUT", "20", "seconds to finish in-flight requests after SIGTERM"},
     {"DATABASE_URL", "(none)", "host, host:port or mysql://user:pass@host:port/name of the primary"},
@@ -299,6 +300,7 @@ int config_load(config_t *cfg, const char *(*getenv_fn)(const char *name), char 
     INT_VAR(workers, "WORKERS", ncpu, 1, 256);
     INT_VAR(max_body, "MAX_BODY", 1048576, 1, 1L << 30);
     INT_VAR(max_form_fields, "MAX_FORM_FIELDS", 256, 1, 100000);
+    INT_VAR(max_header_bytes, "MAX_HEADER_BYTES", 8192, 1024, 1048576);
     INT_VAR(req_timeout_ms, "REQ_TIMEOUT", 10, 1, 3600);
     cfg->req_timeout_ms *= 1000;
     INT_VAR(drain_timeout_ms, "DRAIN_TIMEOUT", 20, 0, 3600);

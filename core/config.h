@@ -44,6 +44,7 @@ typedef struct config {
     char *tls_key;
     size_t max_body;
     int max_form_fields;
+    int max_header_bytes;
     int req_timeout_ms;
     int drain_timeout_ms;
     config_db_t db;      /* the primary (writes) */

@@ -78,6 +78,8 @@ static h2o_iovec_t find_request_id(h2o_req_t *req)
 static void on_setup_ostream(h2o_filter_t *_self, h2o_req_t *req, h2o_ostream_t **slot)
 {
     headers_filter_t *self = (void *)_self;
+    if (worker_from_ctx(req->conn->ctx)->shutting_down)
+        req->http1_is_persistent = 0; /* draining: HTTP/1 responses carry Connection: close */
     push_header(req, &hdr_nosniff, H2O_STRLIT("nosniff"));
     push_header(req, &hdr_frame, H2O_STRLIT("DENY"));
     push_header(req, &hdr_referrer, H2O_STRLIT("same-origin"));
@@ -144,6 +146,28 @@ static void register_logger(h2o_pathconf_t *pathconf)
 {
     h2o_logger_t *l = h2o_create_logger(pathconf, sizeof(*l));
     l->log_access = on_log_access;
+}
+
+/* ---- limits checked before any handler: the size of the request head ---- */
+
+static int on_req_limits(h2o_handler_t *self, h2o_req_t *req)
+{
+    (void)self;
+    worker_t *w = worker_from_ctx(req->conn->ctx);
+    size_t total = req->input.path.len + req->input.method.len + req->input.authority.len;
+    for (size_t i = 0; i != req->headers.size; ++i)
+        total += req->headers.entries[i].name->len + req->headers.entries[i].value.len + 4;
+    if (total <= (size_t)w->cfg->max_header_bytes)
+        return -1; /* within limits: the next handler runs */
+    req->http1_is_persistent = 0;
+    h2o_send_error_generic(req, 431, "Request Header Fields Too Large", "request header fields too large", 0);
+    return 0;
+}
+
+static void register_limits(h2o_pathconf_t *pathconf)
+{
+    h2o_handler_t *h = h2o_create_handler(pathconf, sizeof(*h));
+    h->on_req = on_req_limits;
 }
 
 /* ---- /healthz: answered by the core, never touching Lua or the database ---- */
@@ -228,6 +252,7 @@ static int on_readyz(h2o_handler_t *self, h2o_req_t *req)
 static void register_c_handler(h2o_hostconf_t *host, const char *path, int (*on_req)(h2o_handler_t *, h2o_req_t *))
 {
     h2o_pathconf_t *pc = h2o_config_register_path(host, path, 0);
+    register_limits(pc);
     h2o_handler_t *h = h2o_create_handler(pc, sizeof(*h));
     h->on_req = on_req;
     register_headers_filter(pc, 0);
@@ -237,6 +262,7 @@ static void register_c_handler(h2o_hostconf_t *host, const char *path, int (*on_
 static void register_static(h2o_hostconf_t *host, const char *path, const char *dir, h2o_mimemap_t *mimemap)
 {
     h2o_pathconf_t *pc = h2o_config_register_path(host, path, 0);
+    register_limits(pc);
     h2o_file_register(pc, dir, NULL, mimemap, 0);
     register_headers_filter(pc, 1);
     register_logger(pc);
@@ -276,6 +302,7 @@ static void build_globalconf(server_t *s)
     h2o_mem_release_shared(mimemap);
 
     h2o_pathconf_t *root = h2o_config_register_path(host, "/", 0);
+    register_limits(root);
     lua_host_register(root);
     register_headers_filter(root, 0);
     register_logger(root);

@@ -14,10 +14,15 @@ say() { printf '==> %s\n' "$*"; }
 note() { printf '# %s\n' "$*"; }
 die() { printf '%s: %s\n' "${0##*/}" "$*" >&2; exit 1; }
 
-# Prints a command as a shell line that can be pasted back.
+# Prints a command as a shell line that can be pasted back; a lone '|'
+# argument is printed as a pipe.
 show() {
-  local line='+' arg
-  for arg in "$@"; do line+=" $(printf '%q' "$arg")"; done
+  local line='+' arg quote="'\\''"   # ends the quoted word, a literal ', starts another
+  for arg in "$@"; do
+    if [[ $arg == '|' || $arg =~ ^[A-Za-z0-9_@%+=:,./-]+$ ]]; then line+=" $arg"
+    else line+=" '${arg//\'/$quote}'"
+    fi
+  done
   printf '%s\n' "$line"
 }
 

@@ -5,7 +5,7 @@ import assert from 'node:assert/strict';
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
-import { ROOT, freePort, request, runOnce, startServer } from './support/server.mjs';
+import { ROOT, freePort, runOnce, startServer } from './support/server.mjs';
 
 const CERT = path.join(ROOT, 'spec/e2e/support/tls/cert.pem');
 const KEY = path.join(ROOT, 'spec/e2e/support/tls/key.pem');
@@ -147,20 +147,6 @@ describe('config', () => {
       assert.match(r.stderr, /app\.lua|function/);
     } finally {
       fs.rmSync(dir, { recursive: true, force: true });
-    }
-  });
-
-  it('a port already in use is a clear start-up error', async () => {
-    const server = await startServer();
-    try {
-      const r = await runOnce({ env: { PORT: String(server.port) }, timeoutMs: 10000 });
-      assert.equal(r.timedOut, false);
-      assert.notEqual(r.code, 0);
-      assert.match(r.stderr, new RegExp(`${server.port}|in use`, 'i'));
-      assert.equal((await request(server.port, '/hello')).status, 200, 'the first server still answers');
-      await server.stopClean();
-    } finally {
-      await server.stop({ signal: 'SIGKILL' });
     }
   });
 });

@@ -57,11 +57,11 @@ describeServer('http2 (h2c prior knowledge)', { WORKERS: '1' }, (h) => {
       const t0 = Date.now();
       const all = [];
       for (let i = 0; i < 8; i++) all.push(h2request(session, '/sleep?ms=500'));
-      for (let i = 0; i < 40; i++) all.push(h2request(session, `/users/${i}`));
+      for (let i = 1; i <= 40; i++) all.push(h2request(session, `/users/${i}`));
       const res = await Promise.all(all);
       const ms = Date.now() - t0;
       for (const r of res) assert.equal(r.status, 200);
-      res.slice(8).forEach((r, i) => assert.match(r.text, new RegExp(`^user ${i}\\b`)));
+      res.slice(8).forEach((r, i) => assert.match(r.text, new RegExp(`^user ${i + 1}\\b`)));
       assert.ok(ms < 3000, `8 sleeps of 500 ms on one worker took ${ms} ms: they did not overlap`);
     } finally {
       session.close();
@@ -94,10 +94,11 @@ describeServer('http2 (h2c prior knowledge)', { WORKERS: '1' }, (h) => {
   it('a body over MAX_BODY is 413', async () => {
     const session = await connect(h.server.origin);
     try {
+      const body = `v=${'x'.repeat(2 * 1024 * 1024)}`;
       const res = await h2request(session, '/echo-form', {
         method: 'POST',
-        headers: { 'content-type': 'application/x-www-form-urlencoded' },
-        body: `v=${'x'.repeat(2 * 1024 * 1024)}`,
+        headers: { 'content-type': 'application/x-www-form-urlencoded', 'content-length': String(body.length) },
+        body,
       });
       assert.equal(res.status, 413);
     } finally {

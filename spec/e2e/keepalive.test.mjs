@@ -77,11 +77,11 @@ describeServer('keep-alive', { WORKERS: '2' }, (h) => {
     const agent = new http.Agent({ keepAlive: true, maxSockets: 20 });
     try {
       const all = [];
-      for (let i = 0; i < 200; i++) all.push(h.server.request(`/users/${i}`, { agent }));
+      for (let i = 1; i <= 200; i++) all.push(h.server.request(`/users/${i}`, { agent }));
       const res = await Promise.all(all);
       res.forEach((r, i) => {
         assert.equal(r.status, 200);
-        assert.match(r.text, new RegExp(`^user ${i}\\b`));
+        assert.match(r.text, new RegExp(`^user ${i + 1}\\b`));
       });
       const sockets = new Set(res.map((r) => r.socket.localPort));
       assert.ok(sockets.size <= 20, `${sockets.size} sockets`);

@@ -1,7 +1,7 @@
 // Request limits: MAX_BODY (413), MAX_FORM_FIELDS (400), REQ_TIMEOUT (slow clients are dropped).
 import { it } from 'node:test';
 import assert from 'node:assert/strict';
-import http from 'node:http';
+import net from 'node:net';
 import { describeServer, parseResponses, rawExchange } from './support/server.mjs';
 
 const FORM = { 'content-type': 'application/x-www-form-urlencoded' };
@@ -9,27 +9,43 @@ const FORM = { 'content-type': 'application/x-www-form-urlencoded' };
 /** A form body of exactly n bytes: "v=xxxx..." */
 const formOf = (n) => `v=${'x'.repeat(n - 2)}`;
 
-/** POST with a chunked body (no content-length) of `total` bytes in 1 KiB chunks. */
+/**
+ * POST with a chunked body (no content-length) of `total` bytes in 1 KiB chunks on a raw socket.
+ * The server may answer and close before the body is sent: write errors are ignored and the
+ * answer read. Resolves { status, text }, status 0 when no answer came.
+ */
 function postChunked(port, path, total) {
-  return new Promise((resolve, reject) => {
-    const req = http.request({ host: '127.0.0.1', port, path, method: 'POST', agent: false, headers: FORM }, (res) => {
-      const chunks = [];
-      res.on('data', (c) => chunks.push(c));
-      res.on('end', () => resolve({ status: res.statusCode, text: Buffer.concat(chunks).toString() }));
-    });
-    req.on('error', reject);
-    req.setTimeout(10000, () => req.destroy(new Error('no answer within 10 s')));
-    let sent = 0;
-    const body = formOf(total);
-    const pump = () => {
-      while (sent < total) {
-        const piece = body.slice(sent, sent + 1024);
-        sent += piece.length;
-        if (!req.write(piece)) return req.once('drain', pump);
-      }
-      req.end();
+  return new Promise((resolve) => {
+    const sock = net.connect(port, '127.0.0.1');
+    let got = '';
+    let done = false;
+    const finish = () => {
+      if (done) return;
+      done = true;
+      clearTimeout(timer);
+      sock.destroy();
+      const [res] = parseResponses(got);
+      resolve(res ? { status: res.status, text: res.body } : { status: 0, text: got });
     };
-    pump();
+    const timer = setTimeout(finish, 10000);
+    sock.setEncoding('latin1');
+    sock.on('data', (d) => {
+      got += d;
+      const [res] = parseResponses(got);
+      if (res && (res.headers['content-length'] === undefined || res.body.length >= Number(res.headers['content-length']))) finish();
+    });
+    sock.on('error', () => {}); // EPIPE/ECONNRESET once the server has answered and closed
+    sock.on('close', finish);
+    sock.on('connect', async () => {
+      sock.write(`POST ${path} HTTP/1.1\r\nHost: x\r\nContent-Type: application/x-www-form-urlencoded\r\nTransfer-Encoding: chunked\r\nConnection: close\r\n\r\n`);
+      const body = formOf(total);
+      for (let sent = 0; sent < total && !done && !sock.destroyed; sent += 1024) {
+        const piece = body.slice(sent, sent + 1024);
+        const ok = sock.write(`${piece.length.toString(16)}\r\n${piece}\r\n`);
+        if (!ok) await new Promise((r) => sock.once('drain', r));
+      }
+      if (!done && !sock.destroyed) sock.write('0\r\n\r\n');
+    });
   });
 }
 
