@@ -72,6 +72,12 @@ describeServer('limits', { MAX_BODY: '1024', MAX_FORM_FIELDS: '5', REQ_TIMEOUT: 
     assert.equal(JSON.parse(res.text).v.length, 998);
   });
 
+  it('a chunked body of exactly MAX_BODY bytes is accepted', async () => {
+    const res = await postChunked(h.server.port, '/echo-form', 1024);
+    assert.equal(res.status, 200);
+    assert.equal(JSON.parse(res.text).v.length, 1022);
+  });
+
   it('a 413 is announced before a large body is read (Expect: 100-continue)', async () => {
     const head = 'POST /echo-form HTTP/1.1\r\nHost: x\r\nContent-Type: application/x-www-form-urlencoded\r\n' +
       `Content-Length: ${10 * 1024 * 1024}\r\nExpect: 100-continue\r\n\r\n`;

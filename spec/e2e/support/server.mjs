@@ -292,13 +292,19 @@ export function runOnce({ args = [], env = {}, timeoutMs = 10000 } = {}) {
 }
 
 /**
- * One HTTP/1.1 request to 127.0.0.1:port. opts: method, headers, body (string|Buffer), agent
+ * One HTTP/1.1 request to 127.0.0.1:port. opts: method, headers, body (string|Buffer, sent with
+ * content-length unless a transfer-encoding header is given), agent
  * (default: none, so Connection: close), timeoutMs, tls (HTTPS, any certificate). Resolves
  * { status, headers, rawHeaders, body (Buffer), text, socket } — headers lower-cased, repeated
  * set-cookie as an array.
  */
 export function request(port, p, opts = {}) {
-  const { method = 'GET', headers = {}, body, agent = false, timeoutMs = 10000, tls = false } = opts;
+  const { method = 'GET', body, agent = false, timeoutMs = 10000, tls = false } = opts;
+  const headers = { ...(opts.headers ?? {}) };
+  const named = (n) => Object.keys(headers).some((k) => k.toLowerCase() === n);
+  if (body !== undefined && !named('content-length') && !named('transfer-encoding')) {
+    headers['content-length'] = String(Buffer.byteLength(body));
+  }
   const mod = tls ? https : http;
   const extra = tls ? { rejectUnauthorized: false, ALPNProtocols: ['http/1.1'] } : {};
   return new Promise((resolve, reject) => {
