@@ -194,9 +194,11 @@ export class Server {
   async stopClean(opts = {}) {
     const r = await this.stop(opts);
     const report = sanitizerReport(this.stderr);
-    assert.equal(report, null, `sanitizer report on stderr:\n${report}`);
-    assert.equal(r.killed, false, `did not exit within ${opts.timeoutMs ?? 15000} ms of SIGTERM; stderr:\n${this.stderr.slice(-2000)}`);
-    assert.deepEqual({ code: r.code, signal: r.signal }, { code: 0, signal: null }, `exit after SIGTERM; stderr:\n${this.stderr.slice(-2000)}`);
+    if (report !== null) assert.fail(`sanitizer report on stderr:\n${report}`);
+    if (r.killed) assert.fail(`did not exit within ${opts.timeoutMs ?? 15000} ms of SIGTERM; stderr:\n${this.stderr.slice(-2000)}`);
+    if (r.code !== 0 || r.signal !== null) {
+      assert.fail(`exit after SIGTERM: code ${r.code}, signal ${r.signal} (want code 0); stderr:\n${this.stderr.slice(-2000)}`);
+    }
     return r;
   }
 }
