@@ -34,6 +34,8 @@ static const struct config_var {
     {"MAX_HEADER_BYTES", "8192", "largest request line plus headers in bytes (larger: 431; over 100 headers: 400)"},
     {"REQ_TIMEOUT", "10", "seconds a client may take to send a request, and HTTP/2 idle timeout"},
     {"DRAIN_TIMEOUT", "20", "seconds to finish in-flight requests after SIGTERM"},
+    {"METRICS_TOKEN", "(none)", "enables /metrics (Prometheus text) for requests with Authorization: Bearer <token>"},
+    {"EMF_INTERVAL", "60", "seconds between CloudWatch Embedded Metric Format lines on stdout (0: none)"},
     {"DATABASE_URL", "(none)", "host, host:port or mysql://user:pass@host:port/name of the primary"},
     {"DATABASE_READ_URL", "(none)", "the same for a read replica"},
     {"DATABASE_USERNAME", "root", "user, unless DATABASE_URL names one"},
@@ -305,6 +307,8 @@ int config_load(config_t *cfg, const char *(*getenv_fn)(const char *name), char 
     cfg->req_timeout_ms *= 1000;
     INT_VAR(drain_timeout_ms, "DRAIN_TIMEOUT", 20, 0, 3600);
     cfg->drain_timeout_ms *= 1000;
+    INT_VAR(emf_interval_ms, "EMF_INTERVAL", 60, 0, 86400);
+    cfg->emf_interval_ms *= 1000;
     INT_VAR(db_pool_size, "DB_POOL_SIZE", 8, 1, 1000);
     INT_VAR(db_queue_max, "DB_QUEUE_MAX", 1024, 0, 1000000);
     INT_VAR(db_timeout_ms, "DB_TIMEOUT", 5, 1, 3600);
@@ -355,6 +359,11 @@ int config_load(config_t *cfg, const char *(*getenv_fn)(const char *name), char 
         sprintf(cfg->static_dir, "%s/static", cfg->views_dir);
     }
     cfg->bootstrap_dir = get_str(getenv_fn, "BOOTSTRAP_DIR", "/usr/share/javascript/bootstrap5");
+    cfg->metrics_token = get_str(getenv_fn, "METRICS_TOKEN", NULL);
+    if (cfg->metrics_token != NULL && strlen(cfg->metrics_token) < 16) {
+        ret = fail(errbuf, errlen, "METRICS_TOKEN must be at least 16 characters long");
+        goto Error;
+    }
     cfg->migrations_dir = get_str(getenv_fn, "MIGRATIONS_DIR", "./db/migrations");
     cfg->tls_cert = get_str(getenv_fn, "TLS_CERT", NULL);
     cfg->tls_key = get_str(getenv_fn, "TLS_KEY", NULL);
@@ -408,6 +417,8 @@ void config_free(config_t *cfg)
     free(cfg->static_dir);
     free(cfg->bootstrap_dir);
     free(cfg->migrations_dir);
+    if (cfg->metrics_token != NULL)
+        util_secure_free(cfg->metrics_token);
     free(cfg->tls_cert);
     free(cfg->tls_key);
     db_free(&cfg->db);

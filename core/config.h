@@ -45,6 +45,8 @@ typedef struct config {
     size_t max_body;
     int max_form_fields;
     int max_header_bytes;
+    char *metrics_token;
+    int emf_interval_ms;
     int req_timeout_ms;
     int drain_timeout_ms;
     config_db_t db;      /* the primary (writes) */

@@ -377,6 +377,14 @@ static const char *send_response(lua_req_t *lr, lua_State *L, int idx)
     lua_pop(L, 1);
     if (!has_type)
         h2o_add_header(&req->pool, &req->res.headers, H2O_TOKEN_CONTENT_TYPE, NULL, H2O_STRLIT("text/html; charset=utf-8"));
+    if (lua_getfield(L, idx, "route") == LUA_TSTRING) {
+        size_t rlen;
+        const char *r = lua_tolstring(L, -1, &rlen);
+        h2o_vector_reserve(&req->pool, &req->env, req->env.size + 2);
+        req->env.entries[req->env.size++] = h2o_iovec_init(H2O_STRLIT(SERVER_ENV_ROUTE));
+        req->env.entries[req->env.size++] = h2o_strdup(&req->pool, r, rlen);
+    }
+    lua_pop(L, 1);
     size_t len = 0;
     const char *body = "";
     int bt = lua_getfield(L, idx, "body");

@@ -6,6 +6,7 @@
 #include <netdb.h>
 #include <netinet/in.h>
 #include <netinet/tcp.h>
+#include <openssl/crypto.h>
 #include <openssl/err.h>
 #include <openssl/ssl.h>
 #include <signal.h>
@@ -20,6 +21,7 @@
 #include "db_pool.h"
 #include "log.h"
 #include "lua_host.h"
+#include "metrics.h"
 #include "migrate.h"
 #include "reload.h"
 #include "util.h"
@@ -140,6 +142,13 @@ static void on_log_access(h2o_logger_t *self, h2o_req_t *req)
         .user_agent_len = ua >= 0 ? req->headers.entries[ua].value.len : 0,
     };
     log_access(&w->access_log, &e);
+
+    /* the route: the Lua application's pattern (left in req->env by lua_host), else the path prefix */
+    h2o_iovec_t route = req->pathconf != NULL ? req->pathconf->path : h2o_iovec_init(H2O_STRLIT("-"));
+    for (size_t i = 0; i + 1 < req->env.size; i += 2)
+        if (h2o_memis(req->env.entries[i].base, req->env.entries[i].len, H2O_STRLIT(SERVER_ENV_ROUTE)))
+            route = req->env.entries[i + 1];
+    metrics_count(&w->metrics, route.base, route.len, req->res.status, e.duration_ms);
 }
 
 static void register_logger(h2o_pathconf_t *pathconf)
@@ -184,6 +193,39 @@ static int on_healthz(h2o_handler_t *self, h2o_req_t *req)
         h2o_send_inline(req, H2O_STRLIT("draining\n"));
     else
         h2o_send_inline(req, H2O_STRLIT("ok\n"));
+    return 0;
+}
+
+/* ---- /metrics: Prometheus text, only with METRICS_TOKEN as a bearer token ---- */
+
+static int on_metrics(h2o_handler_t *self, h2o_req_t *req)
+{
+    (void)self;
+    worker_t *w = worker_from_ctx(req->conn->ctx);
+    const char *token = w->cfg->metrics_token;
+    if (token == NULL)
+        return -1; /* no token configured: /metrics does not exist (the application's 404) */
+    ssize_t auth = h2o_find_header(&req->headers, H2O_TOKEN_AUTHORIZATION, -1);
+    size_t tlen = strlen(token);
+    h2o_iovec_t v = auth >= 0 ? req->headers.entries[auth].value : h2o_iovec_init(NULL, 0);
+    if (!(v.len == tlen + 7 && memcmp(v.base, "Bearer ", 7) == 0 && CRYPTO_memcmp(v.base + 7, token, tlen) == 0)) {
+        h2o_add_header(&req->pool, &req->res.headers, H2O_TOKEN_WWW_AUTHENTICATE, NULL, H2O_STRLIT("Bearer"));
+        h2o_send_error_generic(req, 401, "Unauthorized", "a bearer token is required", 0);
+        return 0;
+    }
+    metrics_publish(w);
+    log_buf_t out = {0};
+    metrics_render(&out, w->server->workers, w->server->nworkers);
+    char *body = h2o_mem_alloc_pool(&req->pool, out.len);
+    memcpy(body, out.data, out.len);
+    size_t len = out.len;
+    log_buf_free(&out);
+    req->res.status = 200;
+    req->res.reason = "OK";
+    h2o_add_header(&req->pool, &req->res.headers, H2O_TOKEN_CONTENT_TYPE, NULL,
+                   H2O_STRLIT("text/plain; version=0.0.4; charset=utf-8"));
+    h2o_add_header(&req->pool, &req->res.headers, H2O_TOKEN_CACHE_CONTROL, NULL, H2O_STRLIT("no-store"));
+    h2o_send_inline(req, body, len);
     return 0;
 }
 
@@ -296,6 +338,13 @@ static void build_globalconf(server_t *s)
     h2o_hostconf_t *host = h2o_config_register_host(&s->globalconf, h2o_iovec_init(H2O_STRLIT("default")), 65535);
     register_c_handler(host, "/healthz", on_healthz);
     register_c_handler(host, "/readyz", on_readyz);
+    h2o_pathconf_t *mpc = h2o_config_register_path(host, "/metrics", 0);
+    register_limits(mpc);
+    h2o_handler_t *mh = h2o_create_handler(mpc, sizeof(*mh));
+    mh->on_req = on_metrics;
+    lua_host_register(mpc); /* without METRICS_TOKEN, /metrics is the application's (404) */
+    register_headers_filter(mpc, 0);
+    register_logger(mpc);
     h2o_mimemap_t *mimemap = create_mimemap();
     register_static(host, "/static/bootstrap", cfg->bootstrap_dir, mimemap);
     register_static(host, "/static", cfg->static_dir, mimemap);
@@ -415,10 +464,19 @@ static void on_control(h2o_multithread_receiver_t *receiver, h2o_linklist_t *mes
     }
 }
 
+static void on_emf_tick(h2o_timeout_entry_t *entry)
+{
+    worker_t *w = H2O_STRUCT_FROM_MEMBER(worker_t, emf_tick, entry);
+    metrics_emf(&w->access_log, w->server->workers, w->server->nworkers, &w->emf_prev);
+    log_buf_flush(&w->access_log, STDOUT_FILENO);
+    h2o_timeout_link(w->loop, &w->emf_timeout, &w->emf_tick);
+}
+
 static void on_tick(h2o_timeout_entry_t *entry)
 {
     worker_t *w = H2O_STRUCT_FROM_MEMBER(worker_t, tick, entry);
     log_buf_flush(&w->access_log, STDOUT_FILENO);
+    metrics_publish(w);
     h2o_timeout_link(w->loop, &w->tick_timeout, &w->tick);
 }
 
@@ -435,6 +493,11 @@ static void *worker_main(void *arg)
     h2o_timeout_init(w->loop, &w->tick_timeout, 100);
     w->tick.cb = on_tick;
     h2o_timeout_link(w->loop, &w->tick_timeout, &w->tick);
+    if (w->id == 0 && w->cfg->emf_interval_ms > 0) {
+        h2o_timeout_init(w->loop, &w->emf_timeout, (uint64_t)w->cfg->emf_interval_ms);
+        w->emf_tick.cb = on_emf_tick;
+        h2o_timeout_link(w->loop, &w->emf_timeout, &w->emf_tick);
+    }
     if (w->cfg->db.host != NULL) {
         w->db = db_pool_create(w, &w->cfg->db, "primary");
         if (w->cfg->db_read.host != NULL)
@@ -499,6 +562,7 @@ int server_run(const config_t *cfg)
         w->cfg = cfg;
         w->server = &s;
         w->request_id_base = base + (uint32_t)i;
+        metrics_init(&w->metrics);
         if ((w->listen_fd = open_listener(cfg)) < 0)
             return 1;
         char err[4096];

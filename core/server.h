@@ -17,6 +17,9 @@ int server_run(const struct config *cfg);
 
 #include <h2o.h>
 
+/* The req->env key under which lua_host leaves the application's route for the metrics. */
+#define SERVER_ENV_ROUTE "H2LUA_ROUTE"
+
 /* The name of the x-request-id header; responses carry it with this exact pointer as name. */
 extern h2o_iovec_t server_hdr_request_id;
 

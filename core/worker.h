@@ -12,6 +12,7 @@
 #include <stdint.h>
 
 #include "log.h"
+#include "metrics.h"
 
 struct config;
 struct lua_host;
@@ -44,6 +45,11 @@ typedef struct worker {
     int shutting_down;
     uint64_t drain_deadline; /* loop time (ms) after which remaining connections are dropped */
     uint64_t inflight;       /* requests whose handler has not finished */
+
+    metrics_t metrics;
+    h2o_timeout_t emf_timeout; /* worker 0 only: the EMF line every EMF_INTERVAL */
+    h2o_timeout_entry_t emf_tick;
+    metrics_totals_t emf_prev;
 
     struct db_pool *db;      /* the primary's pool, or NULL */
     struct db_pool *db_read; /* the replica's pool, or NULL */

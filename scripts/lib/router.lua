@@ -164,14 +164,14 @@ local function allowed(self, path)
 end
 
 -- Finds the handler for method and path.
--- Returns handler, params (a table; read-only and empty for a literal route)
+-- Returns handler, params (a table; read-only and empty for a literal route), nil, pattern
 --      or nil, 404                   when no route matches the path
 --      or nil, 405, allow            when routes match the path but none for this method.
 function Router:match(method, path)
     local route = self.literal[path]
     if route then
         local h = route.handlers[method] or (method == "HEAD" and route.handlers.GET)
-        if h then return h, NO_PARAMS end
+        if h then return h, NO_PARAMS, nil, route.pattern end
     end
     local dynamic = self.dynamic
     for i = 1, #dynamic do
@@ -179,7 +179,7 @@ function Router:match(method, path)
         local h = route.handlers[method] or (method == "HEAD" and route.handlers.GET)
         if h then
             local params = route.matcher(path)
-            if params then return h, params end
+            if params then return h, params, nil, route.pattern end
         end
     end
     local allow = allowed(self, path)

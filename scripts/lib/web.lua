@@ -10,6 +10,8 @@
 --                                       and traceback are on the page only in development
 -- Error views get: status, title ("404 Not Found"), message, traceback (development 500s only),
 -- request_id. When the error view itself fails, the body is plain text.
+-- Every response gets `route`: the matched pattern ("/update/:id"), or "404"/"405" — the server
+-- counts requests by route and status in /metrics (a bounded set, unlike raw paths).
 -- The handler runs under xpcall, which lets C functions of the server yield the coroutine.
 
 local http = require "lib.http"
@@ -73,28 +75,36 @@ function web.new(opts)
     end
 
     return function(req)
-        local handler, params, allow = router:match(req.method, req.path)
+        local handler, params, allow, pattern = router:match(req.method, req.path)
         if not handler then
+            local res
             if params == 405 then
-                return error_page(req, 405, "Method Not Allowed", { allow = allow })
+                res = error_page(req, 405, "Method Not Allowed", { allow = allow })
+            else
+                res = error_page(req, 404, "Not Found")
             end
-            return error_page(req, 404, "Not Found")
+            res.route = tostring(params)
+            return res
         end
         req.params = params
         local ok, res = xpcall(handler, on_error, req)
         if ok then
-            if type(res) == "table" then return res end
-            return internal_error(req, format("handler for %s %s returned %s, not a response table",
-                req.method, req.path, type(res)))
+            if type(res) ~= "table" then
+                res = internal_error(req, format("handler for %s %s returned %s, not a response table",
+                    req.method, req.path, type(res)))
+            end
+        elseif getmetatable(res) == Failure then
+            res = internal_error(req, res.message, res.traceback)
+        else
+            local status = res.status
+            if math.type(status) ~= "integer" or status < 100 or status > 599 then
+                res = internal_error(req, "HTTP error with a bad status: " .. tostring(status))
+            else
+                res = error_page(req, status, res.message and tostring(res.message))
+            end
         end
-        if getmetatable(res) == Failure then
-            return internal_error(req, res.message, res.traceback)
-        end
-        local status = res.status
-        if math.type(status) ~= "integer" or status < 100 or status > 599 then
-            return internal_error(req, "HTTP error with a bad status: " .. tostring(status))
-        end
-        return error_page(req, status, res.message and tostring(res.message))
+        res.route = pattern
+        return res
     end
 end
 

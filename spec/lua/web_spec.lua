@@ -47,9 +47,11 @@ describe("web", function()
     it("calls the handler with req.params and returns its response", function()
         local res = app()(request("GET", "/"))
         assert.same({ status = 200, headers = { ["content-type"] = "text/html; charset=utf-8" },
-                      body = "<main><p>home</p>\n</main>\n" }, res)
+                      body = "<main><p>home</p>\n</main>\n", route = "/" }, res)
         local req = request("GET", "/items/12")
-        assert.equal("item 12 integer", app()(req).body)
+        local item = app()(req)
+        assert.equal("item 12 integer", item.body)
+        assert.equal("/items/:id", item.route)
         assert.same({ id = 12 }, req.params)
     end)
 

@@ -1,0 +1,224 @@
+#include "metrics.h"
+
+#include <stdlib.h>
+#include <string.h>
+#include <sys/time.h>
+
+#include "db_pool.h"
+#include "util.h"
+#include "worker.h"
+
+/* upper bounds of the latency buckets, in milliseconds; the last is +Inf */
+static const double bucket_ms[METRICS_NBUCKETS - 1] = {1, 2, 5, 10, 25, 50, 100, 250, 500, 1000, 2500, 5000};
+
+void metrics_init(metrics_t *m)
+{
+    memset(m, 0, sizeof(*m));
+    pthread_mutex_init(&m->lock, NULL);
+}
+
+void metrics_count(metrics_t *m, const char *route, size_t route_len, int status, double ms)
+{
+    size_t b = 0;
+    while (b < METRICS_NBUCKETS - 1 && ms > bucket_ms[b])
+        ++b;
+    pthread_mutex_lock(&m->lock);
+    ++m->buckets[b];
+    ++m->count;
+    m->sum_ms += ms;
+    size_t i;
+    for (i = 0; i < m->nroutes; ++i)
+        if (m->routes[i].status == status && strlen(m->routes[i].route) == route_len &&
+            memcmp(m->routes[i].route, route, route_len) == 0)
+            break;
+    if (i == m->nroutes) {
+        if (m->nroutes == METRICS_MAX_ROUTES - 1) {
+            route = "other", route_len = 5;
+            for (i = 0; i < m->nroutes; ++i)
+                if (m->routes[i].status == status && strcmp(m->routes[i].route, "other") == 0)
+                    break;
+        }
+        if (i == m->nroutes && m->nroutes < METRICS_MAX_ROUTES) {
+            m->routes[i].route = util_strndup(route, route_len);
+            m->routes[i].status = status;
+            m->routes[i].count = 0;
+            ++m->nroutes;
+        }
+    }
+    if (i < m->nroutes)
+        ++m->routes[i].count;
+    pthread_mutex_unlock(&m->lock);
+}
+
+void metrics_publish(worker_t *w)
+{
+    metrics_t *m = &w->metrics;
+    db_pool_t *pools[2] = {w->db, w->db_read};
+    pthread_mutex_lock(&m->lock);
+    for (int i = 0; i < 2; ++i) {
+        db_pool_stats_t st = {0};
+        if (pools[i] != NULL)
+            db_pool_get_stats(pools[i], &st);
+        m->db_open[i] = st.open;
+        m->db_in_use[i] = st.in_use;
+        m->db_waiting[i] = st.waiting;
+        m->db_errors[i] = st.errors;
+        m->db_queries[i] = st.queries;
+    }
+    m->inflight = w->inflight;
+    m->reloads_ok = w->reloads_ok;
+    m->reloads_failed = w->reloads_failed;
+    pthread_mutex_unlock(&m->lock);
+}
+
+/* Appends s as a Prometheus label value. */
+static void label(log_buf_t *out, const char *s)
+{
+    for (; *s != '\0'; ++s) {
+        if (*s == '"' || *s == '\\')
+            log_buf_append(out, "\\", 1);
+        if (*s == '\n')
+            log_buf_append(out, "\\n", 2);
+        else
+            log_buf_append(out, s, 1);
+    }
+}
+
+void metrics_render(log_buf_t *out, worker_t *workers, int n)
+{
+    /* merge the routes of all workers */
+    metrics_route_t *all = util_malloc(sizeof(*all) * METRICS_MAX_ROUTES * (size_t)n);
+    size_t nall = 0;
+    uint64_t buckets[METRICS_NBUCKETS] = {0}, count = 0, inflight = 0, reloads_ok = 0, reloads_failed = 0;
+    uint64_t db_open[2] = {0}, db_in_use[2] = {0}, db_waiting[2] = {0}, db_errors[2] = {0}, db_queries[2] = {0};
+    double sum = 0;
+    for (int w = 0; w < n; ++w) {
+        metrics_t *m = &workers[w].metrics;
+        pthread_mutex_lock(&m->lock);
+        for (size_t i = 0; i < m->nroutes; ++i) {
+            size_t j;
+            for (j = 0; j < nall; ++j)
+                if (all[j].status == m->routes[i].status && strcmp(all[j].route, m->routes[i].route) == 0)
+                    break;
+            if (j == nall) {
+                all[j].route = util_strdup(m->routes[i].route);
+                all[j].status = m->routes[i].status;
+                all[j].count = 0;
+                ++nall;
+            }
+            all[j].count += m->routes[i].count;
+        }
+        for (int b = 0; b < METRICS_NBUCKETS; ++b)
+            buckets[b] += m->buckets[b];
+        count += m->count;
+        sum += m->sum_ms;
+        inflight += m->inflight;
+        reloads_ok += m->reloads_ok;
+        reloads_failed += m->reloads_failed;
+        for (int i = 0; i < 2; ++i) {
+            db_open[i] += m->db_open[i];
+            db_in_use[i] += m->db_in_use[i];
+            db_waiting[i] += m->db_waiting[i];
+            db_errors[i] += m->db_errors[i];
+            db_queries[i] += m->db_queries[i];
+        }
+        pthread_mutex_unlock(&m->lock);
+    }
+
+    log_buf_appendz(out, "# HELP h2lua_build_info Build of the running server.\n# TYPE h2lua_build_info gauge\n");
+    log_buf_printf(out, "h2lua_build_info{version=\"%s\",workers=\"%d\"} 1\n", H2LUA_VERSION, n);
+    log_buf_appendz(out, "# HELP h2lua_requests_total Requests answered, by route and status.\n"
+                         "# TYPE h2lua_requests_total counter\n");
+    for (size_t j = 0; j < nall; ++j) {
+        log_buf_appendz(out, "h2lua_requests_total{route=\"");
+        label(out, all[j].route);
+        log_buf_printf(out, "\",status=\"%d\"} %llu\n", all[j].status, (unsigned long long)all[j].count);
+        free(all[j].route);
+    }
+    free(all);
+    log_buf_appendz(out, "# HELP h2lua_request_duration_seconds Time from the request's start to its log line.\n"
+                         "# TYPE h2lua_request_duration_seconds histogram\n");
+    uint64_t cum = 0;
+    for (int b = 0; b < METRICS_NBUCKETS; ++b) {
+        cum += buckets[b];
+        if (b < METRICS_NBUCKETS - 1)
+            log_buf_printf(out, "h2lua_request_duration_seconds_bucket{le=\"%g\"} %llu\n", bucket_ms[b] / 1000.0,
+                           (unsigned long long)cum);
+        else
+            log_buf_printf(out, "h2lua_request_duration_seconds_bucket{le=\"+Inf\"} %llu\n", (unsigned long long)cum);
+    }
+    log_buf_printf(out, "h2lua_request_duration_seconds_sum %.6f\nh2lua_request_duration_seconds_count %llu\n",
+                   sum / 1000.0, (unsigned long long)count);
+    log_buf_printf(out, "# HELP h2lua_inflight_requests Requests whose handler is running.\n"
+                        "# TYPE h2lua_inflight_requests gauge\nh2lua_inflight_requests %llu\n",
+                   (unsigned long long)inflight);
+    static const char *const dbname[2] = {"primary", "replica"};
+    log_buf_appendz(out, "# HELP h2lua_db_connections Database connections by pool and state.\n"
+                         "# TYPE h2lua_db_connections gauge\n");
+    for (int i = 0; i < 2; ++i)
+        log_buf_printf(out,
+                       "h2lua_db_connections{db=\"%s\",state=\"open\"} %llu\n"
+                       "h2lua_db_connections{db=\"%s\",state=\"in_use\"} %llu\n",
+                       dbname[i], (unsigned long long)db_open[i], dbname[i], (unsigned long long)db_in_use[i]);
+    log_buf_appendz(out, "# HELP h2lua_db_waiting Queries waiting for a connection.\n# TYPE h2lua_db_waiting gauge\n");
+    for (int i = 0; i < 2; ++i)
+        log_buf_printf(out, "h2lua_db_waiting{db=\"%s\"} %llu\n", dbname[i], (unsigned long long)db_waiting[i]);
+    log_buf_appendz(out, "# HELP h2lua_db_errors_total Failed queries and connects.\n# TYPE h2lua_db_errors_total counter\n");
+    for (int i = 0; i < 2; ++i)
+        log_buf_printf(out, "h2lua_db_errors_total{db=\"%s\"} %llu\n", dbname[i], (unsigned long long)db_errors[i]);
+    log_buf_appendz(out, "# HELP h2lua_db_queries_total Statements sent.\n# TYPE h2lua_db_queries_total counter\n");
+    for (int i = 0; i < 2; ++i)
+        log_buf_printf(out, "h2lua_db_queries_total{db=\"%s\"} %llu\n", dbname[i], (unsigned long long)db_queries[i]);
+    log_buf_printf(out,
+                   "# HELP h2lua_reloads_total Reloads of scripts and views, by outcome.\n"
+                   "# TYPE h2lua_reloads_total counter\n"
+                   "h2lua_reloads_total{outcome=\"ok\"} %llu\nh2lua_reloads_total{outcome=\"refused\"} %llu\n",
+                   (unsigned long long)reloads_ok, (unsigned long long)reloads_failed);
+}
+
+void metrics_emf(log_buf_t *out, worker_t *workers, int n, metrics_totals_t *prev)
+{
+    metrics_totals_t now = {0};
+    uint64_t in_use = 0, waiting = 0, inflight = 0, count = 0;
+    double sum = 0;
+    for (int w = 0; w < n; ++w) {
+        metrics_t *m = &workers[w].metrics;
+        pthread_mutex_lock(&m->lock);
+        for (size_t i = 0; i < m->nroutes; ++i) {
+            now.requests += m->routes[i].count;
+            if (m->routes[i].status >= 500)
+                now.errors_5xx += m->routes[i].count;
+            else if (m->routes[i].status >= 400)
+                now.errors_4xx += m->routes[i].count;
+        }
+        count += m->count;
+        sum += m->sum_ms;
+        now.db_errors += m->db_errors[0] + m->db_errors[1];
+        in_use += m->db_in_use[0] + m->db_in_use[1];
+        waiting += m->db_waiting[0] + m->db_waiting[1];
+        inflight += m->inflight;
+        pthread_mutex_unlock(&m->lock);
+    }
+    struct timeval tv;
+    gettimeofday(&tv, NULL);
+    log_buf_printf(out,
+                   "{\"_aws\":{\"Timestamp\":%llu,\"CloudWatchMetrics\":[{\"Namespace\":\"h2lua\","
+                   "\"Dimensions\":[[\"Service\"]],\"Metrics\":["
+                   "{\"Name\":\"Requests\",\"Unit\":\"Count\"},{\"Name\":\"Errors4xx\",\"Unit\":\"Count\"},"
+                   "{\"Name\":\"Errors5xx\",\"Unit\":\"Count\"},{\"Name\":\"DbErrors\",\"Unit\":\"Count\"},"
+                   "{\"Name\":\"DbConnectionsInUse\",\"Unit\":\"Count\"},{\"Name\":\"DbWaiting\",\"Unit\":\"Count\"},"
+                   "{\"Name\":\"InflightRequests\",\"Unit\":\"Count\"},{\"Name\":\"MeanLatencyMs\",\"Unit\":\"Milliseconds\"}"
+                   "]}]},\"Service\":\"h2lua\",\"Requests\":%llu,\"Errors4xx\":%llu,\"Errors5xx\":%llu,"
+                   "\"DbErrors\":%llu,\"DbConnectionsInUse\":%llu,\"DbWaiting\":%llu,\"InflightRequests\":%llu,"
+                   "\"MeanLatencyMs\":%.3f}\n",
+                   (unsigned long long)tv.tv_sec * 1000ULL + (unsigned long long)tv.tv_usec / 1000ULL,
+                   (unsigned long long)(now.requests - prev->requests),
+                   (unsigned long long)(now.errors_4xx - prev->errors_4xx),
+                   (unsigned long long)(now.errors_5xx - prev->errors_5xx),
+                   (unsigned long long)(now.db_errors - prev->db_errors), (unsigned long long)in_use,
+                   (unsigned long long)waiting, (unsigned long long)inflight,
+                   count > prev->count ? (sum - prev->sum_ms) / (double)(count - prev->count) : 0.0);
+    now.count = count;
+    now.sum_ms = sum;
+    *prev = now;
+}

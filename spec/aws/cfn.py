@@ -1,0 +1,130 @@
+"""Reads the CloudFormation templates of ops/aws/ for the tests beside it.
+
+Templates are parsed with cfn-lint's own YAML loader (it understands the
+short forms !Ref, !Sub, ... and turns them into {"Ref": ...} etc.) and
+returned as plain dicts and lists, so a test may copy and change them freely.
+
+Stacks ties the five templates together: resolve() follows Ref, GetAtt and
+Fn::ImportValue (through the exporting stack's Outputs) to the resource,
+parameter or literal a value finally comes from.
+"""
+
+import copy
+import json
+import os
+from typing import NamedTuple
+
+from cfnlint.decode import cfn_yaml
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+ROOT = os.path.dirname(os.path.dirname(HERE))
+# H2LUA_AWS_DIR points the tests at another copy of ops/aws (to see them fail).
+AWS_DIR = os.environ.get("H2LUA_AWS_DIR") or os.path.join(ROOT, "ops", "aws")
+TIERS = ("network", "security", "database", "registry", "service")
+
+
+def load(tier):
+    """The template of one tier as plain data; raises if it does not parse."""
+    return json.loads(json.dumps(cfn_yaml.load(os.path.join(AWS_DIR, tier + ".yaml"))))
+
+
+class Target(NamedTuple):
+    """Where a value comes from: kind is "resource", "parameter", "literal"
+    or "unknown"; tier and name locate it; value is the literal, the
+    attribute of a GetAtt ("MasterUserSecret.SecretArn"), or the unresolved
+    node for "unknown"."""
+
+    kind: str
+    tier: str = ""
+    name: str = ""
+    value: object = None
+
+
+class Stacks:
+    """The five templates of one deployment."""
+
+    def __init__(self, templates):
+        self.templates = templates
+
+    @classmethod
+    def load(cls):
+        return cls({tier: load(tier) for tier in TIERS})
+
+    def copy(self):
+        return Stacks(copy.deepcopy(self.templates))
+
+    # ---- plain access ---------------------------------------------------
+
+    def resources(self, tier, type_=None):
+        """{logical id: resource} of a tier, only of type_ when given."""
+        found = self.templates[tier].get("Resources", {})
+        return {k: v for k, v in found.items() if type_ is None or v.get("Type") == type_}
+
+    def all_resources(self, type_=None):
+        """[(tier, logical id, resource)] over every tier."""
+        return [(tier, k, v) for tier in TIERS for k, v in self.resources(tier, type_).items()]
+
+    def resource(self, tier, name):
+        return self.templates[tier]["Resources"][name]
+
+    def props(self, tier, name):
+        return self.resource(tier, name).get("Properties", {})
+
+    def parameters(self, tier):
+        return self.templates[tier].get("Parameters", {})
+
+    def default(self, tier, name):
+        return self.parameters(tier)[name].get("Default")
+
+    def conditions(self, tier):
+        return self.templates[tier].get("Conditions", {})
+
+    # ---- following references -------------------------------------------
+
+    def exports(self):
+        """{export name as written (e.g. "${StackPrefix}-network-VpcId"): (tier, value node)}."""
+        found = {}
+        for tier in TIERS:
+            for output in self.templates[tier].get("Outputs", {}).values():
+                name = output.get("Export", {}).get("Name")
+                if isinstance(name, dict) and "Fn::Sub" in name:
+                    name = name["Fn::Sub"]
+                if isinstance(name, str):
+                    found[name] = (tier, output.get("Value"))
+        return found
+
+    def resolve(self, tier, node, depth=0):
+        """The Target a value node of tier finally refers to."""
+        if depth > 10:
+            return Target("unknown", tier, value=node)
+        if not isinstance(node, dict):
+            return Target("literal", tier, value=node)
+        if "Ref" in node:
+            name = node["Ref"]
+            if name in self.parameters(tier):
+                return Target("parameter", tier, name)
+            if name in self.templates[tier].get("Resources", {}):
+                return Target("resource", tier, name)
+            return Target("unknown", tier, name, node)
+        if "Fn::GetAtt" in node:
+            att = node["Fn::GetAtt"]
+            name, _, attribute = (".".join(att) if isinstance(att, list) else att).partition(".")
+            return Target("resource", tier, name, attribute)
+        if "Fn::ImportValue" in node:
+            name = node["Fn::ImportValue"]
+            if isinstance(name, dict) and "Fn::Sub" in name:
+                name = name["Fn::Sub"]
+            exported = self.exports().get(name)
+            if exported is None:
+                return Target("unknown", tier, str(name), node)
+            return self.resolve(exported[0], exported[1], depth + 1)
+        return Target("unknown", tier, value=node)
+
+    def value(self, tier, node):
+        """A literal, or a parameter's default, that node stands for (None if neither)."""
+        target = self.resolve(tier, node)
+        if target.kind == "literal":
+            return target.value
+        if target.kind == "parameter":
+            return self.default(target.tier, target.name)
+        return None
