@@ -274,7 +274,7 @@ static void send_body(lua_req_t *lr, int status, const char *body, size_t len)
 static void send_plain(lua_req_t *lr, int status, const char *msg)
 {
     h2o_req_t *req = lr->req;
-    req->res.headers = (h2o_headers_t){NULL};
+    req->res.headers = (h2o_headers_t){NULL, 0, 0};
     h2o_add_header(&req->pool, &req->res.headers, H2O_TOKEN_CONTENT_TYPE, NULL, H2O_STRLIT("text/plain; charset=utf-8"));
     send_body(lr, status, msg, strlen(msg));
 }

@@ -128,3 +128,64 @@ class Stacks:
         if target.kind == "parameter":
             return self.default(target.tier, target.name)
         return None
+
+    # ---- one set of parameter values ---------------------------------------
+
+    def condition(self, tier, name, params):
+        """Whether condition name of tier holds when its parameters take params
+        (the rest their defaults)."""
+        def value(node):
+            if isinstance(node, dict) and "Ref" in node:
+                ref = node["Ref"]
+                return str(params.get(ref, self.default(tier, ref)))
+            if isinstance(node, dict):
+                raise ValueError(f"{tier}: cannot evaluate {node} in condition {name}")
+            return str(node)
+
+        def holds(node):
+            if "Condition" in node:
+                return holds(self.conditions(tier)[node["Condition"]])
+            if "Fn::Equals" in node:
+                left, right = node["Fn::Equals"]
+                return value(left) == value(right)
+            if "Fn::Not" in node:
+                return not holds(node["Fn::Not"][0])
+            if "Fn::And" in node:
+                return all(holds(n) for n in node["Fn::And"])
+            if "Fn::Or" in node:
+                return any(holds(n) for n in node["Fn::Or"])
+            raise ValueError(f"{tier}: cannot evaluate {node} in condition {name}")
+
+        return holds(self.conditions(tier)[name])
+
+    def render(self, params=None):
+        """The Stacks as CloudFormation would see them for params
+        ({tier: {parameter: value}}; defaults elsewhere): resources and outputs
+        whose condition is false left out, each Fn::If replaced by its chosen
+        branch, AWS::NoValue removed."""
+        params = params or {}
+        rendered = {}
+        for tier, template in self.templates.items():
+            given = params.get(tier, {})
+            active = {c: self.condition(tier, c, given) for c in self.conditions(tier)}
+            gone = object()
+
+            def walk(node):
+                if isinstance(node, dict):
+                    if "Fn::If" in node:
+                        name, yes, no = node["Fn::If"]
+                        return walk(yes if active[name] else no)
+                    if node.get("Ref") == "AWS::NoValue":
+                        return gone
+                    out = {k: walk(v) for k, v in node.items()}
+                    return {k: v for k, v in out.items() if v is not gone}
+                if isinstance(node, list):
+                    return [v for v in map(walk, node) if v is not gone]
+                return node
+
+            out = copy.deepcopy(template)
+            for section in ("Resources", "Outputs"):
+                out[section] = {k: walk(v) for k, v in template.get(section, {}).items()
+                                if active.get(v.get("Condition"), True)}
+            rendered[tier] = out
+        return Stacks(rendered)

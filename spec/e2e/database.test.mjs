@@ -276,7 +276,7 @@ describe('database', () => {
     }
   });
 
-  it('a database unreachable at start: the server starts, /readyz 503 until it is there', async () => {
+  it('a database unreachable at start: the server starts and /readyz is 503', async () => {
     const deadPort = await freePort();
     const server = await startServer({
       env: {
