@@ -6,7 +6,8 @@ returned as plain dicts and lists, so a test may copy and change them freely.
 
 Stacks ties the five templates together: resolve() follows Ref, GetAtt and
 Fn::ImportValue (through the exporting stack's Outputs) to the resource,
-parameter or literal a value finally comes from.
+parameter or literal a value finally comes from; render() shows the
+templates as CloudFormation would deploy them for given parameter values.
 """
 
 import copy
@@ -26,6 +27,34 @@ TIERS = ("network", "security", "database", "registry", "service")
 def load(tier):
     """The template of one tier as plain data; raises if it does not parse."""
     return json.loads(json.dumps(cfn_yaml.load(os.path.join(AWS_DIR, tier + ".yaml"))))
+
+
+def only(items, what):
+    """The one element of items; raises AssertionError naming what otherwise."""
+    items = list(items)
+    if len(items) != 1:
+        raise AssertionError(f"expected exactly one {what}, found {len(items)}")
+    return items[0]
+
+
+def branches(node):
+    """The values a node may take: both sides of an Fn::If, else itself."""
+    if isinstance(node, dict) and "Fn::If" in node:
+        _, yes, no = node["Fn::If"]
+        return branches(yes) + branches(no)
+    if isinstance(node, dict) and node.get("Ref") == "AWS::NoValue":
+        return []
+    return [node]
+
+
+def listed(items):
+    """A list property with the Fn::If items opened up."""
+    return [value for item in (items or []) for value in branches(item)]
+
+
+def container(templates):
+    """The h2lua container definition in the service template (plain data)."""
+    return templates["service"]["Resources"]["TaskDefinition"]["Properties"]["ContainerDefinitions"][0]
 
 
 class Target(NamedTuple):
@@ -119,6 +148,26 @@ class Stacks:
                 return Target("unknown", tier, str(name), node)
             return self.resolve(exported[0], exported[1], depth + 1)
         return Target("unknown", tier, value=node)
+
+    def locate(self, tier, node):
+        """(tier, logical id) of the resource node refers to; ("?", text) if none."""
+        target = self.resolve(tier, node)
+        return (target.tier, target.name) if target.kind == "resource" else ("?", str(target.value))
+
+    def public_subnets(self):
+        """{(tier, id)} of the subnets whose route table leads to an internet gateway."""
+        to_internet = set()
+        for tier, _, route in self.all_resources("AWS::EC2::Route"):
+            gateway = self.locate(tier, route["Properties"].get("GatewayId"))
+            if gateway[0] != "?" and self.resource(*gateway)["Type"] == "AWS::EC2::InternetGateway":
+                to_internet.add(self.locate(tier, route["Properties"]["RouteTableId"]))
+        return {self.locate(tier, a["Properties"]["SubnetId"])
+                for tier, _, a in self.all_resources("AWS::EC2::SubnetRouteTableAssociation")
+                if self.locate(tier, a["Properties"]["RouteTableId"]) in to_internet}
+
+    def private_subnets(self):
+        """{(tier, id)} of every other subnet."""
+        return {(tier, name) for tier, name, _ in self.all_resources("AWS::EC2::Subnet")} - self.public_subnets()
 
     def value(self, tier, node):
         """A literal, or a parameter's default, that node stands for (None if neither)."""

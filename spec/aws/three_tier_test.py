@@ -14,41 +14,13 @@ to be reported, so no check here can pass vacuously.
 import re
 import unittest
 
-from cfn import Stacks
+from cfn import Stacks, container, listed, only
 
 WORLD = ("0.0.0.0/0", "::/0")
 SECRET_NAME = re.compile(r"PASSWORD|PASSWD|SECRET|TOKEN|CREDENTIAL", re.I)
 
 
-def only(items, what):
-    """The one element of items; raises AssertionError naming what otherwise."""
-    items = list(items)
-    if len(items) != 1:
-        raise AssertionError(f"expected exactly one {what}, found {len(items)}")
-    return items[0]
-
-
-def branches(node):
-    """The values a node may take: both sides of an Fn::If, else itself."""
-    if isinstance(node, dict) and "Fn::If" in node:
-        _, yes, no = node["Fn::If"]
-        return branches(yes) + branches(no)
-    if isinstance(node, dict) and node.get("Ref") == "AWS::NoValue":
-        return []
-    return [node]
-
-
-def listed(items):
-    """A list property with the Fn::If items opened up."""
-    return [value for item in (items or []) for value in branches(item)]
-
-
 # ---- who is who -----------------------------------------------------------
-
-def group_of(stacks, tier, node):
-    target = stacks.resolve(tier, node)
-    return (target.tier, target.name) if target.kind == "resource" else ("?", str(target.value))
-
 
 def roles(stacks):
     """{"lb"|"app"|"database": (tier, security group)} from the resources that use them."""
@@ -59,9 +31,9 @@ def roles(stacks):
          if "SourceDBInstanceIdentifier" not in r[2].get("Properties", {})], "RDS primary")
     svc_groups = svc["Properties"]["NetworkConfiguration"]["AwsvpcConfiguration"]["SecurityGroups"]
     return {
-        "lb": group_of(stacks, lb_tier, only(lb["Properties"]["SecurityGroups"], "load balancer group")),
-        "app": group_of(stacks, svc_tier, only(svc_groups, "service group")),
-        "database": group_of(stacks, db_tier, only(db["Properties"]["VPCSecurityGroups"], "database group")),
+        "lb": stacks.locate(lb_tier, only(lb["Properties"]["SecurityGroups"], "load balancer group")),
+        "app": stacks.locate(svc_tier, only(svc_groups, "service group")),
+        "database": stacks.locate(db_tier, only(db["Properties"]["VPCSecurityGroups"], "database group")),
     }
 
 
@@ -79,7 +51,7 @@ def ingress_rules(stacks):
             "from_node": stacks.resolve(tier, rule.get("FromPort")),
             "to_node": stacks.resolve(tier, rule.get("ToPort")),
             "cidr": rule.get("CidrIp") or rule.get("CidrIpv6") or rule.get("SourcePrefixListId"),
-            "source": group_of(stacks, tier, rule["SourceSecurityGroupId"])
+            "source": stacks.locate(tier, rule["SourceSecurityGroupId"])
             if "SourceSecurityGroupId" in rule else None,
             "where": where,
         })
@@ -89,8 +61,13 @@ def ingress_rules(stacks):
             add(tier, (tier, name), rule, f"{tier}/{name}")
     for tier, name, res in stacks.all_resources("AWS::EC2::SecurityGroupIngress"):
         props = res.get("Properties", {})
-        add(tier, group_of(stacks, tier, props.get("GroupId")), props, f"{tier}/{name}")
+        add(tier, stacks.locate(tier, props.get("GroupId")), props, f"{tier}/{name}")
     return rules
+
+
+def origin(rule):
+    """Where a rule admits traffic from, for a message."""
+    return rule["cidr"] or "/".join(rule["source"] or ("?", "?"))
 
 
 def rules_into(stacks, role):
@@ -101,30 +78,13 @@ def rules_into(stacks, role):
 def app_port(stacks):
     """Where the container's port comes from (a Target) and its value."""
     tier, _, task = only(stacks.all_resources("AWS::ECS::TaskDefinition"), "task definition")
-    container = only(task["Properties"]["ContainerDefinitions"], "container")
-    node = only(container["PortMappings"], "port mapping")["ContainerPort"]
+    definition = only(task["Properties"]["ContainerDefinitions"], "container")
+    node = only(definition["PortMappings"], "port mapping")["ContainerPort"]
     return stacks.resolve(tier, node), stacks.value(tier, node)
 
 
-def public_subnets(stacks):
-    """Subnets whose route table has a route to an internet gateway."""
-    igw_tables = set()
-    for tier, _, route in stacks.all_resources("AWS::EC2::Route"):
-        gateway = route["Properties"].get("GatewayId")
-        if gateway and stacks.resolve(tier, gateway).kind == "resource" and \
-                stacks.resource(tier, stacks.resolve(tier, gateway).name)["Type"] == "AWS::EC2::InternetGateway":
-            igw_tables.add(group_of(stacks, tier, route["Properties"]["RouteTableId"]))
-    return {group_of(stacks, tier, a["Properties"]["SubnetId"])
-            for tier, _, a in stacks.all_resources("AWS::EC2::SubnetRouteTableAssociation")
-            if group_of(stacks, tier, a["Properties"]["RouteTableId"]) in igw_tables}
-
-
-def private_subnets(stacks):
-    return {(tier, name) for tier, name, _ in stacks.all_resources("AWS::EC2::Subnet")} - public_subnets(stacks)
-
-
 def subnets_of(stacks, tier, nodes):
-    return {group_of(stacks, tier, n) for n in listed(nodes)}
+    return {stacks.locate(tier, n) for n in listed(nodes)}
 
 
 # ---- the checks -------------------------------------------------------------
@@ -136,7 +96,7 @@ def check_database_admits_only_mysql_from_app(stacks):
     for r in rules:
         if (r["protocol"], r["from"], r["to"], r["source"], r["cidr"]) != ("tcp", 3306, 3306, app, None):
             problems.append(f"{r['where']}: database admits {r['protocol']} {r['from']}-{r['to']} "
-                            f"from {r['cidr'] or r['source']}; only tcp 3306 from the app group is allowed")
+                            f"from {origin(r)}; only tcp 3306 from the app group is allowed")
     return problems
 
 
@@ -147,11 +107,11 @@ def check_app_admits_only_app_port_from_lb(stacks):
     problems = [] if rules else ["the app group admits nothing (the load balancer cannot reach it)"]
     for r in rules:
         if r["protocol"] != "tcp" or r["source"] != lb or r["cidr"] is not None:
-            problems.append(f"{r['where']}: app admits {r['protocol']} from {r['cidr'] or r['source']}; "
+            problems.append(f"{r['where']}: app admits {r['protocol']} from {origin(r)}; "
                             "only tcp from the load balancer group is allowed")
         if r["from_node"] != port_source or r["to_node"] != port_source or r["from"] != port:
             problems.append(f"{r['where']}: app admits ports {r['from']}-{r['to']}; only the container port "
-                            f"({port}, from {port_source.tier}.{port_source.name}) is allowed")
+                            f"({port}, {port_source.kind} {port_source.tier}.{port_source.name}) is allowed")
     if port != 8080:
         problems.append(f"the app port defaults to {port}, not 8080")
     return problems
@@ -163,7 +123,7 @@ def check_lb_admits_only_web_from_anywhere(stacks):
     for r in rules:
         if r["protocol"] != "tcp" or r["from"] != r["to"] or r["from"] not in (80, 443) or r["cidr"] not in WORLD:
             problems.append(f"{r['where']}: load balancer admits {r['protocol']} {r['from']}-{r['to']} from "
-                            f"{r['cidr'] or r['source']}; only tcp 80 and 443 from anywhere are allowed")
+                            f"{origin(r)}; only tcp 80 and 443 from anywhere are allowed")
     for port in (80, 443):
         if not any(r["from"] == port for r in rules):
             problems.append(f"the load balancer does not admit port {port}")
@@ -174,14 +134,14 @@ def check_nothing_else_open(stacks):
     groups = set(roles(stacks).values())
     problems = [f"{tier}/{name}: a security group that is none of load balancer, app, database"
                 for tier, name, _ in stacks.all_resources("AWS::EC2::SecurityGroup") if (tier, name) not in groups]
-    problems += [f"{r['where']}: a rule into {r['group']}, which is none of the three groups"
+    problems += [f"{r['where']}: a rule into {'/'.join(r['group'])}, which is none of the three groups"
                  for r in ingress_rules(stacks) if r["group"] not in groups]
     return problems
 
 
 def check_only_lb_is_internet_facing(stacks):
     problems = []
-    public, private = public_subnets(stacks), private_subnets(stacks)
+    public, private = stacks.public_subnets(), stacks.private_subnets()
     if len(public) != 2 or len(private) != 2:
         problems.append(f"expected 2 public and 2 private subnets, found {len(public)} and {len(private)}")
     for kind in ("AWS::EC2::Instance", "AWS::ElasticLoadBalancing::LoadBalancer", "AWS::EC2::NetworkInterface"):
@@ -260,37 +220,46 @@ def check_secret_key(stacks, tier, value_from):
 
 
 class ThreeTier(unittest.TestCase):
+    """The rules hold for the templates as written (every Fn::If branch at
+    once) and as deployed with every option off (the defaults) or on."""
+
     @classmethod
     def setUpClass(cls):
-        cls.stacks = Stacks.load()
+        written = Stacks.load()
+        cls.variants = {"as written": written, "defaults": written.render(), "all options on": written.render({
+            "network": {"NatGateways": "per-az"},
+            "database": {"ReadReplica": "true", "MultiAZ": "true"},
+            "service": {"ReadReplica": "true", "ExistingRoleName": "LabRole",
+                        "CertificateArn": "arn:aws:acm:us-east-1:123456789012:certificate/abc"}})}
+
+    def assertHolds(self, check):
+        for variant, stacks in self.variants.items():
+            with self.subTest(variant):
+                self.assertEqual([], check(stacks))
 
     def test_database_admits_only_mysql_from_the_app(self):
-        self.assertEqual([], check_database_admits_only_mysql_from_app(self.stacks))
+        self.assertHolds(check_database_admits_only_mysql_from_app)
 
     def test_app_admits_only_its_port_from_the_load_balancer(self):
-        self.assertEqual([], check_app_admits_only_app_port_from_lb(self.stacks))
+        self.assertHolds(check_app_admits_only_app_port_from_lb)
 
     def test_load_balancer_admits_only_80_and_443(self):
-        self.assertEqual([], check_lb_admits_only_web_from_anywhere(self.stacks))
+        self.assertHolds(check_lb_admits_only_web_from_anywhere)
 
     def test_nothing_else_is_open_inward(self):
-        self.assertEqual([], check_nothing_else_open(self.stacks))
+        self.assertHolds(check_nothing_else_open)
 
     def test_only_the_load_balancer_is_internet_facing(self):
-        self.assertEqual([], check_only_lb_is_internet_facing(self.stacks))
+        self.assertHolds(check_only_lb_is_internet_facing)
 
     def test_no_secret_is_a_parameter_or_environment_value(self):
-        self.assertEqual([], check_no_plain_secrets(self.stacks))
+        self.assertHolds(check_no_plain_secrets)
 
 
 # ---- each check catches what it is for --------------------------------------
 
 def sg(t, name):
     return t["security"]["Resources"][name]["Properties"]
-
-
-def container(t):
-    return t["service"]["Resources"]["TaskDefinition"]["Properties"]["ContainerDefinitions"][0]
 
 
 def add_group(t):

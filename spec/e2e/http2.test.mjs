@@ -45,6 +45,7 @@ describeServer('http2 (h2c prior knowledge)', { WORKERS: '1' }, (h) => {
       assert.equal(req.path, '/echo');
       assert.deepEqual(req.query, { x: '1' });
       assert.equal(req.headers['x-test'], 'h2');
+      assert.equal(req.headers.host, `127.0.0.1:${h.server.port}`, 'the :authority reaches the app as the host header');
       assert.equal(req.id, echo.headers['x-request-id']);
     } finally {
       session.close();

@@ -1,0 +1,408 @@
+"""What each tier of ops/aws/ promises beyond the three-tier rules: the
+addresses, NAT, HTTPS, the database, the registry, the tasks, the service,
+scaling, alarms, the Learner Lab mode and the exports that join the stacks.
+
+Checks that depend on a parameter look at the templates rendered for both
+of its values (Stacks.render), as CloudFormation would see them. As in
+three_tier_test, each check returns problems and BrokenOnPurpose proves that
+each one notices the fault it exists for.
+"""
+
+import json
+import re
+import unittest
+
+from cfn import TIERS, Stacks, container, only
+
+CERT = "arn:aws:acm:us-east-1:123456789012:certificate/0f0f0f0f-1111-2222-3333-444455556666"
+ALL_ON = {
+    "network": {"NatGateways": "per-az"},
+    "database": {"ReadReplica": "true", "MultiAZ": "true"},
+    "service": {"ReadReplica": "true", "CertificateArn": CERT, "ExistingRoleName": "LabRole",
+                "AlarmEmail": "ops@example.com"},
+}
+
+
+def target_name(stacks, tier, node):
+    target = stacks.resolve(tier, node)
+    return f"{target.tier}.{target.name}" + (f".{target.value}" if target.kind == "resource" and target.value else "")
+
+
+def zone_index(node):
+    """0 for !Select [0, !GetAZs ""], and so on; None otherwise."""
+    select = node.get("Fn::Select") if isinstance(node, dict) else None
+    return int(select[0]) if select and select[1] == {"Fn::GetAZs": ""} else None
+
+
+# ---- network --------------------------------------------------------------
+
+def check_addresses(stacks):
+    problems = []
+    if stacks.default("network", "VpcCidr") != "10.0.0.0/16" or \
+            stacks.value("network", stacks.props("network", "Vpc")["CidrBlock"]) != "10.0.0.0/16":
+        problems.append("the VPC is not 10.0.0.0/16")
+    for kind, subnets, wanted in (("public", stacks.public_subnets(), ["10.0.1.0/24", "10.0.2.0/24"]),
+                                  ("private", stacks.private_subnets(), ["10.0.3.0/24", "10.0.4.0/24"])):
+        props = [stacks.props(tier, name) for tier, name in sorted(subnets)]
+        cidrs = sorted(str(stacks.value("network", p["CidrBlock"])) for p in props)
+        if cidrs != wanted:
+            problems.append(f"the {kind} subnets are {cidrs}, not {wanted}")
+        if sorted(str(zone_index(p.get("AvailabilityZone"))) for p in props) != ["0", "1"]:
+            problems.append(f"the {kind} subnets are not in the first and second zone")
+    return problems
+
+
+def check_nat(stacks):
+    problems = []
+    for nat_gateways, count in (("one", 1), ("per-az", 2)):
+        s = stacks.render({"network": {"NatGateways": nat_gateways}})
+        nats = s.resources("network", "AWS::EC2::NatGateway")
+        if len(nats) != count:
+            problems.append(f"NatGateways={nat_gateways} makes {len(nats)} NAT gateways, not {count}")
+        public = {name for _, name in s.public_subnets()}
+        if any(s.resolve("network", n["Properties"]["SubnetId"]).name not in public for n in nats.values()):
+            problems.append(f"NatGateways={nat_gateways}: a NAT gateway is not in a public subnet")
+        used = set()
+        for _, name in s.private_subnets():
+            table = only([a["Properties"]["RouteTableId"] for a in s.resources(
+                "network", "AWS::EC2::SubnetRouteTableAssociation").values()
+                if s.resolve("network", a["Properties"]["SubnetId"]).name == name], f"route table of {name}")
+            routes = [r["Properties"] for r in s.resources("network", "AWS::EC2::Route").values()
+                      if r["Properties"]["RouteTableId"] == table and r["Properties"].get("DestinationCidrBlock") == "0.0.0.0/0"]
+            nat = s.resolve("network", only(routes, f"default route of {name}").get("NatGatewayId")).name
+            if nat not in nats:
+                problems.append(f"NatGateways={nat_gateways}: {name} does not go out through a NAT gateway")
+            used.add(nat)
+        if len(used) != count:
+            problems.append(f"NatGateways={nat_gateways}: the private subnets use {len(used)} NAT gateways")
+    return problems
+
+
+# ---- front ----------------------------------------------------------------
+
+def listeners(stacks):
+    return {l["Properties"]["Port"]: l["Properties"]
+            for l in stacks.resources("service", "AWS::ElasticLoadBalancingV2::Listener").values()}
+
+
+def forwards_to_target_group(stacks, action):
+    return action.get("Type") == "forward" and \
+        stacks.resolve("service", action.get("TargetGroupArn")).name == "TargetGroup"
+
+
+def check_https(stacks):
+    problems = []
+    with_cert = stacks.render({"service": {"CertificateArn": CERT}})
+    ports = listeners(with_cert)
+    https, http = ports.get(443), ports.get(80)
+    if not https or https.get("Protocol") != "HTTPS" or \
+            [c.get("CertificateArn") for c in https.get("Certificates", [])] != [{"Ref": "CertificateArn"}] or \
+            not forwards_to_target_group(with_cert, only(https["DefaultActions"], "action")):
+        problems.append("with a certificate there is no HTTPS listener on 443 with it, forwarding to the tasks")
+    elif not str(https.get("SslPolicy", "")).startswith(("ELBSecurityPolicy-TLS13-1-2", "ELBSecurityPolicy-TLS-1-2")):
+        problems.append("the HTTPS listener allows TLS older than 1.2")
+    redirect = (http or {}).get("DefaultActions", [{}])[0]
+    config = redirect.get("RedirectConfig", {})
+    if redirect.get("Type") != "redirect" or (config.get("Protocol"), str(config.get("Port")),
+                                              config.get("StatusCode")) != ("HTTPS", "443", "HTTP_301"):
+        problems.append("with a certificate port 80 does not redirect (301) to HTTPS on 443")
+    without = stacks.render({"service": {"CertificateArn": ""}})
+    ports = listeners(without)
+    if set(ports) != {80} or not forwards_to_target_group(without, only(ports[80]["DefaultActions"], "action")):
+        problems.append("without a certificate there is not exactly plain HTTP on 80, forwarding to the tasks")
+    for s, scheme in ((with_cert, "https"), (without, "http")):
+        url = s.templates["service"]["Outputs"]["LoadBalancerUrl"]["Value"]
+        if not str(url.get("Fn::Sub", "")).startswith(scheme + "://"):
+            problems.append(f"LoadBalancerUrl is not {scheme}:// when it should be")
+    return problems
+
+
+# ---- database ---------------------------------------------------------------
+
+def check_database(stacks):
+    problems = []
+    primary = stacks.props("database", "Primary")
+    value = lambda key: str(stacks.value("database", primary.get(key))).lower()  # noqa: E731
+    if value("Engine") != "mysql" or not value("EngineVersion").startswith("8."):
+        problems.append("the database is not MySQL 8")
+    if value("StorageEncrypted") != "true":
+        problems.append("the database storage is not encrypted")
+    retention = stacks.parameters("database").get("BackupRetentionDays", {})
+    if stacks.resolve("database", primary.get("BackupRetentionPeriod")).name != "BackupRetentionDays" or \
+            int(retention.get("MinValue", 0)) < 1 or int(retention.get("Default", 0)) < 1:
+        problems.append("automated backups can be off (BackupRetentionPeriod must be at least 1)")
+    for key, param in (("MultiAZ", "MultiAZ"), ("DeletionProtection", "DeletionProtection")):
+        if stacks.resolve("database", primary.get(key)) != stacks.resolve("database", {"Ref": param}) or \
+                sorted(stacks.parameters("database")[param].get("AllowedValues", [])) != ["false", "true"]:
+            problems.append(f"{key} is not set by a true/false parameter")
+    if value("DBName") != "flaskcrud":
+        problems.append("the database name does not default to flaskcrud")
+    for replica, count in (("true", 1), ("false", 0)):
+        s = stacks.render({"database": {"ReadReplica": replica}})
+        replicas = [p["Properties"] for p in s.resources("database", "AWS::RDS::DBInstance").values()
+                    if "SourceDBInstanceIdentifier" in p["Properties"]]
+        if len(replicas) != count or any(s.resolve("database", r["SourceDBInstanceIdentifier"]).name != "Primary"
+                                         for r in replicas):
+            problems.append(f"ReadReplica={replica} makes {len(replicas)} replicas of the primary, not {count}")
+    return problems
+
+
+# ---- registry ---------------------------------------------------------------
+
+def check_registry(stacks):
+    problems = []
+    repo = only(stacks.resources("registry", "AWS::ECR::Repository").values(), "repository")["Properties"]
+    if str(repo.get("ImageScanningConfiguration", {}).get("ScanOnPush")).lower() != "true":
+        problems.append("images are not scanned on push")
+    text = repo.get("LifecyclePolicy", {}).get("LifecyclePolicyText", {})
+    text = text.get("Fn::Sub", "") if isinstance(text, dict) else text
+    text = re.sub(r"\$\{(\w+)\}", lambda m: str(stacks.default("registry", m.group(1))), text)
+    try:
+        rules = json.loads(text)["rules"]
+    except (ValueError, KeyError, TypeError):
+        rules = []
+    if not rules or not all(r.get("action", {}).get("type") == "expire" for r in rules):
+        problems.append("the repository has no lifecycle policy expiring images")
+    return problems
+
+
+# ---- tasks and service --------------------------------------------------------
+
+REQUIRED_ENV = {"APP_ENV", "LOG_FORMAT", "PORT", "WORKERS", "DATABASE_URL", "DATABASE_PORT",
+                "DATABASE_USERNAME", "DATABASE_NAME"}
+
+
+def check_task(stacks):
+    problems = []
+    task = only(stacks.resources("service", "AWS::ECS::TaskDefinition").values(), "task")["Properties"]
+    c = only(task["ContainerDefinitions"], "container")
+    if task.get("RequiresCompatibilities") != ["FARGATE"] or task.get("NetworkMode") != "awsvpc":
+        problems.append("the task is not a Fargate (awsvpc) task")
+    logs = c.get("LogConfiguration", {})
+    group = stacks.resolve("service", logs.get("Options", {}).get("awslogs-group"))
+    if logs.get("LogDriver") != "awslogs" or group.kind != "resource" or \
+            "RetentionInDays" not in stacks.props("service", group.name):
+        problems.append("the container does not log with awslogs to a log group with a retention")
+    if c.get("HealthCheck", {}).get("Command") != ["CMD", "/usr/local/bin/h2lua", "healthcheck"]:
+        problems.append("the container health check is not `h2lua healthcheck`")
+    if c.get("StopTimeout") != 30:
+        problems.append("the container's stopTimeout is not 30 s")
+    with_replica = stacks.render({"database": {"ReadReplica": "true"}, "service": {"ReadReplica": "true"}})
+    for s, replica in ((with_replica, True), (stacks.render(), False)):
+        cs = container(s.templates)
+        env = {e["Name"]: e["Value"] for e in cs.get("Environment", [])}
+        missing = REQUIRED_ENV - set(env)
+        if missing:
+            problems.append(f"the environment lacks {sorted(missing)}")
+            continue
+        if (env["APP_ENV"], env["LOG_FORMAT"]) != ("production", "json"):
+            problems.append("the environment is not APP_ENV=production, LOG_FORMAT=json")
+        wanted = {"DATABASE_URL": "database.Primary.Endpoint.Address", "DATABASE_PORT": "database.Primary.Endpoint.Port",
+                  "DATABASE_NAME": "database.DBName", "DATABASE_USERNAME": "database.MasterUsername",
+                  "PORT": "security.AppPort", "WORKERS": "service.Workers"}
+        if replica:
+            wanted["DATABASE_READ_URL"] = "database.Replica.Endpoint.Address"
+        elif "DATABASE_READ_URL" in env and env["DATABASE_READ_URL"] != "":
+            problems.append("without a replica DATABASE_READ_URL is set")
+        for name, source in wanted.items():
+            if target_name(s, "service", env.get(name)) != source:
+                problems.append(f"ReadReplica={str(replica).lower()}: {name} does not come from {source}")
+    return problems
+
+
+def check_service(stacks):
+    problems = []
+    svc = only(stacks.resources("service", "AWS::ECS::Service").values(), "service")["Properties"]
+    breaker = svc.get("DeploymentConfiguration", {}).get("DeploymentCircuitBreaker", {})
+    if (str(breaker.get("Enable")).lower(), str(breaker.get("Rollback")).lower()) != ("true", "true"):
+        problems.append("deployments are not rolled back by the circuit breaker")
+    if svc.get("LaunchType") != "FARGATE" or stacks.value("service", svc.get("DesiredCount")) != 2:
+        problems.append("the service does not run 2 Fargate tasks by default")
+    if not stacks.value("service", svc.get("HealthCheckGracePeriodSeconds")):
+        problems.append("the service has no health-check grace period")
+    tg = stacks.props("service", stacks.resolve("service", only(svc["LoadBalancers"], "target")["TargetGroupArn"]).name)
+    attrs = {a["Key"]: a["Value"] for a in tg.get("TargetGroupAttributes", [])}
+    if tg.get("TargetType") != "ip" or tg.get("HealthCheckPath") != "/healthz":
+        problems.append("the target group is not of type ip with its health check on /healthz")
+    if not int(attrs.get("deregistration_delay.timeout_seconds", 300)) < container(stacks.templates).get("StopTimeout", 0):
+        problems.append("the deregistration delay is not shorter than the container's stopTimeout")
+    return problems
+
+
+def check_autoscaling(stacks):
+    policies = stacks.resources("service", "AWS::ApplicationAutoScaling::ScalingPolicy").values()
+    metrics = {p["Properties"]["TargetTrackingScalingPolicyConfiguration"]["PredefinedMetricSpecification"][
+        "PredefinedMetricType"] for p in policies if p["Properties"].get("PolicyType") == "TargetTrackingScaling"}
+    wanted = {"ECSServiceAverageCPUUtilization", "ALBRequestCountPerTarget"}
+    return [] if wanted <= metrics else [f"no target tracking on {sorted(wanted - metrics)}"]
+
+
+def check_alarms(stacks):
+    problems = []
+    for replica in ("true", "false"):
+        s = stacks.render({"database": {"ReadReplica": replica}, "service": {"ReadReplica": replica}})
+        metrics = {(a["Properties"]["Namespace"], a["Properties"]["MetricName"])
+                   for a in s.resources("service", "AWS::CloudWatch::Alarm").values()}
+        wanted = {("AWS/ApplicationELB", "HTTPCode_ELB_5XX_Count"), ("AWS/ApplicationELB", "UnHealthyHostCount"),
+                  ("AWS/ApplicationELB", "TargetResponseTime"), ("AWS/RDS", "CPUUtilization"),
+                  ("AWS/RDS", "FreeStorageSpace")}
+        if replica == "true":
+            wanted.add(("AWS/RDS", "ReplicaLag"))
+        elif ("AWS/RDS", "ReplicaLag") in metrics:
+            problems.append("a replica-lag alarm exists without a replica")
+        if not wanted <= metrics:
+            problems.append(f"ReadReplica={replica}: no alarm on {sorted(wanted - metrics)}")
+    if not stacks.resources("service", "AWS::CloudWatch::Dashboard"):
+        problems.append("there is no dashboard")
+    return problems
+
+
+def check_learner_lab_mode(stacks):
+    problems = []
+    for role, iam_count in (("LabRole", 0), ("", 2)):
+        s = stacks.render({"service": {"ExistingRoleName": role}})
+        iam = [f"{t}/{n}" for t in TIERS for n, r in s.resources(t).items() if r["Type"].startswith("AWS::IAM::")]
+        if len(iam) != iam_count:
+            problems.append(f"ExistingRoleName={role!r} creates {len(iam)} IAM resources ({iam}), not {iam_count}")
+        task = only(s.resources("service", "AWS::ECS::TaskDefinition").values(), "task")["Properties"]
+        for key in ("ExecutionRoleArn", "TaskRoleArn"):
+            arn = task.get(key)
+            uses_lab = isinstance(arn, dict) and str(arn.get("Fn::Sub", "")).endswith(":role/${ExistingRoleName}")
+            if uses_lab != bool(role):
+                problems.append(f"ExistingRoleName={role!r}: {key} does not use {'it' if role else 'a created role'}")
+    return problems
+
+
+def check_exports(stacks):
+    """Every import names an export of an earlier tier; exports are PREFIX-tier-Name."""
+    problems = []
+    exports = stacks.exports()
+    for name in exports:
+        tier = exports[name][0]
+        if not name.startswith(f"${{StackPrefix}}-{tier}-"):
+            problems.append(f"export {name} is not named ${{StackPrefix}}-{tier}-...")
+
+    def imports(node):
+        if isinstance(node, dict):
+            if "Fn::ImportValue" in node:
+                yield node["Fn::ImportValue"]
+            for v in node.values():
+                yield from imports(v)
+        elif isinstance(node, list):
+            for v in node:
+                yield from imports(v)
+
+    for tier in TIERS:
+        if stacks.parameters(tier).get("StackPrefix", {}).get("AllowedPattern") != "^[a-z][a-z0-9-]{1,20}$":
+            problems.append(f"{tier} has no StackPrefix parameter like the others")
+        for name in imports(stacks.templates[tier]):
+            name = name.get("Fn::Sub") if isinstance(name, dict) else name
+            if name not in exports:
+                problems.append(f"{tier} imports {name}, which no stack exports")
+            elif TIERS.index(exports[name][0]) >= TIERS.index(tier):
+                problems.append(f"{tier} imports {name} from a stack deployed after it")
+    return problems
+
+
+CHECKS = [check_addresses, check_nat, check_https, check_database, check_registry, check_task,
+          check_service, check_autoscaling, check_alarms, check_learner_lab_mode, check_exports]
+
+
+class Templates(unittest.TestCase):
+    @classmethod
+    def setUpClass(cls):
+        cls.stacks = Stacks.load()
+
+
+def _holds(check):
+    def test(self):
+        self.assertEqual([], check(self.stacks))
+    return test
+
+
+for _check in CHECKS:
+    setattr(Templates, "test_" + _check.__name__[len("check_"):], _holds(_check))
+
+
+# ---- each check catches what it is for --------------------------------------
+
+def res(t, tier, name):
+    return t[tier]["Resources"][name]
+
+
+def props(t, tier, name):
+    return res(t, tier, name)["Properties"]
+
+
+FAULTS = {
+    "public_subnet_moved": (check_addresses, lambda t: t["network"]["Parameters"]["PublicSubnet2Cidr"].update(
+        Default="10.0.5.0/24")),
+    "subnets_in_one_zone": (check_addresses, lambda t: props(t, "network", "PrivateSubnet2").update(
+        AvailabilityZone={"Fn::Select": [0, {"Fn::GetAZs": ""}]})),
+    "second_nat_always": (check_nat, lambda t: res(t, "network", "NatGateway2").pop("Condition") and
+                          res(t, "network", "NatAddress2").pop("Condition")),
+    "private_route_shares_nat_per_az": (check_nat, lambda t: props(t, "network", "PrivateDefaultRoute2").update(
+        NatGatewayId={"Ref": "NatGateway1"})),
+    "http_never_redirects": (check_https, lambda t: props(t, "service", "HttpListener").update(
+        DefaultActions=[{"Type": "forward", "TargetGroupArn": {"Ref": "TargetGroup"}}])),
+    "https_without_certificate": (check_https, lambda t: res(t, "service", "HttpsListener").pop("Condition")),
+    "redirect_to_http": (check_https, lambda t: props(t, "service", "HttpListener")["DefaultActions"][0]["Fn::If"][1][
+        "RedirectConfig"].update(Protocol="HTTP")),
+    "old_tls": (check_https, lambda t: props(t, "service", "HttpsListener").update(
+        SslPolicy="ELBSecurityPolicy-2016-08")),
+    "unencrypted_database": (check_database, lambda t: props(t, "database", "Primary").update(StorageEncrypted=False)),
+    "backups_off": (check_database, lambda t: props(t, "database", "Primary").update(BackupRetentionPeriod=0)),
+    "replica_always": (check_database, lambda t: res(t, "database", "Replica").pop("Condition")),
+    "fixed_multi_az": (check_database, lambda t: props(t, "database", "Primary").update(MultiAZ=True)),
+    "another_schema": (check_database, lambda t: t["database"]["Parameters"]["DBName"].update(Default="app")),
+    "no_scan": (check_registry, lambda t: props(t, "registry", "Repository").update(
+        ImageScanningConfiguration={"ScanOnPush": False})),
+    "no_lifecycle": (check_registry, lambda t: props(t, "registry", "Repository").pop("LifecyclePolicy")),
+    "logs_kept_forever": (check_task, lambda t: props(t, "service", "LogGroup").pop("RetentionInDays")),
+    "curl_health_check": (check_task, lambda t: container(t)["HealthCheck"].update(
+        Command=["CMD-SHELL", "curl -f http://localhost:8080/healthz"])),
+    "long_stop_timeout": (check_task, lambda t: container(t).update(StopTimeout=120)),
+    "writes_to_the_replica": (check_task, lambda t: [e.update(Value={"Fn::ImportValue": {"Fn::Sub":
+        "${StackPrefix}-database-ReplicaEndpointAddress"}}) for e in container(t)["Environment"]
+        if e.get("Name") == "DATABASE_URL"]),
+    "development_mode": (check_task, lambda t: container(t)["Environment"][0].update(Value="development")),
+    "no_rollback": (check_service, lambda t: props(t, "service", "Service")["DeploymentConfiguration"][
+        "DeploymentCircuitBreaker"].update(Rollback=False)),
+    "health_check_on_root": (check_service, lambda t: props(t, "service", "TargetGroup").update(HealthCheckPath="/")),
+    "long_deregistration": (check_service, lambda t: props(t, "service", "TargetGroup").update(
+        TargetGroupAttributes=[{"Key": "deregistration_delay.timeout_seconds", "Value": "300"}])),
+    "no_request_scaling": (check_autoscaling, lambda t: t["service"]["Resources"].pop("RequestScaling")),
+    "no_unhealthy_alarm": (check_alarms, lambda t: t["service"]["Resources"].pop("UnhealthyHostsAlarm")),
+    "replica_alarm_without_replica": (check_alarms, lambda t: res(t, "service", "ReplicaLagAlarm").pop("Condition")),
+    "role_created_in_lab": (check_learner_lab_mode, lambda t: res(t, "service", "ExecutionRole").pop("Condition")),
+    "lab_role_ignored": (check_learner_lab_mode, lambda t: props(t, "service", "TaskDefinition").update(
+        TaskRoleArn={"Fn::GetAtt": ["TaskRole", "Arn"]})),
+    "import_of_nothing": (check_exports, lambda t: props(t, "database", "SubnetGroup")["SubnetIds"].append(
+        {"Fn::ImportValue": {"Fn::Sub": "${StackPrefix}-network-PrivateSubnet3Id"}})),
+    "import_from_a_later_stack": (check_exports, lambda t: props(t, "security", "AppSecurityGroup").update(
+        VpcId={"Fn::ImportValue": {"Fn::Sub": "${StackPrefix}-service-ClusterName"}}) or t["service"]["Outputs"][
+        "ClusterName"].update(Export={"Name": {"Fn::Sub": "${StackPrefix}-service-ClusterName"}})),
+}
+
+
+class BrokenOnPurpose(unittest.TestCase):
+    """Each check reports the fault it exists for."""
+
+    @classmethod
+    def setUpClass(cls):
+        cls.stacks = Stacks.load()
+
+
+def _catches(check, fault):
+    def test(self):
+        broken = self.stacks.copy()
+        fault(broken.templates)
+        self.assertNotEqual([], check(broken), f"{check.__name__} did not notice")
+    return test
+
+
+for _name, (_check, _fault) in FAULTS.items():
+    setattr(BrokenOnPurpose, f"test_catches_{_name}", _catches(_check, _fault))
+
+if __name__ == "__main__":
+    unittest.main()
