@@ -1,12 +1,13 @@
+# shellcheck shell=bash
 # Shared by ops/aws/deploy and ops/aws/destroy; sourced, never run.
 #
 # The callers set:  DRY_RUN (0|1)  REGION  PREFIX
 # Every AWS command goes through run / capture / stack_output / stack_exists,
 # so that a dry run prints it instead of calling AWS.
 
+# shellcheck disable=SC2034  # ROOT and TIERS are for the scripts that source this
 AWS_DIR=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 ROOT=$(cd "$AWS_DIR/../.." && pwd)
-
 # Tiers in deployment order; destroy walks them backwards.
 TIERS=(network security database registry service)
 

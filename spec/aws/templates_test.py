@@ -168,8 +168,10 @@ def check_registry(stacks):
 
 # ---- tasks and service --------------------------------------------------------
 
-REQUIRED_ENV = {"APP_ENV", "LOG_FORMAT", "PORT", "WORKERS", "DATABASE_URL", "DATABASE_PORT",
-                "DATABASE_USERNAME", "DATABASE_NAME"}
+REQUIRED_ENV = {"APP_ENV", "LOG_FORMAT", "PORT", "WORKERS", "DB_POOL_SIZE", "REQ_TIMEOUT", "DRAIN_TIMEOUT",
+                "DATABASE_URL", "DATABASE_PORT", "DATABASE_USERNAME", "DATABASE_NAME"}
+# max_connections of the default instance class, db.t3.micro (1 GiB / 12 MiB, less what RDS keeps).
+MICRO_CONNECTIONS = 60
 
 
 def check_task(stacks):
@@ -207,6 +209,14 @@ def check_task(stacks):
         for name, source in wanted.items():
             if target_name(s, "service", env.get(name)) != source:
                 problems.append(f"ReadReplica={str(replica).lower()}: {name} does not come from {source}")
+        number = lambda node: int(s.value("service", node))  # noqa: E731
+        if number(env["REQ_TIMEOUT"]) <= int(s.default("service", "IdleTimeout")):
+            problems.append("h2lua closes idle connections (REQ_TIMEOUT) before the load balancer does (502s)")
+        if number(env["DRAIN_TIMEOUT"]) >= cs.get("StopTimeout", 0):
+            problems.append("DRAIN_TIMEOUT is not shorter than StopTimeout (in-flight requests are killed)")
+        connections = int(s.default("service", "MaxTasks")) * number(env["WORKERS"]) * number(env["DB_POOL_SIZE"])
+        if connections > MICRO_CONNECTIONS:
+            problems.append(f"at MaxTasks the pools open {connections} connections, more than db.t3.micro allows")
     return problems
 
 
@@ -366,6 +376,10 @@ FAULTS = {
         "${StackPrefix}-database-ReplicaEndpointAddress"}}) for e in container(t)["Environment"]
         if e.get("Name") == "DATABASE_URL"]),
     "development_mode": (check_task, lambda t: container(t)["Environment"][0].update(Value="development")),
+    "short_keep_alive": (check_task, lambda t: t["service"]["Parameters"]["KeepAliveTimeout"].update(Default="10")),
+    "drain_cut_short": (check_task, lambda t: [e.update(Value="45") for e in container(t)["Environment"]
+                                                if e.get("Name") == "DRAIN_TIMEOUT"]),
+    "pools_too_large": (check_task, lambda t: t["service"]["Parameters"]["DbPoolSize"].update(Default="8")),
     "no_rollback": (check_service, lambda t: props(t, "service", "Service")["DeploymentConfiguration"][
         "DeploymentCircuitBreaker"].update(Rollback=False)),
     "health_check_on_root": (check_service, lambda t: props(t, "service", "TargetGroup").update(HealthCheckPath="/")),

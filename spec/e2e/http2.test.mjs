@@ -110,7 +110,7 @@ describeServer('http2 (h2c prior knowledge)', { WORKERS: '1' }, (h) => {
   it('responses carry the security headers, two set-cookie values, and no connection header', async () => {
     const session = await connect(h.server.origin);
     try {
-      for (const p of ['/hello', '/nope', '/boom', '/static/app.css']) {
+      for (const p of ['/hello', '/nope', '/boom', '/static/hello.txt']) {
         const res = await h2request(session, p);
         assertSecurityHeaders(res, `h2 ${p}`);
         assert.equal(res.headers.connection, undefined);

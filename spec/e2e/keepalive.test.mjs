@@ -17,7 +17,7 @@ describeServer('keep-alive', { WORKERS: '2' }, (h) => {
         ['/boom', {}, 500],
         ['/json', {}, 200],
         ['/hello', { method: 'HEAD' }, 200],
-        ['/static/app.css', {}, 200],
+        ['/static/hello.txt', {}, 200],
         ['/hello', {}, 200],
       ];
       for (const [p, opts, status] of steps) {

@@ -13,7 +13,7 @@ const CASES = [
   ['POST', '/hello', 405],
   ['GET', '/http-error', 418],
   ['GET', '/boom', 500],
-  ['GET', '/static/app.css', 200],
+  ['GET', '/static/hello.txt', 200],
   ['GET', '/static/bootstrap/css/bootstrap.min.css', 200],
   ['GET', '/static/no-such-file.css', 404],
   ['HEAD', '/hello', 200],

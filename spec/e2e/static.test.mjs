@@ -1,14 +1,17 @@
 // Static files: the app's /static/ (STATIC_DIR, default VIEWS_DIR/static) and Bootstrap from
-// the Debian package at /static/bootstrap/.
+// the Debian package at /static/bootstrap/. The fixture's static directory holds hello.txt; the
+// application's stylesheet is served from views/static with STATIC_DIR.
 import { it } from 'node:test';
 import assert from 'node:assert/strict';
 import fs from 'node:fs';
 import path from 'node:path';
-import { FIXTURES, assertSecurityHeaders, describeServer, parseResponses, rawExchange } from './support/server.mjs';
+import { FIXTURES, ROOT, assertSecurityHeaders, describeServer, parseResponses, rawExchange } from './support/server.mjs';
 
 const BOOTSTRAP_CSS = '/usr/share/javascript/bootstrap5/css/bootstrap.min.css';
 const BOOTSTRAP_JS = '/usr/share/javascript/bootstrap5/js/bootstrap.bundle.min.js';
-const APP_CSS = path.join(FIXTURES, 'views/static/app.css');
+const HELLO = path.join(FIXTURES, 'views/static/hello.txt');
+const APP_STATIC = path.join(ROOT, 'views/static');
+const APP_CSS = path.join(APP_STATIC, 'app.css');
 
 describeServer('static files', {}, (h) => {
   it('/static/bootstrap/css/bootstrap.min.css is the Debian file, as text/css', async () => {
@@ -26,19 +29,19 @@ describeServer('static files', {}, (h) => {
     assert.ok(res.body.equals(fs.readFileSync(BOOTSTRAP_JS)));
   });
 
-  it('/static/app.css comes from VIEWS_DIR/static', async () => {
-    const res = await h.server.get('/static/app.css');
+  it('/static/hello.txt comes from VIEWS_DIR/static by default', async () => {
+    const res = await h.server.get('/static/hello.txt');
     assert.equal(res.status, 200);
-    assert.match(res.headers['content-type'], /^text\/css\b/);
-    assert.ok(res.body.equals(fs.readFileSync(APP_CSS)), 'body equals the file on disk');
-    assertSecurityHeaders(res, 'app.css');
+    assert.match(res.headers['content-type'], /^text\/plain\b/);
+    assert.ok(res.body.equals(fs.readFileSync(HELLO)), 'body equals the file on disk');
+    assertSecurityHeaders(res, 'hello.txt');
   });
 
   it('HEAD on a static file has its length and no body', async () => {
-    const res = await h.server.request('/static/app.css', { method: 'HEAD' });
+    const res = await h.server.request('/static/hello.txt', { method: 'HEAD' });
     assert.equal(res.status, 200);
     assert.equal(res.body.length, 0);
-    assert.equal(Number(res.headers['content-length']), fs.statSync(APP_CSS).size);
+    assert.equal(Number(res.headers['content-length']), fs.statSync(HELLO).size);
   });
 
   it('a missing static file is a 404 with the security headers', async () => {
@@ -72,5 +75,21 @@ describeServer('static files', {}, (h) => {
       const res = await h.server.get(p);
       assert.notEqual(res.status, 200, `${p} answered 200: ${res.text.slice(0, 200)}`);
     }
+  });
+});
+
+describeServer('static files: the application stylesheet', { STATIC_DIR: APP_STATIC }, (h) => {
+  it('/static/app.css is served as text/css with the security headers', async () => {
+    const res = await h.server.get('/static/app.css');
+    assert.equal(res.status, 200);
+    assert.match(res.headers['content-type'], /^text\/css\b/);
+    assert.ok(res.body.equals(fs.readFileSync(APP_CSS)), 'body equals the file on disk');
+    assertSecurityHeaders(res, 'app.css');
+  });
+
+  it('Bootstrap is still served beside it', async () => {
+    const res = await h.server.get('/static/bootstrap/css/bootstrap.min.css');
+    assert.equal(res.status, 200);
+    assert.match(res.headers['content-type'], /^text\/css\b/);
   });
 });

@@ -75,7 +75,9 @@ const SANITIZER_RE = /ERROR: (AddressSanitizer|LeakSanitizer|ThreadSanitizer)|ru
 /** Lines of a sanitizer report in `text`, or null. */
 export function sanitizerReport(text) {
   const i = text.search(SANITIZER_RE);
-  return i < 0 ? null : text.slice(Math.max(0, i - 200), i + 3000);
+  if (i < 0) return null;
+  const start = text.lastIndexOf('=================', i);
+  return text.slice(start >= 0 && i - start < 300 ? start : i, i + 8000);
 }
 
 function parseJsonLines(text) {
@@ -126,13 +128,24 @@ export class Server {
     return this.origin + p;
   }
 
-  /** One HTTP/1.1 request on a new connection (Connection: close); see request(). */
-  request(p, opts = {}) {
-    return request(this.port, p, opts);
+  /**
+   * One HTTP/1.1 request on a new connection (Connection: close); see request(). When it fails
+   * because the server died, the error carries the server's exit and its stderr.
+   */
+  async request(p, opts = {}) {
+    try {
+      return await request(this.port, p, { ...opts, tls: opts.tls ?? this.env.TLS_CERT !== undefined });
+    } catch (e) {
+      await Promise.race([this.exitPromise, sleep(200)]);
+      if (this.exited === null) throw e;
+      await this.closed;
+      const why = sanitizerReport(this.stderr) ?? this.stderr.slice(-4000);
+      throw new Error(`${opts.method ?? 'GET'} ${p}: ${e.message}; h2lua exited (code ${this.exited.code}, signal ${this.exited.signal}); stderr:\n${why}`);
+    }
   }
 
   get(p, opts = {}) {
-    return request(this.port, p, { ...opts, method: 'GET' });
+    return this.request(p, { ...opts, method: 'GET' });
   }
 
   /** Access-log lines so far, parsed (lines that are not JSON come as { __unparsed }). */

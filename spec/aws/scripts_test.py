@@ -1,0 +1,214 @@
+"""ops/aws/deploy and ops/aws/destroy, run with --dry-run.
+
+They run with a bare environment: no AWS credentials or settings, HOME in a
+scratch directory, and a PATH whose only aws, docker and buildah are stubs
+that record being called and fail. A dry run must print the whole plan, in
+order, and call none of them.
+"""
+
+import os
+import re
+import shutil
+import subprocess
+import tempfile
+import unittest
+
+from cfn import AWS_DIR
+
+CERT = "arn:aws:acm:eu-west-1:123456789012:certificate/0f0f0f0f-1111-2222-3333-444455556666"
+
+STUB = """#!/bin/sh
+echo "$(basename "$0") $*" >> "{log}"
+exit 97
+"""
+
+
+class Scripts(unittest.TestCase):
+    def setUp(self):
+        self.scratch = tempfile.mkdtemp(prefix="h2lua-aws-test-")
+        self.addCleanup(shutil.rmtree, self.scratch)
+        self.log = os.path.join(self.scratch, "called")
+        self.stubs = os.path.join(self.scratch, "bin")
+        os.mkdir(self.stubs)
+        for tool in ("aws", "docker", "buildah"):
+            path = os.path.join(self.stubs, tool)
+            with open(path, "w") as f:
+                f.write(STUB.format(log=self.log))
+            os.chmod(path, 0o755)
+
+    def run_script(self, name, *args, stubs=True, stdin=subprocess.DEVNULL):
+        """(exit code, stdout, stderr) of ops/aws/NAME ARGS in the bare environment."""
+        path = (self.stubs + ":" if stubs else "") + "/usr/bin:/bin"
+        env = {"PATH": path, "HOME": self.scratch, "LANG": "C.UTF-8"}
+        done = subprocess.run([os.path.join(AWS_DIR, name), *args], env=env, cwd=self.scratch,
+                              stdin=stdin, capture_output=True, text=True, timeout=60)
+        return done.returncode, done.stdout, done.stderr
+
+    def called(self):
+        if not os.path.exists(self.log):
+            return []
+        with open(self.log) as f:
+            return f.read().splitlines()
+
+    def commands(self, stdout):
+        """The commands a dry run printed (lines "+ ..."), without the "+ "."""
+        return [line[2:] for line in stdout.splitlines() if line.startswith("+ ")]
+
+    def assertInOrder(self, commands, patterns):
+        """Each pattern matches one command, in this order, and no command is left over."""
+        self.assertEqual(len(patterns), len(commands),
+                         "commands printed:\n" + "\n".join(commands))
+        for pattern, command in zip(patterns, commands):
+            self.assertRegex(command, pattern)
+
+    # ---- deploy -------------------------------------------------------------
+
+    def test_deploy_dry_run_prints_the_whole_plan_in_order(self):
+        code, out, err = self.run_script("deploy", "--dry-run", "--tag", "abc123", "--builder", "docker")
+        self.assertEqual(0, code, err)
+        stack = r"aws cloudformation deploy --region us-east-1 --stack-name h2lua-{0} --template-file \S*/{0}\.yaml "
+        uri = r"123456789012\.dkr\.ecr\.us-east-1\.amazonaws\.com/h2lua"
+        self.assertInOrder(self.commands(out), [
+            stack.format("network") + r".*--parameter-overrides StackPrefix=h2lua$",
+            stack.format("security") + r".*--parameter-overrides StackPrefix=h2lua$",
+            stack.format("database") + r".*--parameter-overrides StackPrefix=h2lua$",
+            stack.format("registry") + r".*--parameter-overrides StackPrefix=h2lua$",
+            r"aws cloudformation describe-stacks .*--stack-name h2lua-registry .*RepositoryUri",
+            r"^aws ecr get-login-password --region us-east-1 \| docker login --username AWS --password-stdin "
+            r"123456789012\.dkr\.ecr\.us-east-1\.amazonaws\.com$",
+            rf"^docker build --platform linux/amd64 --file \S*/image/Dockerfile --tag {uri}:abc123 \S+$",
+            rf"^docker push {uri}:abc123$",
+            stack.format("service") + r".*--capabilities CAPABILITY_IAM .*--parameter-overrides "
+                                      r"StackPrefix=h2lua ImageTag=abc123$",
+            r"aws cloudformation describe-stacks .*--stack-name h2lua-service .*ClusterName",
+            r"aws cloudformation describe-stacks .*--stack-name h2lua-service .*ServiceName",
+            r"^aws ecs update-service --region us-east-1 --cluster \S+ --service \S+ --force-new-deployment",
+            r"^aws ecs wait services-stable --region us-east-1 --cluster \S+ --services \S+$",
+            r"aws cloudformation describe-stacks .*--stack-name h2lua-service .*LoadBalancerUrl",
+        ])
+        self.assertRegex(out.splitlines()[-1], r"h2lua is at http://\S+elb\.amazonaws\.com$")
+        self.assertEqual([], self.called())
+
+    def test_deploy_dry_run_needs_no_aws_cli_and_no_builder(self):
+        code, out, err = self.run_script("deploy", "--dry-run", "--tag", "t1", stubs=False)
+        self.assertEqual(0, code, err)
+        self.assertIn("docker build", out)  # shown, though there is nothing to build with
+
+    def test_deploy_dry_run_with_buildah(self):
+        code, out, err = self.run_script("deploy", "--dry-run", "--tag", "t1", "--builder", "buildah",
+                                         "--build-arg", "BASE=localhost/debian-base:bookworm")
+        self.assertEqual(0, code, err)
+        commands = self.commands(out)
+        build = [c for c in commands if "buildah" in c]
+        self.assertRegex(build[0], r"\| buildah login --username AWS --password-stdin \S+$")
+        self.assertRegex(build[1], r"^buildah build --platform linux/amd64 .*--file \S*/image/Dockerfile --tag \S+:t1 "
+                                   r"--build-arg BASE=localhost/debian-base:bookworm \S+$")
+        self.assertRegex(build[2], r"^buildah push (\S+:t1) docker://\1$")
+        self.assertFalse(any(c.startswith("docker ") for c in commands))
+        self.assertEqual([], self.called())
+
+    def test_deploy_options_reach_the_right_stacks(self):
+        code, out, err = self.run_script(
+            "deploy", "--dry-run", "--builder", "docker", "--region", "eu-west-1", "--prefix", "demo",
+            "--tag", "v2", "--certificate-arn", CERT, "--lab-role", "--replica", "--multi-az", "--nat-per-az",
+            "--no-deletion-protection", "--alarm-email", "ops@example.com",
+            "--set", "database.DBInstanceClass=db.t3.small")
+        self.assertEqual(0, code, err)
+        deploys = {re.search(r"--stack-name demo-(\w+)", c).group(1): c for c in self.commands(out)
+                   if c.startswith("aws cloudformation deploy")}
+        self.assertEqual({"network", "security", "database", "registry", "service"}, set(deploys))
+        self.assertTrue(all("--region eu-west-1" in c for c in self.commands(out) if c.startswith("aws ")))
+        overrides = {tier: c.split("--parameter-overrides ")[1].split() for tier, c in deploys.items()}
+        self.assertEqual(["StackPrefix=demo", "NatGateways=per-az"], overrides["network"])
+        self.assertEqual(["StackPrefix=demo"], overrides["security"])
+        self.assertEqual(sorted(["StackPrefix=demo", "MultiAZ=true", "DeletionProtection=false", "ReadReplica=true",
+                                 "DBInstanceClass=db.t3.small"]), sorted(overrides["database"]))
+        self.assertEqual(sorted(["StackPrefix=demo", "CertificateArn=" + CERT, "ExistingRoleName=LabRole",
+                                 "AlarmEmail=ops@example.com", "ReadReplica=true", "ImageTag=v2"]),
+                         sorted(overrides["service"]))
+        self.assertEqual([], self.called())
+
+    def test_deploy_removing_the_replica_detaches_the_service_first(self):
+        code, out, err = self.run_script("deploy", "--dry-run", "--builder", "docker", "--tag", "t1", "--no-replica")
+        self.assertEqual(0, code, err)
+        deploys = [re.search(r"--stack-name h2lua-(\w+)", c).group(1) for c in self.commands(out)
+                   if c.startswith("aws cloudformation deploy")]
+        self.assertEqual(["network", "security", "service", "database", "registry", "service"], deploys)
+        first_service = [c for c in self.commands(out) if "h2lua-service --template-file" in c][0]
+        self.assertTrue(first_service.endswith("--parameter-overrides StackPrefix=h2lua ReadReplica=false"))
+
+    def test_deploy_refuses_bad_input_before_calling_anything(self):
+        for args, message in ((["--prefix", "Bad_Prefix"], "stack prefix"), (["--tag", "a:b"], "not a valid ECR tag"),
+                              (["--bogus"], "unknown argument"), (["--set", "nowhere.X=1"], "--set takes"),
+                              (["--builder", "kaniko"], "--builder must be")):
+            with self.subTest(args=args):
+                code, _, err = self.run_script("deploy", "--dry-run", *args)
+                self.assertNotEqual(0, code)
+                self.assertIn(message, err)
+        self.assertEqual([], self.called())
+
+    def test_deploy_names_what_is_missing(self):
+        # Not a dry run: without an AWS CLI it must stop at once and say so.
+        code, _, err = self.run_script("deploy", "--tag", "t1", stubs=False)
+        self.assertNotEqual(0, code)
+        self.assertIn("missing: the AWS CLI", err)
+        # With a CLI that has no credentials (the stub fails), it names those.
+        code, _, err = self.run_script("deploy", "--tag", "t1")
+        self.assertNotEqual(0, code)
+        self.assertIn("missing: AWS credentials", err)
+        # (aws configure get region only reads ~/.aws/config.)
+        self.assertEqual(["aws configure get region", "aws sts get-caller-identity --query Account --output text"],
+                         self.called())
+
+    def test_deploy_help(self):
+        code, out, _ = self.run_script("deploy", "--help")
+        self.assertEqual(0, code)
+        self.assertTrue(out.startswith("Usage: ops/aws/deploy"))
+
+    # ---- destroy ------------------------------------------------------------
+
+    def test_destroy_dry_run_deletes_in_reverse_order(self):
+        code, out, err = self.run_script("destroy", "--dry-run", "--prefix", "demo", "--region", "eu-west-1")
+        self.assertEqual(0, code, err)
+        delete = r"^aws cloudformation delete-stack --region eu-west-1 --stack-name demo-{}$"
+        wait = r"^aws cloudformation wait stack-delete-complete --region eu-west-1 --stack-name demo-{}$"
+        self.assertInOrder(self.commands(out), [
+            delete.format("service"), wait.format("service"),
+            delete.format("registry"), wait.format("registry"),
+            r"^aws cloudformation describe-stacks --region eu-west-1 --stack-name demo-database ",
+            r"^aws cloudformation deploy --region eu-west-1 --stack-name demo-database .*"
+            r"--parameter-overrides StackPrefix=demo DeletionProtection=false$",
+            delete.format("database"), wait.format("database"),
+            delete.format("security"), wait.format("security"),
+            delete.format("network"), wait.format("network"),
+            r"^aws rds describe-db-snapshots --region eu-west-1 ",
+            r"^aws logs describe-log-groups --region eu-west-1 --log-group-name-prefix /aws/rds/instance/ ",
+        ])
+        self.assertEqual([], self.called())
+
+    def test_destroy_dry_run_needs_no_aws_cli(self):
+        code, out, err = self.run_script("destroy", "--dry-run", stubs=False)
+        self.assertEqual(0, code, err)
+        self.assertIn("delete-stack --region us-east-1 --stack-name h2lua-network", out)
+
+    def test_destroy_asks_before_deleting(self):
+        # Not a dry run, no --yes, no terminal: it must refuse before any AWS call.
+        code, _, err = self.run_script("destroy")
+        self.assertNotEqual(0, code)
+        self.assertIn("--yes", err)
+        self.assertEqual(["aws configure get region"], self.called())  # reads ~/.aws/config only
+
+    def test_scripts_are_executable_bash_with_strict_mode(self):
+        for name in ("deploy", "destroy"):
+            path = os.path.join(AWS_DIR, name)
+            self.assertTrue(os.access(path, os.X_OK), f"{name} is not executable")
+            with open(path) as f:
+                text = f.read()
+            self.assertTrue(text.startswith("#!/usr/bin/env bash\n# Usage: ops/aws/" + name))
+            self.assertIn("\nset -euo pipefail\n", text)
+            check = subprocess.run(["bash", "-n", path], capture_output=True, text=True)
+            self.assertEqual(0, check.returncode, check.stderr)
+
+
+if __name__ == "__main__":
+    unittest.main()
