@@ -46,6 +46,8 @@ static const struct config_var {
     {"DB_QUEUE_MAX", "1024", "queries waiting for a connection per worker; beyond it: 503 at once"},
     {"DB_TIMEOUT", "5", "seconds a query may take (queueing included) before it fails with 503"},
     {"DB_CONNECT_TIMEOUT", "3", "seconds to connect to the database"},
+    {"REPLICA_MAX_LAG", "5", "seconds of replication lag past which reads go to the primary"},
+    {"READ_YOUR_WRITES_S", "5", "seconds a client's reads go to the primary after its write (0: off)"},
 };
 
 void config_print_help(FILE *out)
@@ -314,6 +316,8 @@ int config_load(config_t *cfg, const char *(*getenv_fn)(const char *name), char 
     INT_VAR(db_timeout_ms, "DB_TIMEOUT", 5, 1, 3600);
     cfg->db_timeout_ms *= 1000;
     INT_VAR(db_connect_timeout_ms, "DB_CONNECT_TIMEOUT", 3, 1, 600);
+    INT_VAR(replica_max_lag_s, "REPLICA_MAX_LAG", 5, 0, 86400);
+    INT_VAR(read_your_writes_s, "READ_YOUR_WRITES_S", 5, 0, 86400);
     cfg->db_connect_timeout_ms *= 1000;
 #undef INT_VAR
 

@@ -55,6 +55,8 @@ typedef struct config {
     int db_queue_max;
     int db_timeout_ms;
     int db_connect_timeout_ms;
+    int replica_max_lag_s;
+    int read_your_writes_s;
 } config_t;
 
 /*

@@ -7,6 +7,7 @@
 
 #include "config.h"
 #include "db_pool.h"
+#include "db_route.h"
 #include "lua_api.h"
 #include "lua_host.h"
 #include "migrate.h"
@@ -25,6 +26,7 @@ struct tx {
 /* One statement in flight for a coroutine. */
 struct db_op {
     lua_req_t *lr;
+    int replica; /* a read on the replica: retried on the primary if the replica is unavailable */
     db_conn_t *conn;
     struct tx *tx;   /* the transaction it runs in, or NULL for a one-shot statement */
     int begin;       /* the op is db.begin(): its result is the tx */
@@ -228,6 +230,8 @@ static void resume_error(struct db_op *op, int err, const char *msg)
     lua_host_resume(lr, 3);
 }
 
+static void on_acquired(void *data, db_conn_t *conn, int err, const char *msg);
+
 static void on_done(void *data, int err, const char *msg, db_result_t *result)
 {
     struct db_op *op = data;
@@ -240,10 +244,26 @@ static void on_done(void *data, int err, const char *msg, db_result_t *result)
         if (op->tx != NULL)
             op->tx->conn = NULL;
     }
+    if (err == DB_EUNAVAILABLE && op->replica) {
+        worker_t *w = lua_req_worker(op->lr);
+        db_route_replica_failed(w, msg);
+        op->replica = 0;
+        op->conn = NULL;
+        const char *m2 = NULL;
+        db_conn_t *conn;
+        int r = db_pool_acquire(w->db, &conn, on_acquired, op, &m2);
+        if (r == 1)
+            on_acquired(op, conn, 0, NULL);
+        else if (r < 0)
+            resume_error(op, r, m2);
+        return;
+    }
     if (err != 0) {
         resume_error(op, err, msg);
         return;
     }
+    if (!op->replica && (op->end_tx || (op->tx == NULL && !op->begin && result->res == NULL)))
+        db_route_wrote(lua_req_worker(op->lr), op->lr);
     lua_pushboolean(co, 1);
     if (op->begin) {
         struct tx *tx = lua_newuserdatauv(co, sizeof(*tx), 0);
@@ -317,7 +337,8 @@ static db_pool_t *pool_or_error(lua_State *L, worker_t *w, int read)
         lua_api_raise_http_error(L, 503, "no database is configured (set DATABASE_URL)");
     if (!migrate_is_done())
         lua_api_raise_http_error(L, 503, "the database is not ready yet (migrations pending)");
-    return read && w->db_read != NULL ? w->db_read : w->db;
+    (void)read;
+    return w->db;
 }
 
 /* Starts op (sql at the top of L's stack) on pool, or on the tx's connection, and yields. */
@@ -357,9 +378,13 @@ static struct db_op *new_op(lua_req_t *lr)
 static int query_common(lua_State *L, int read)
 {
     lua_req_t *lr = request_or_error(L, read ? "read" : "query");
-    db_pool_t *pool = pool_or_error(L, lua_req_worker(lr), read);
+    worker_t *w = lua_req_worker(lr);
+    pool_or_error(L, w, read);
+    db_pool_t *pool = read ? db_route_read_pool(w, lr) : w->db;
     push_bound(L, 1);
-    return run_op(L, new_op(lr), pool);
+    struct db_op *op = new_op(lr);
+    op->replica = pool != w->db;
+    return run_op(L, op, pool);
 }
 
 static int l_query(lua_State *L)

@@ -64,11 +64,11 @@ struct db_pool {
     uint64_t errors, queries;
 };
 
-struct db_ping {
-    db_pool_t *pool;
+struct db_run {
     void *data;
-    void (*cb)(void *data, int ok, const char *msg);
+    db_query_cb cb;
     db_conn_t *conn;
+    char *sql;
 };
 
 static void conn_open(db_pool_t *pool);
@@ -574,59 +574,59 @@ int db_conn_query(db_conn_t *c, const char *sql, size_t len, db_query_cb cb, voi
     return 0;
 }
 
-/* ---- ping ---- */
+/* ---- one statement on a pooled connection, for the core's own checks ---- */
 
-static void ping_done(void *data, int err, const char *msg, db_result_t *result)
+static void run_done(void *data, int err, const char *msg, db_result_t *result)
 {
-    (void)result;
-    db_ping_t *p = data;
-    db_conn_release(p->conn);
-    if (p->cb != NULL)
-        p->cb(p->data, err == 0, msg);
-    free(p);
+    db_run_t *r = data;
+    db_conn_release(r->conn);
+    if (r->cb != NULL)
+        r->cb(r->data, err, msg, result);
+    free(r->sql);
+    free(r);
 }
 
-static void ping_acquired(void *data, db_conn_t *conn, int err, const char *msg)
+static void run_acquired(void *data, db_conn_t *conn, int err, const char *msg)
 {
-    db_ping_t *p = data;
+    db_run_t *r = data;
     if (err == 0) {
-        p->conn = conn;
-        if ((err = db_conn_query(conn, H2O_STRLIT("SELECT 1"), ping_done, p, &msg)) == 0)
+        r->conn = conn;
+        if ((err = db_conn_query(conn, r->sql, strlen(r->sql), run_done, r, &msg)) == 0)
             return;
         db_conn_release(conn);
     }
-    if (p->cb != NULL)
-        p->cb(p->data, 0, msg);
-    free(p);
+    if (r->cb != NULL)
+        r->cb(r->data, err, msg, NULL);
+    free(r->sql);
+    free(r);
 }
 
-int db_pool_ping(db_pool_t *pool, void *data, void (*cb)(void *data, int ok, const char *msg), db_ping_t **ping,
-                 const char **msg)
+int db_pool_run(db_pool_t *pool, const char *sql, void *data, db_query_cb cb, db_run_t **handle, const char **msg)
 {
-    db_ping_t *p = util_malloc(sizeof(*p));
-    memset(p, 0, sizeof(*p));
-    p->pool = pool;
-    p->data = data;
-    p->cb = cb;
+    db_run_t *r = util_malloc(sizeof(*r));
+    memset(r, 0, sizeof(*r));
+    r->data = data;
+    r->cb = cb;
+    r->sql = util_strdup(sql);
     db_conn_t *conn;
-    int ret = db_pool_acquire(pool, &conn, ping_acquired, p, msg);
+    int ret = db_pool_acquire(pool, &conn, run_acquired, r, msg);
+    if (ret == 1) {
+        r->conn = conn;
+        ret = db_conn_query(conn, r->sql, strlen(r->sql), run_done, r, msg);
+        if (ret != 0)
+            db_conn_release(conn);
+    }
     if (ret < 0) {
-        free(p);
+        free(r->sql);
+        free(r);
         return ret;
     }
-    if (ret == 1) {
-        p->conn = conn;
-        if ((ret = db_conn_query(conn, H2O_STRLIT("SELECT 1"), ping_done, p, msg)) != 0) {
-            db_conn_release(conn);
-            free(p);
-            return ret;
-        }
-    }
-    *ping = p;
+    if (handle != NULL)
+        *handle = r;
     return 0;
 }
 
-void db_pool_ping_cancel(db_ping_t *ping)
+void db_pool_run_cancel(db_run_t *handle)
 {
-    ping->cb = NULL;
+    handle->cb = NULL;
 }

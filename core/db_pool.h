@@ -76,14 +76,13 @@ void db_conn_set_transaction(db_conn_t *conn, int open);
 db_pool_t *db_conn_pool(db_conn_t *conn);
 
 /*
- * Checks the server with `SELECT 1` on a pooled connection, for /readyz. Returns 0 and calls
- * cb(data, ok, message) once, later — unless db_pool_ping_cancel(*ping) was called first — or a
- * negative code with msg when the pool cannot even try.
+ * Runs one statement on a pooled connection for the core's own checks (/readyz's ping, the
+ * replica's lag). Returns 0 and calls cb once, later — unless db_pool_run_cancel(*handle) was
+ * called first — or a negative code with msg when the pool cannot even try.
  */
-typedef struct db_ping db_ping_t;
-int db_pool_ping(db_pool_t *pool, void *data, void (*cb)(void *data, int ok, const char *msg), db_ping_t **ping,
-                 const char **msg);
-void db_pool_ping_cancel(db_ping_t *ping);
+typedef struct db_run db_run_t;
+int db_pool_run(db_pool_t *pool, const char *sql, void *data, db_query_cb cb, db_run_t **handle, const char **msg);
+void db_pool_run_cancel(db_run_t *handle);
 
 /* Figures for /metrics and logs. */
 typedef struct db_pool_stats {

@@ -33,6 +33,7 @@ struct lua_req {
     int pending; /* a C function yielded and will resume the coroutine */
     int is_head;
     char id[17];
+    char *cookie; /* a Set-Cookie of the core's own (read-your-writes), or NULL */
 };
 
 /* Lives in the request's pool; its dispose detaches the lua_req from a request that is gone. */
@@ -60,6 +61,17 @@ worker_t *lua_req_worker(lua_req_t *lr)
 lua_State *lua_req_coroutine(lua_req_t *lr)
 {
     return lr->co;
+}
+
+h2o_req_t *lua_req_h2o(lua_req_t *lr)
+{
+    return lr->req;
+}
+
+void lua_req_set_cookie(lua_req_t *lr, const char *cookie)
+{
+    free(lr->cookie);
+    lr->cookie = util_strdup(cookie);
 }
 
 void lua_host_suspend(lua_req_t *lr)
@@ -256,6 +268,9 @@ static void send_body(lua_req_t *lr, int status, const char *body, size_t len)
     h->name = &server_hdr_request_id;
     h->orig_name = NULL;
     h->value = h2o_iovec_init(lr->id, 16);
+    if (lr->cookie != NULL)
+        h2o_add_header(&req->pool, &req->res.headers, H2O_TOKEN_SET_COOKIE, NULL, h2o_strdup(&req->pool, lr->cookie, SIZE_MAX).base,
+                       strlen(lr->cookie));
     req->res.status = status;
     req->res.reason = reason_phrase(status);
     req->res.content_length = len;
@@ -412,6 +427,7 @@ static void finish(lua_req_t *lr, int reusable)
         luaL_unref(L, LUA_REGISTRYINDEX, lr->co_ref);
     }
     --lr->w->inflight;
+    free(lr->cookie);
     if (--host->super.inflight == 0 && lr->w->lua != &host->super)
         lua_host_close(&host->super); /* an old version whose last request just ended */
     free(lr);

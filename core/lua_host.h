@@ -113,6 +113,12 @@ void lua_host_suspend(lua_req_t *lr);
 lua_State *lua_req_coroutine(lua_req_t *lr);
 void lua_host_resume(lua_req_t *lr, int nargs);
 
+/* The h2o request, or NULL once its client is gone. */
+h2o_req_t *lua_req_h2o(lua_req_t *lr);
+
+/* A Set-Cookie value the core adds to the response (the core's own cookies); copied; last wins. */
+void lua_req_set_cookie(lua_req_t *lr, const char *cookie);
+
 /*
  * Registers the h2o handler that runs the application for every path under `pathconf`.
  * The handler reaches the worker (and its lua_host) through the h2o context.

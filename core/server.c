@@ -19,6 +19,7 @@
 
 #include "config.h"
 #include "db_pool.h"
+#include "db_route.h"
 #include "log.h"
 #include "lua_host.h"
 #include "metrics.h"
@@ -234,7 +235,7 @@ static int on_metrics(h2o_handler_t *self, h2o_req_t *req)
 /* In the request's pool: detaches the ping from a request whose client went away. */
 struct readyz_link {
     h2o_req_t *req;
-    db_ping_t *ping;
+    db_run_t *ping;
 };
 
 static void readyz_send(h2o_req_t *req, int ok, const char *why)
@@ -256,14 +257,15 @@ static void on_readyz_link_dispose(void *p)
 {
     struct readyz_link *link = p;
     if (link->ping != NULL)
-        db_pool_ping_cancel(link->ping);
+        db_pool_run_cancel(link->ping);
 }
 
-static void on_readyz_ping(void *data, int ok, const char *msg)
+static void on_readyz_ping(void *data, int err, const char *msg, db_result_t *result)
 {
+    (void)result;
     struct readyz_link *link = data;
     link->ping = NULL;
-    readyz_send(link->req, ok, msg != NULL ? msg : "the database did not answer");
+    readyz_send(link->req, err == 0, msg != NULL ? msg : "the database did not answer");
 }
 
 static int on_readyz(h2o_handler_t *self, h2o_req_t *req)
@@ -286,7 +288,7 @@ static int on_readyz(h2o_handler_t *self, h2o_req_t *req)
     link->req = req;
     link->ping = NULL;
     const char *msg = NULL;
-    if (db_pool_ping(w->db, link, on_readyz_ping, &link->ping, &msg) != 0)
+    if (db_pool_run(w->db, "SELECT 1", link, on_readyz_ping, &link->ping, &msg) != 0)
         readyz_send(req, 0, msg);
     return 0;
 }
@@ -502,6 +504,7 @@ static void *worker_main(void *arg)
         w->db = db_pool_create(w, &w->cfg->db, "primary");
         if (w->cfg->db_read.host != NULL)
             w->db_read = db_pool_create(w, &w->cfg->db_read, "replica");
+        db_route_start(w);
     }
 
     w->listener = h2o_evloop_socket_create(w->loop, w->listen_fd, H2O_SOCKET_FLAG_DONT_READ);

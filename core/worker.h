@@ -53,6 +53,10 @@ typedef struct worker {
 
     struct db_pool *db;      /* the primary's pool, or NULL */
     struct db_pool *db_read; /* the replica's pool, or NULL */
+    int replica_ok;          /* the last check found the replica up and within REPLICA_MAX_LAG */
+    int replica_checking;    /* a check is running */
+    h2o_timeout_t replica_timeout; /* 1 s between checks */
+    h2o_timeout_entry_t replica_tick;
 } worker_t;
 
 /* The worker that owns an h2o context (every context belongs to exactly one worker). */

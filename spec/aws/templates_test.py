@@ -15,14 +15,6 @@ import unittest
 from cfn import TIERS, Stacks, container, only
 
 CERT = "arn:aws:acm:us-east-1:123456789012:certificate/0f0f0f0f-1111-2222-3333-444455556666"
-ALL_ON = {
-    "network": {"NatGateways": "per-az"},
-    "database": {"ReadReplica": "true", "MultiAZ": "true"},
-    "service": {"ReadReplica": "true", "CertificateArn": CERT, "ExistingRoleName": "LabRole",
-                "AlarmEmail": "ops@example.com"},
-}
-
-
 def target_name(stacks, tier, node):
     target = stacks.resolve(tier, node)
     return f"{target.tier}.{target.name}" + (f".{target.value}" if target.kind == "resource" and target.value else "")
@@ -68,7 +60,8 @@ def check_nat(stacks):
                 "network", "AWS::EC2::SubnetRouteTableAssociation").values()
                 if s.resolve("network", a["Properties"]["SubnetId"]).name == name], f"route table of {name}")
             routes = [r["Properties"] for r in s.resources("network", "AWS::EC2::Route").values()
-                      if r["Properties"]["RouteTableId"] == table and r["Properties"].get("DestinationCidrBlock") == "0.0.0.0/0"]
+                      if r["Properties"]["RouteTableId"] == table
+                      and r["Properties"].get("DestinationCidrBlock") == "0.0.0.0/0"]
             nat = s.resolve("network", only(routes, f"default route of {name}").get("NatGatewayId")).name
             if nat not in nats:
                 problems.append(f"NatGateways={nat_gateways}: {name} does not go out through a NAT gateway")
@@ -199,7 +192,8 @@ def check_task(stacks):
             continue
         if (env["APP_ENV"], env["LOG_FORMAT"]) != ("production", "json"):
             problems.append("the environment is not APP_ENV=production, LOG_FORMAT=json")
-        wanted = {"DATABASE_URL": "database.Primary.Endpoint.Address", "DATABASE_PORT": "database.Primary.Endpoint.Port",
+        wanted = {"DATABASE_URL": "database.Primary.Endpoint.Address",
+                  "DATABASE_PORT": "database.Primary.Endpoint.Port",
                   "DATABASE_NAME": "database.DBName", "DATABASE_USERNAME": "database.MasterUsername",
                   "PORT": "security.AppPort", "WORKERS": "service.Workers"}
         if replica:
@@ -234,7 +228,8 @@ def check_service(stacks):
     attrs = {a["Key"]: a["Value"] for a in tg.get("TargetGroupAttributes", [])}
     if tg.get("TargetType") != "ip" or tg.get("HealthCheckPath") != "/healthz":
         problems.append("the target group is not of type ip with its health check on /healthz")
-    if not int(attrs.get("deregistration_delay.timeout_seconds", 300)) < container(stacks.templates).get("StopTimeout", 0):
+    delay = int(attrs.get("deregistration_delay.timeout_seconds", 300))
+    if not delay < container(stacks.templates).get("StopTimeout", 0):
         problems.append("the deregistration delay is not shorter than the container's stopTimeout")
     return problems
 
@@ -262,9 +257,25 @@ def check_alarms(stacks):
             problems.append("a replica-lag alarm exists without a replica")
         if not wanted <= metrics:
             problems.append(f"ReadReplica={replica}: no alarm on {sorted(wanted - metrics)}")
-    if not stacks.resources("service", "AWS::CloudWatch::Dashboard"):
-        problems.append("there is no dashboard")
+        problems += check_dashboard(s, replica == "true")
     return problems
+
+
+def check_dashboard(stacks, replica):
+    """The dashboard body is JSON once substituted, with a replica-lag graph only with a replica."""
+    dashboards = list(stacks.resources("service", "AWS::CloudWatch::Dashboard").values())
+    if len(dashboards) != 1:
+        return ["there is no dashboard"]
+    body, variables = dashboards[0]["Properties"]["DashboardBody"]["Fn::Sub"]
+    for name, node in variables.items():
+        text = node["Fn::Sub"][0] if isinstance(node, dict) and "Fn::Sub" in node else node
+        body = body.replace("${%s}" % name, text if isinstance(text, str) else "X")
+    try:
+        widgets = json.loads(re.sub(r"\$\{[^}]+\}", "X", body))["widgets"]
+    except (ValueError, KeyError):
+        return ["the dashboard body is not JSON"]
+    lag = any("ReplicaLag" in json.dumps(w) for w in widgets)
+    return [] if lag == replica else [f"the dashboard {'lacks' if replica else 'has'} a replica-lag graph"]
 
 
 def check_learner_lab_mode(stacks):
@@ -344,13 +355,28 @@ def props(t, tier, name):
     return res(t, tier, name)["Properties"]
 
 
+def second_nat_always(t):
+    res(t, "network", "NatGateway2").pop("Condition")
+    res(t, "network", "NatAddress2").pop("Condition")
+
+
+def dashboard_not_json(t):
+    sub = props(t, "service", "Dashboard")["DashboardBody"]["Fn::Sub"]
+    sub[0] = sub[0].replace('"widgets": [', '"widgets": [,')
+
+
+def import_from_a_later_stack(t):
+    t["service"]["Outputs"]["ClusterName"]["Export"] = {"Name": {"Fn::Sub": "${StackPrefix}-service-ClusterName"}}
+    props(t, "security", "AppSecurityGroup")["VpcId"] = {
+        "Fn::ImportValue": {"Fn::Sub": "${StackPrefix}-service-ClusterName"}}
+
+
 FAULTS = {
     "public_subnet_moved": (check_addresses, lambda t: t["network"]["Parameters"]["PublicSubnet2Cidr"].update(
         Default="10.0.5.0/24")),
     "subnets_in_one_zone": (check_addresses, lambda t: props(t, "network", "PrivateSubnet2").update(
         AvailabilityZone={"Fn::Select": [0, {"Fn::GetAZs": ""}]})),
-    "second_nat_always": (check_nat, lambda t: res(t, "network", "NatGateway2").pop("Condition") and
-                          res(t, "network", "NatAddress2").pop("Condition")),
+    "second_nat_always": (check_nat, second_nat_always),
     "private_route_shares_nat_per_az": (check_nat, lambda t: props(t, "network", "PrivateDefaultRoute2").update(
         NatGatewayId={"Ref": "NatGateway1"})),
     "http_never_redirects": (check_https, lambda t: props(t, "service", "HttpListener").update(
@@ -388,14 +414,13 @@ FAULTS = {
     "no_request_scaling": (check_autoscaling, lambda t: t["service"]["Resources"].pop("RequestScaling")),
     "no_unhealthy_alarm": (check_alarms, lambda t: t["service"]["Resources"].pop("UnhealthyHostsAlarm")),
     "replica_alarm_without_replica": (check_alarms, lambda t: res(t, "service", "ReplicaLagAlarm").pop("Condition")),
+    "dashboard_not_json": (check_alarms, dashboard_not_json),
     "role_created_in_lab": (check_learner_lab_mode, lambda t: res(t, "service", "ExecutionRole").pop("Condition")),
     "lab_role_ignored": (check_learner_lab_mode, lambda t: props(t, "service", "TaskDefinition").update(
         TaskRoleArn={"Fn::GetAtt": ["TaskRole", "Arn"]})),
     "import_of_nothing": (check_exports, lambda t: props(t, "database", "SubnetGroup")["SubnetIds"].append(
         {"Fn::ImportValue": {"Fn::Sub": "${StackPrefix}-network-PrivateSubnet3Id"}})),
-    "import_from_a_later_stack": (check_exports, lambda t: props(t, "security", "AppSecurityGroup").update(
-        VpcId={"Fn::ImportValue": {"Fn::Sub": "${StackPrefix}-service-ClusterName"}}) or t["service"]["Outputs"][
-        "ClusterName"].update(Export={"Name": {"Fn::Sub": "${StackPrefix}-service-ClusterName"}})),
+    "import_from_a_later_stack": (check_exports, import_from_a_later_stack),
 }
 
 
