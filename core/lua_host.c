@@ -34,6 +34,7 @@ struct lua_req {
     int is_head;
     char id[17];
     char *cookie; /* a Set-Cookie of the core's own (read-your-writes), or NULL */
+    struct req_link *link; /* in the request's pool while the request lives, else NULL */
 };
 
 /* Lives in the request's pool; its dispose detaches the lua_req from a request that is gone. */
@@ -44,8 +45,10 @@ struct req_link {
 static void on_req_link_dispose(void *p)
 {
     struct req_link *link = p;
-    if (link->lr != NULL)
+    if (link->lr != NULL) {
         link->lr->req = NULL;
+        link->lr->link = NULL;
+    }
 }
 
 lua_req_t *lua_host_req(lua_State *L)
@@ -154,7 +157,12 @@ static void set_str(lua_State *L, const char *key, const char *s, size_t len)
 
 static void push_headers(lua_State *L, h2o_req_t *req)
 {
-    lua_createtable(L, 0, (int)req->headers.size);
+    lua_createtable(L, 0, (int)req->headers.size + 1);
+    /* h2o keeps Host (HTTP/1) and :authority (HTTP/2) apart from the headers */
+    if (req->input.authority.len != 0) {
+        lua_pushlstring(L, req->input.authority.base, req->input.authority.len);
+        lua_setfield(L, -2, "host");
+    }
     for (size_t i = 0; i != req->headers.size; ++i) {
         h2o_header_t *h = req->headers.entries + i;
         lua_pushlstring(L, h->name->base, h->name->len);
@@ -267,7 +275,7 @@ static void send_body(lua_req_t *lr, int status, const char *body, size_t len)
     h2o_header_t *h = req->res.headers.entries + req->res.headers.size++;
     h->name = &server_hdr_request_id;
     h->orig_name = NULL;
-    h->value = h2o_iovec_init(lr->id, 16);
+    h->value = h2o_strdup(&req->pool, lr->id, 16); /* lr is freed before the access log reads it */
     if (lr->cookie != NULL)
         h2o_add_header(&req->pool, &req->res.headers, H2O_TOKEN_SET_COOKIE, NULL, h2o_strdup(&req->pool, lr->cookie, SIZE_MAX).base,
                        strlen(lr->cookie));
@@ -427,6 +435,8 @@ static void finish(lua_req_t *lr, int reusable)
         luaL_unref(L, LUA_REGISTRYINDEX, lr->co_ref);
     }
     --lr->w->inflight;
+    if (lr->link != NULL)
+        lr->link->lr = NULL;
     free(lr->cookie);
     if (--host->super.inflight == 0 && lr->w->lua != &host->super)
         lua_host_close(&host->super); /* an old version whose last request just ended */
@@ -533,6 +543,7 @@ static int on_req(h2o_handler_t *self, h2o_req_t *req)
     worker_next_request_id(w, lr->id);
     struct req_link *link = h2o_mem_alloc_shared(&req->pool, sizeof(*link), on_req_link_dispose);
     link->lr = lr;
+    lr->link = link;
 
     if (host->nfree > 0) {
         --host->nfree;

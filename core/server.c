@@ -9,6 +9,8 @@
 #include <openssl/crypto.h>
 #include <openssl/err.h>
 #include <openssl/ssl.h>
+#include <h2o/http1.h>
+#include <h2o/http2.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -158,7 +160,7 @@ static void register_logger(h2o_pathconf_t *pathconf)
     l->log_access = on_log_access;
 }
 
-/* ---- limits checked before any handler: the size of the request head ---- */
+/* ---- limits checked before any handler: the size of the request head and body ---- */
 
 static int on_req_limits(h2o_handler_t *self, h2o_req_t *req)
 {
@@ -167,11 +169,16 @@ static int on_req_limits(h2o_handler_t *self, h2o_req_t *req)
     size_t total = req->input.path.len + req->input.method.len + req->input.authority.len;
     for (size_t i = 0; i != req->headers.size; ++i)
         total += req->headers.entries[i].name->len + req->headers.entries[i].value.len + 4;
-    if (total <= (size_t)w->cfg->max_header_bytes)
-        return -1; /* within limits: the next handler runs */
-    req->http1_is_persistent = 0;
-    h2o_send_error_generic(req, 431, "Request Header Fields Too Large", "request header fields too large", 0);
-    return 0;
+    if (total > (size_t)w->cfg->max_header_bytes) {
+        req->http1_is_persistent = 0;
+        h2o_send_error_generic(req, 431, "Request Header Fields Too Large", "request header fields too large", 0);
+        return 0;
+    }
+    if (req->entity.base != NULL && req->entity.len > w->cfg->max_body) {
+        h2o_send_error_generic(req, 413, "Payload Too Large", "the request body is larger than MAX_BODY", 0);
+        return 0;
+    }
+    return -1; /* within limits: the next handler runs */
 }
 
 static void register_limits(h2o_pathconf_t *pathconf)
@@ -331,7 +338,10 @@ static void build_globalconf(server_t *s)
     const config_t *cfg = s->cfg;
     h2o_config_init(&s->globalconf);
     s->globalconf.server_name = h2o_iovec_init(H2O_STRLIT("h2lua"));
-    s->globalconf.max_request_entity_size = cfg->max_body;
+    /* libh2o refuses bodies past its limit before routing, with a bare 413 (no security headers; an
+     * HTTP/2 stream refused). With twice MAX_BODY there, a body over MAX_BODY reaches the limits
+     * handler, which answers a full 413; only grossly oversized bodies meet libh2o's refusal. */
+    s->globalconf.max_request_entity_size = cfg->max_body > SIZE_MAX / 4 ? cfg->max_body : cfg->max_body * 2 + 65536;
     s->globalconf.http1.req_timeout = (uint64_t)cfg->req_timeout_ms;
     s->globalconf.http2.idle_timeout = (uint64_t)cfg->req_timeout_ms;
     s->globalconf.http2.graceful_shutdown_timeout = (uint64_t)cfg->drain_timeout_ms;
@@ -433,9 +443,25 @@ static void on_accept(h2o_socket_t *listener, const char *err)
     }
 }
 
-static int has_connections(worker_t *w)
+static int count_active(h2o_req_t *req, void *p)
 {
-    return !h2o_linklist_is_empty(&w->ctx.http1._conns) || !h2o_linklist_is_empty(&w->ctx.http2._conns);
+    /* an idle keep-alive connection has no request line yet */
+    if (req->input.method.base != NULL)
+        ++*(size_t *)p;
+    return 0;
+}
+
+/*
+ * Whether a draining worker must keep running: a request is being handled or sent. Idle
+ * keep-alive connections do not count (libh2o 2.2 has no graceful close for HTTP/1): they are
+ * closed when the worker ends, as a load balancer expects of a target that deregistered.
+ */
+static int has_work(worker_t *w)
+{
+    size_t n = 0;
+    H2O_HTTP1_CALLBACKS.foreach_request(&w->ctx, count_active, &n);
+    H2O_HTTP2_CALLBACKS.foreach_request(&w->ctx, count_active, &n);
+    return n != 0 || w->inflight != 0;
 }
 
 static void begin_shutdown(worker_t *w)
@@ -511,18 +537,25 @@ static void *worker_main(void *arg)
     w->listener->data = w;
     h2o_socket_read_start(w->listener, on_accept);
 
-    while (!w->shutting_down || ((has_connections(w) || w->inflight != 0) && h2o_now(w->loop) < w->drain_deadline))
+    while (!w->shutting_down || (has_work(w) && h2o_now(w->loop) < w->drain_deadline))
         h2o_evloop_run(w->loop, w->shutting_down ? 10 : INT32_MAX);
 
-    if (has_connections(w) || w->inflight != 0)
+    if (has_work(w))
         log_warnf(w->id, "drain timeout: %llu requests still running were dropped", (unsigned long long)w->inflight);
     log_buf_flush(&w->access_log, STDOUT_FILENO);
     if (w->db != NULL)
         db_pool_close(w->db);
     if (w->db_read != NULL)
         db_pool_close(w->db_read);
-    /* The loop and the Lua state are left to process exit: closing them with connections still
-     * open (drain timeout) would run callbacks on freed state. */
+    w->db = w->db_read = NULL;
+    if (!has_work(w)) {
+        /* clean drain: no request runs on the Lua state any more */
+        lua_host_close(w->lua);
+        w->lua = NULL;
+    }
+    log_buf_free(&w->access_log);
+    /* The loop, the h2o context and idle connections are left to process exit: disposing of them
+     * with connections still open would run their callbacks on freed state. */
     return NULL;
 }
 
@@ -541,9 +574,13 @@ static void reload_all(void *arg)
         post(&s->workers[i], MSG_RELOAD);
 }
 
+/* The process's one server; static so that what workers leave to process exit stays reachable. */
+static server_t s;
+
 int server_run(const config_t *cfg)
 {
-    server_t s = {.cfg = cfg, .nworkers = cfg->workers};
+    s.cfg = cfg;
+    s.nworkers = cfg->workers;
     sigset_t sigs;
     sigemptyset(&sigs);
     sigaddset(&sigs, SIGTERM);

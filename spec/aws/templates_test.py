@@ -15,7 +15,10 @@ import unittest
 from cfn import TIERS, Stacks, container, only
 
 CERT = "arn:aws:acm:us-east-1:123456789012:certificate/0f0f0f0f-1111-2222-3333-444455556666"
+
+
 def target_name(stacks, tier, node):
+    """"tier.Name" (or "tier.Resource.Attribute") that node comes from."""
     target = stacks.resolve(tier, node)
     return f"{target.tier}.{target.name}" + (f".{target.value}" if target.kind == "resource" and target.value else "")
 
