@@ -341,30 +341,45 @@ static db_pool_t *pool_or_error(lua_State *L, worker_t *w, int read)
     return w->db;
 }
 
-/* Starts op (sql at the top of L's stack) on pool, or on the tx's connection, and yields. */
+/*
+ * Starts op (sql at the top of L's stack) on pool, or on the tx's connection, and yields. A
+ * failure known at once is raised here, never by resuming the coroutine that is still running.
+ */
 static int run_op(lua_State *L, struct db_op *op, db_pool_t *pool)
 {
     size_t len;
     const char *sql = lua_tolstring(L, -1, &len);
     op->sql = util_strndup(sql, len);
     op->len = len;
-    if (op->conn != NULL) {
-        start_statement(op);
-    } else {
-        const char *msg = NULL;
+    const char *msg = NULL;
+    char buf[320];
+    if (op->conn == NULL) {
         db_conn_t *conn;
         int r = db_pool_acquire(pool, &conn, on_acquired, op, &msg);
-        if (r < 0) {
-            char buf[320];
-            snprintf(buf, sizeof(buf), "%s", msg);
-            op_free(op);
-            return lua_api_raise_http_error(L, 503, buf);
-        }
-        if (r == 1)
-            on_acquired(op, conn, 0, NULL);
+        if (r < 0)
+            goto Fail;
+        if (r == 0)
+            goto Yield; /* on_acquired starts the statement */
+        op->conn = conn;
+        if (op->begin)
+            db_conn_set_transaction(conn, 1);
     }
+    if (db_conn_query(op->conn, op->sql, op->len, on_done, op, &msg) != 0) {
+        if (op->tx == NULL || op->end_tx) {
+            db_conn_set_transaction(op->conn, op->begin || op->end_tx);
+            db_conn_release(op->conn);
+            if (op->tx != NULL)
+                op->tx->conn = NULL;
+        }
+        goto Fail;
+    }
+Yield:
     lua_host_suspend(op->lr);
     return lua_yieldk(L, 0, 0, k_result);
+Fail:
+    snprintf(buf, sizeof(buf), "%s", msg != NULL ? msg : "database unavailable");
+    op_free(op);
+    return lua_api_raise_http_error(L, 503, buf);
 }
 
 static struct db_op *new_op(lua_req_t *lr)
