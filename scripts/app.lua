@@ -1,21 +1,55 @@
 -- The entries application: its routes. Loaded by the server into each worker; returns handle(req).
 
 local h2lua = require "h2lua"
+local csrf = require "lib.csrf"
 local router = require "lib.router"
+local session = require "lib.session"
 local view = require "lib.view"
 local web = require "lib.web"
-local http = require "lib.http"
+local api = require "handlers.api"
+local entries = require "handlers.entries"
 
 local views = view.load(h2lua.config.views_dir)
-local r = router.new()
+local sessions = session.new { name = "session" }
+local pages = entries.new(views)
 
-r:get("/", function()
-    return http.html(views.render("index", { title = "Entries", entries = {} }))
-end)
+-- An HTML page: the handler runs with req.session, which is saved into the response.
+local function page(fn)
+    return function(req)
+        local s = sessions.load(req)
+        req.session = s
+        return sessions.save(s, req, fn(req))
+    end
+end
+
+-- An HTML form post: a page whose form must carry the session's CSRF token, else 403 and the
+-- handler does not run.
+local function form(fn)
+    return page(function(req)
+        csrf.check(req, req.session)
+        return fn(req)
+    end)
+end
+
+local r = router.new()
+r:get("/", page(pages.index))
+r:get("/index", page(pages.index))
+r:post("/add", form(pages.add))
+r:get("/update/:id", page(pages.edit))
+r:post("/update/:id", form(pages.update))
+r:post("/turn/:id", form(pages.toggle))
+r:post("/delete/:id", form(pages.delete))
+
+r:get("/api/entries", api.list)
+r:post("/api/entries", api.create)
+r:get("/api/entries/:id", api.show)
+r:patch("/api/entries/:id", api.update)
+r:delete("/api/entries/:id", api.delete)
 
 return web.new {
     router = r,
     view = views,
     env = h2lua.config.app_env,
     log_error = h2lua.log_error,
+    error_response = api.error_response,
 }

@@ -1,6 +1,6 @@
 # ops/lib/deps.sh — install the Debian packages a command needs (sourced, not run).
 #
-# usage: . ops/lib/deps.sh; deps_install build|db|test|browser ...
+# usage: . ops/lib/deps.sh; deps_install build|db|test|browser|stack ...
 #
 # Idempotent: packages already installed are left alone, `apt-get update` runs at most once per
 # shell and only when something is missing. Needs root (or sudo) only when something is missing.
@@ -13,6 +13,7 @@ _deps_group() {
     db) echo "mariadb-server mariadb-client" ;;
     test) echo "lua-busted lua-check nodejs npm curl wrk clang" ;;
     browser) echo "chromium" ;;
+    stack) echo "nginx openssl iproute2 nftables curl" ;;
     *) return 1 ;;
     esac
 }
@@ -24,6 +25,7 @@ _deps_missing() {
         case "$pkg" in
         nodejs) command -v node >/dev/null 2>&1 && continue ;;
         npm) command -v npm >/dev/null 2>&1 && continue ;;
+        nginx) [ -x /usr/sbin/nginx ] && continue ;; # nginx, nginx-light, nginx-core or nginx-full
         esac
         if [ "$(dpkg-query -W -f='${db:Status-Status}' "$pkg" 2>/dev/null)" != "installed" ]; then
             echo "$pkg"
@@ -39,7 +41,7 @@ deps_install() {
     local group pkgs="" missing sudo=""
     for group in "$@"; do
         if ! pkgs="$pkgs $(_deps_group "$group")"; then
-            echo "deps_install: unknown group '$group' (build, db, test, browser)" >&2
+            echo "deps_install: unknown group '$group' (build, db, test, browser, stack)" >&2
             return 2
         fi
     done

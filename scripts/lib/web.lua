@@ -38,18 +38,26 @@ end
 -- opts.env     "development" shows 500 details on the page; anything else does not
 -- opts.log_error  function(message, fields) (default: a line on stderr); fields has traceback,
 --              request_id, path, method
+-- opts.error_response  function(req, status, message, headers) -> response | nil, tried before
+--              the error views (e.g. JSON errors under /api/); nil falls back to the views
 -- Returns handle(req) -> response table. handle does not raise.
 function web.new(opts)
     local router = assert(opts.router, "web.new: router required")
     local views = opts.view
     local development = opts.env == "development"
     local log_error = opts.log_error or log_to_stderr
+    local error_response = opts.error_response
 
     local function fields(req, tb)
         return { traceback = tb, request_id = req.id, path = req.path, method = req.method }
     end
 
     local function error_page(req, status, message, headers, tb)
+        if error_response then
+            local ok, res = pcall(error_response, req, status, message, headers)
+            if ok and type(res) == "table" then return res end
+            if not ok then log_error("error_response failed: " .. tostring(res), fields(req)) end
+        end
         local title = format("%d %s", status, http.status_text[status] or "Error")
         if views then
             local name = views.has(tostring(status)) and tostring(status) or "error"

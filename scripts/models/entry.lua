@@ -1,0 +1,102 @@
+-- entry: the `entry` table (the Flask service's schema: id, title VARCHAR(64),
+-- description VARCHAR(120), status BOOLEAN) — its queries and its validation.
+--
+-- An entry is { id = integer, title = string, description = string, status = boolean }. Rows the
+-- Flask app left with NULLs read as "" and false. Lists and single reads use db.read (the replica
+-- when there is one); writes use the primary.
+
+local db = require "lib.db"
+local form = require "lib.form"
+
+local entry = {}
+
+entry.FIELDS = {
+    { name = "title", label = "Title", required = true, max = 64 },
+    { name = "description", label = "Description", required = true, max = 120 },
+}
+local WITH_STATUS = {
+    entry.FIELDS[1], entry.FIELDS[2],
+    { name = "status", label = "Status", type = "boolean" },
+}
+
+local COLUMNS = "id, title, description, status"
+local null = db.null
+
+local function from_row(row)
+    local title, description, status = row.title, row.description, row.status
+    return {
+        id = row.id,
+        title = title ~= null and title or "",
+        description = description ~= null and description or "",
+        status = status ~= null and status ~= 0,
+    }
+end
+
+local function from_rows(rows)
+    for i = 1, #rows do rows[i] = from_row(rows[i]) end
+    return rows
+end
+
+-- Checks input (a form or a JSON object): title and description. opts.status: a boolean status
+-- may be given too; opts.partial: only the fields present are checked (PATCH). Returns values,
+-- errors (nil when valid); see lib.form.
+function entry.validate(input, opts)
+    return form.validate(input, opts and opts.status and WITH_STATUS or entry.FIELDS, opts)
+end
+
+-- At most limit entries by id, skipping offset.
+function entry.page(offset, limit)
+    return from_rows(db.read("SELECT " .. COLUMNS .. " FROM entry ORDER BY id LIMIT ? OFFSET ?", limit, offset))
+end
+
+-- At most limit entries with an id above after, by id.
+function entry.after(after, limit)
+    return from_rows(db.read("SELECT " .. COLUMNS .. " FROM entry WHERE id > ? ORDER BY id LIMIT ?", after, limit))
+end
+
+function entry.count()
+    return db.read("SELECT COUNT(*) AS n FROM entry")[1].n
+end
+
+-- The entry with this id, or nil.
+function entry.get(id)
+    local row = db.read("SELECT " .. COLUMNS .. " FROM entry WHERE id = ?", id)[1]
+    return row and from_row(row)
+end
+
+-- Inserts a validated entry (values.title, values.description, values.status or false);
+-- returns the new entry.
+function entry.create(values)
+    local status = values.status == true
+    local res = db.query("INSERT INTO entry (title, description, status) VALUES (?, ?, ?)",
+        values.title, values.description, status)
+    return { id = res.insert_id, title = values.title, description = values.description, status = status }
+end
+
+-- Changes the fields present in values (validated); returns the entry as saved, or nil when
+-- there is no such entry.
+function entry.update(id, values)
+    return db.transaction(function(tx)
+        local row = tx:query("SELECT " .. COLUMNS .. " FROM entry WHERE id = ? FOR UPDATE", id)[1]
+        if not row then return nil end
+        local e = from_row(row)
+        for _, k in ipairs { "title", "description", "status" } do
+            if values[k] ~= nil then e[k] = values[k] end
+        end
+        tx:query("UPDATE entry SET title = ?, description = ?, status = ? WHERE id = ?",
+            e.title, e.description, e.status, id)
+        return e
+    end)
+end
+
+-- Flips the status (NULL counts as false); false when there is no such entry.
+function entry.toggle(id)
+    return db.query("UPDATE entry SET status = NOT COALESCE(status, FALSE) WHERE id = ?", id).affected_rows > 0
+end
+
+-- Deletes the entry; false when there was none.
+function entry.delete(id)
+    return db.query("DELETE FROM entry WHERE id = ?", id).affected_rows > 0
+end
+
+return entry
