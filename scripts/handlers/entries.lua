@@ -87,7 +87,8 @@ return {
             local values, errors = entry.validate(req.form)
             if errors then
                 local e = entry.get(id) or not_found()
-                return render(req, "update", { title = "Edit entry", entry = e, values = typed(req), errors = errors }, 422)
+                return render(req, "update",
+                    { title = "Edit entry", entry = e, values = typed(req), errors = errors }, 422)
             end
             if not entry.update(id, values) then not_found() end
             req.session:flash("Entry saved.", "success")

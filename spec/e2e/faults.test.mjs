@@ -136,7 +136,7 @@ describe('faults', () => {
 
       const stored = await countTitles(db, name, 'kill-');
       const lost = [...acks.keys()].filter((title) => !stored.has(title));
-      note(t, `${WRITERS} writers, ${CYCLES} kill(s): statuses ${JSON.stringify(Object.fromEntries(statuses))}; ` +
+      note(t, `${target.kind === 'app' ? 'entries app' : 'fixture app'}, ${WRITERS} writers, ${CYCLES} kill(s): statuses ${JSON.stringify(Object.fromEntries(statuses))}; ` +
         `${acks.size} acknowledged, ${stored.size} rows; recoveries ${recoveries.join(', ')} ms`);
       assert.deepEqual(lost.slice(0, 10), [], `${lost.length} acknowledged writes are not in the database`);
       assert.ok(stored.size >= acks.size, `rows ${stored.size} >= acknowledgements ${acks.size}`);

@@ -153,6 +153,46 @@ describe("web", function()
         end)
     end)
 
+    describe("error_response", function()
+        local function json_app(hook)
+            return web.new {
+                router = r, view = views, env = "production", error_response = hook,
+                log_error = function(message, fields) logged[#logged + 1] = { message = message, fields = fields } end,
+            }
+        end
+        local function json_errors(req, status, message, headers)
+            if req.path:sub(1, 7) ~= "/items/" then return nil end
+            return http.text(status .. " " .. tostring(message), status, headers)
+        end
+
+        it("answers errors it takes: router 404 and 405, HTTP errors, 500s", function()
+            r:get("/items/:id/boom", function() error("kaboom") end)
+            r:get("/items/:id/gone", function() http.error(410, "gone away") end)
+            local handle = json_app(json_errors)
+            assert.equal("404 Not Found", handle(request("GET", "/items/0")).body)
+            local res = handle(request("PUT", "/items/1"))
+            assert.equal("405 Method Not Allowed", res.body)
+            assert.equal("GET, HEAD", res.headers.allow)
+            assert.equal("410 gone away", handle(request("GET", "/items/1/gone")).body)
+            res = handle(request("GET", "/items/1/boom"))
+            assert.equal("500 Internal Server Error", res.body)
+            assert.equal("/items/:id/boom", res.route)
+            assert.equal(1, #logged)
+        end)
+
+        it("leaves the others to the error views", function()
+            local res = json_app(json_errors)(request("GET", "/nope"))
+            assert.equal('<main><h1 id="nf">404 Not Found</h1>\n</main>\n', res.body)
+        end)
+
+        it("falls back to the error views when it fails", function()
+            local res = json_app(function() error("hook broken") end)(request("GET", "/nope"))
+            assert.equal(404, res.status)
+            assert.matches("404 Not Found", res.body, 1, true)
+            assert.matches("hook broken", logged[1].message, 1, true)
+        end)
+    end)
+
     it("lets the handler's coroutine yield and resume", function()
         local co = coroutine.create(app())
         local ok, v = coroutine.resume(co, request("GET", "/yield"))
