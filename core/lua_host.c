@@ -398,7 +398,7 @@ static const char *send_response(lua_req_t *lr, lua_State *L, int idx)
         return "response.headers must be a table";
     }
     lua_pop(L, 1);
-    if (!has_type)
+    if (!has_type && status != 204 && status != 304)
         h2o_add_header(&req->pool, &req->res.headers, H2O_TOKEN_CONTENT_TYPE, NULL, H2O_STRLIT("text/html; charset=utf-8"));
     if (lua_getfield(L, idx, "route") == LUA_TSTRING) {
         size_t rlen;

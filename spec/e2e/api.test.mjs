@@ -308,3 +308,9 @@ describe('/api/entries/:id', () => {
     assert.equal(list.headers.allow, 'GET, HEAD, POST');
   });
 });
+
+describe('the server', () => {
+  it('exits 0 on SIGTERM without a sanitizer report', async () => {
+    await server.stopClean();
+  });
+});

@@ -368,6 +368,17 @@ describe('the entries pages', () => {
       await refused(c, { csrf_token: `${Math.floor(Date.now() / 1000) - 10}.${mac}` });
     });
 
+    it('refuses an expired token (signed with the key, expiry in the past)', async () => {
+      const c = new Client(server);
+      await c.get('/');
+      const id = JSON.parse(Buffer.from(c.cookies.get('session').split('.')[0], 'base64url').toString('utf8')).id;
+      const sign = (expiry) => `${expiry}.${crypto.createHmac('sha256', SECRET_KEY).update(`csrf\0${id}\0${expiry}`).digest('hex')}`;
+      const now = Math.floor(Date.now() / 1000);
+      await refused(c, { csrf_token: sign(now - 5) });
+      const res = await c.post('/add', { title: 'signed by the test', description: 'd', csrf_token: sign(now + 600) });
+      assert.equal(res.status, 303, 'the same scheme with a future expiry is accepted');
+    });
+
     it("refuses another session's token", async () => {
       const mallory = new Client(server);
       const token = await mallory.token();
@@ -426,6 +437,30 @@ describe('the entries pages', () => {
     assert.equal(await countEntries(db, DB), before + 200);
     const titles = await db.root(`SELECT title FROM \`${DB}\`.entry WHERE title LIKE 'concurrent %'`);
     assert.equal(new Set(titles.map((r) => r.title)).size, 200, 'each add once');
+  });
+
+  it('exits 0 on SIGTERM without a sanitizer report', async () => {
+    await server.stopClean();
+  });
+});
+
+describe('over HTTPS', () => {
+  it('the session cookie is Secure, and a form post works', async () => {
+    const NAME = await db.freshDatabase('flaskcrud_https');
+    const server = await startApp(db, NAME, {
+      TLS_CERT: path.join(ROOT, 'spec/e2e/support/tls/cert.pem'),
+      TLS_KEY: path.join(ROOT, 'spec/e2e/support/tls/key.pem'),
+    });
+    try {
+      const c = new Client(server);
+      const page = await c.get('/');
+      assert.equal(page.status, 200);
+      assert.match(sessionCookie(page), /; HttpOnly; SameSite=Lax; Secure$/);
+      assert.equal((await c.post('/add', { title: 'over TLS', description: 'd', csrf_token: csrfToken(page.text) })).status, 303);
+      assert.deepEqual((await entries(db, NAME)).map((r) => r.title), ['over TLS']);
+    } finally {
+      await server.stop({ signal: 'SIGKILL' });
+    }
   });
 });
 
@@ -579,6 +614,7 @@ describe('the database stops and comes back', () => {
     assert.equal((await c.add('after the outage', 'd')).status, 303);
     const titles = (await entries(db, NAME)).map((r) => r.title);
     assert.deepEqual(titles, ['before the outage', 'after the outage']);
+    await server.stopClean();
   });
 });
 

@@ -268,6 +268,38 @@ describe('the stack on loopback', () => {
     assert.equal(st.Slave_SQL_Running, 'Yes');
   });
 
+  it('restarts the app servers one at a time on a configuration change, losing no request', async () => {
+    const old = [stack.pid('app-1'), stack.pid('app-2')];
+    const poster = new Client('127.0.0.1', stack.httpsPort, { maxSockets: 8 });
+    const getter = new Client('127.0.0.1', stack.httpsPort, { maxSockets: 8 });
+    try {
+      const token = await poster.formToken();
+      const body = new URLSearchParams({ title: unique('rolling'), description: 'during a restart', csrf_token: token }).toString();
+      const posts = load(async () => {
+        const r = await poster.request('POST', '/add', { body, headers: { 'content-type': 'application/x-www-form-urlencoded' } });
+        return r.status === 303 || `POST /add ${r.status} via ${r.headers['x-upstream']}`;
+      }, { concurrency: 4, ms: 9000 });
+      const gets = load(async () => {
+        const r = await getter.get('/', { jar: false });
+        return r.status === 200 || `GET / ${r.status} via ${r.headers['x-upstream']}`;
+      }, { concurrency: 4, ms: 9000 });
+      await sleep(500);
+      stack.env.REPLICA_MAX_LAG = '6'; // a new environment for the app servers
+      const { stderr } = await stack.ops(['up', '--apps', '2']);
+      assert.match(stderr, /app-1: the configuration changed/);
+      const [p, g] = await Promise.all([posts, gets]);
+      assert.deepEqual(p.failures, [], `${p.failures.length} failed POSTs of ${p.ok + p.failures.length}`);
+      assert.deepEqual(g.failures, [], `${g.failures.length} failed GETs of ${g.ok + g.failures.length}`);
+      assert.ok(p.ok > 50 && g.ok > 50, `${p.ok} POSTs, ${g.ok} GETs`);
+    } finally {
+      poster.close();
+      getter.close();
+    }
+    notePids();
+    assert.ok(!running(old[0]) && !running(old[1]), 'both app servers were replaced');
+    assert.match(fs.readFileSync(path.join(stack.dir, 'app-1.env'), 'utf8'), /^REPLICA_MAX_LAG=6$/m);
+  });
+
   it('status reports every part running', async () => {
     const { stdout } = await stack.ops(['status']);
     for (const part of ['front', 'app-1', 'app-2', 'primary', 'replica']) assert.match(stdout, new RegExp(`^${part}\\s+running`, 'm'));

@@ -202,8 +202,25 @@ export class Client {
     this.agent = new https.Agent({ keepAlive, maxSockets, rejectUnauthorized: false });
   }
 
-  /** Resolves { status, headers, body } (never rejects on HTTP status; rejects on network errors). */
-  request(method, p, { body = null, headers = {}, timeoutMs = 15000, jar = true } = {}) {
+  /**
+   * Resolves { status, headers, body } (never rejects on HTTP status; rejects on network errors).
+   * A connection that the front closes before any answer (an nginx reload closes its idle
+   * connections, and a connection it had just accepted counts as idle) is retried, as browsers
+   * do: a request sent on a kept-alive connection, or a GET/HEAD. Nothing else is retried.
+   */
+  async request(method, p, opts = {}) {
+    for (let attempt = 1; ; attempt++) {
+      try {
+        return await this.once(method, p, opts);
+      } catch (e) {
+        const retry = e.code === 'ECONNRESET' && (e.reusedSocket || method === 'GET' || method === 'HEAD');
+        // the next idle connection of the pool may be one the front is closing too
+        if (!retry || attempt > this.agent.maxSockets) throw e;
+      }
+    }
+  }
+
+  once(method, p, { body = null, headers = {}, timeoutMs = 15000, jar = true } = {}) {
     return new Promise((resolve, reject) => {
       const h = { ...headers };
       if (jar && this.jar.cookies.size) h.cookie = this.jar.header();
@@ -221,7 +238,10 @@ export class Client {
         },
       );
       req.setTimeout(timeoutMs, () => req.destroy(new Error(`timeout after ${timeoutMs} ms: ${method} ${p}`)));
-      req.on('error', reject);
+      req.on('error', (e) => {
+        e.reusedSocket = req.reusedSocket;
+        reject(e);
+      });
       if (body !== null) req.write(body);
       req.end();
     });
