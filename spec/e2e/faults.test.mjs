@@ -297,8 +297,13 @@ describe('faults', () => {
       const settled = rss.slice(2);
       const growth = settled[settled.length - 1] - settled[0];
       note(t, `pool 2 + queue 4, ${EXCESS} refused per round, slowest refusal ${worst503} ms; VmRSS per round (kB): ${rss.join(' ')}`);
-      const allowed = IS_SANITIZED ? 16384 : 2048;
-      assert.ok(growth <= allowed, `VmRSS grew ${growth} kB over rounds 3..${ROUNDS} (allowed ${allowed})`);
+      if (IS_SANITIZED) {
+        // ASan keeps freed memory in its quarantine (256 MB by default): RSS grows by design there;
+        // leaks are LeakSanitizer's business at exit (stopClean fails on its report)
+        note(t, `VmRSS not asserted under ASan (grew ${growth} kB with the quarantine filling)`);
+      } else {
+        assert.ok(growth <= 2048, `VmRSS grew ${growth} kB over rounds 3..${ROUNDS} (allowed 2048)`);
+      }
       assert.equal((await request(server.port, '/count')).status, 200, 'the pool serves once the slow queries ended');
       await server.stopClean();
     } finally {
