@@ -136,6 +136,39 @@ static int l_utf8_valid(lua_State *L)
     return 1;
 }
 
+/* escape_html(v): "" for nil, else tostring(v) with & < > " ' escaped; the same string when
+ * nothing needs escaping (no copy). The templates' <%= %> runs this for every value. */
+static int l_escape_html(lua_State *L)
+{
+    static const unsigned char special[256] = {['&'] = 1, ['<'] = 1, ['>'] = 1, ['"'] = 1, ['\''] = 1};
+    if (lua_isnoneornil(L, 1)) {
+        lua_pushliteral(L, "");
+        return 1;
+    }
+    size_t len;
+    const char *s = luaL_tolstring(L, 1, &len);
+    size_t i = 0;
+    while (i < len && !special[(unsigned char)s[i]])
+        ++i;
+    if (i == len)
+        return 1;
+    luaL_Buffer b;
+    luaL_buffinitsize(L, &b, len + 32);
+    luaL_addlstring(&b, s, i);
+    for (; i < len; ++i) {
+        switch (s[i]) {
+        case '&': luaL_addstring(&b, "&amp;"); break;
+        case '<': luaL_addstring(&b, "&lt;"); break;
+        case '>': luaL_addstring(&b, "&gt;"); break;
+        case '"': luaL_addstring(&b, "&quot;"); break;
+        case '\'': luaL_addstring(&b, "&#39;"); break;
+        default: luaL_addchar(&b, s[i]);
+        }
+    }
+    luaL_pushresult(&b);
+    return 1;
+}
+
 /* ---- crypto ---- */
 
 static int l_hmac_sha256(lua_State *L)
@@ -312,6 +345,7 @@ static int open_module(lua_State *L)
         {"parse_form", l_parse_form},
         {"parse_cookies", l_parse_cookies},
         {"utf8_valid", l_utf8_valid},
+        {"escape_html", l_escape_html},
         {"hmac_sha256", l_hmac_sha256},
         {"random_hex", l_random_hex},
         {"equal", l_equal},

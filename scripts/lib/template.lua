@@ -24,11 +24,17 @@ local getinfo = debug.getinfo
 local ESCAPES = { ["&"] = "&amp;", ["<"] = "&lt;", [">"] = "&gt;", ['"'] = "&quot;", ["'"] = "&#39;" }
 
 -- Returns v as HTML text: "" for nil, tostring otherwise, with & < > " ' escaped.
+-- Inside the server the core's escape_html does it (a byte scan, several times faster than a
+-- Lua pattern); the Lua version serves plain Lua (specs, tools).
 local function escape(v)
     if v == nil then return "" end
     if type(v) ~= "string" then v = tostring(v) end
     if not find(v, "[&<>\"']") then return v end
     return (gsub(v, "[&<>\"']", ESCAPES))
+end
+do
+    local ok, h2lua = pcall(require, "h2lua")
+    if ok and type(h2lua) == "table" and h2lua.escape_html then escape = h2lua.escape_html end
 end
 template.escape = escape
 

@@ -36,6 +36,12 @@ async function countTitles(db, name, prefix) {
   return new Set(rows.map((r) => r.title));
 }
 
+/** Map title -> id of the rows whose title starts with prefix. */
+async function idsByTitle(db, name, prefix) {
+  const rows = await db.root(`SELECT id, title FROM \`${name}\`.entry WHERE title LIKE ?`, [`${prefix}%`]);
+  return new Map(rows.map((r) => [r.title, r.id]));
+}
+
 describe('faults', () => {
   let db;
   before(async () => {
@@ -57,7 +63,7 @@ describe('faults', () => {
     try {
       await waitReady(server);
       const pid = server.pid;
-      const acks = new Map(); // title -> status
+      const acks = new Map(); // title -> id when the answer named it, else null
       const statuses = new Map(); // status or error -> count
       const unexpected = [];
       let stop = false;
@@ -75,7 +81,7 @@ describe('faults', () => {
           const key = r.status || r.error;
           statuses.set(key, (statuses.get(key) ?? 0) + 1);
           if (r.acked) {
-            acks.set(title, r.status);
+            acks.set(title, r.id ?? null);
             if (back !== null && firstAckAfter === null) firstAckAfter = Date.now();
           } else if (r.status !== 503) {
             unexpected.push(`${title}: ${key} ${String(r.text ?? '').slice(0, 200)}`);
@@ -134,11 +140,13 @@ describe('faults', () => {
       assert.ok(outage503 > 0, 'writes during the outage were answered 503');
       for (const r of recoveries) assert.ok(r < 2000, `served again ${r} ms after the database came back (want < 2000)`);
 
-      const stored = await countTitles(db, name, 'kill-');
+      const stored = await idsByTitle(db, name, 'kill-');
       const lost = [...acks.keys()].filter((title) => !stored.has(title));
+      const wrongId = [...acks].filter(([title, id]) => id !== null && stored.has(title) && stored.get(title) !== id);
       note(t, `${target.kind === 'app' ? 'entries app' : 'fixture app'}, ${WRITERS} writers, ${CYCLES} kill(s): statuses ${JSON.stringify(Object.fromEntries(statuses))}; ` +
         `${acks.size} acknowledged, ${stored.size} rows; recoveries ${recoveries.join(', ')} ms`);
       assert.deepEqual(lost.slice(0, 10), [], `${lost.length} acknowledged writes are not in the database`);
+      assert.deepEqual(wrongId.slice(0, 10), [], 'each acknowledged id holds its title');
       assert.ok(stored.size >= acks.size, `rows ${stored.size} >= acknowledgements ${acks.size}`);
       await server.stopClean();
     } finally {

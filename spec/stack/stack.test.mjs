@@ -425,6 +425,12 @@ describe('ops/stack down', () => {
     const names = (await namespaces()).filter((n) => n.startsWith(`${stack.nsPrefix}-`));
     assert.deepEqual(names, [], 'no namespace is left');
     await assert.rejects(stack.ops(['status']), /exit|failed/);
+    // a sanitizer build (H2LUA_BIN=build-asan/h2lua) reports into the app servers' error logs
+    for (const f of fs.readdirSync(stack.dir).filter((n) => /^app-\d+\.err$/.test(n))) {
+      const text = fs.readFileSync(path.join(stack.dir, f), 'utf8');
+      const i = text.search(/ERROR: (Address|Leak|Thread)Sanitizer|runtime error:|SUMMARY: \w+Sanitizer/);
+      assert.equal(i, -1, `${f}:\n${text.slice(Math.max(0, i - 200), i + 3000)}`);
+    }
     // down again: nothing to do, no error
     await stack.ops(['down']);
   });

@@ -3,7 +3,8 @@
 //
 //   const target = entriesTarget();            // { kind: 'app' | 'fixture', env }
 //   const c = await target.client(server, agent);
-//   const r = await c.add(title, description, viaApi);   // { status, acked, text } or { status: 0, error }
+//   const r = await c.add(title, description, viaApi);   // { status, acked, id, text } or { status: 0, error }
+//   (id: the new entry's id when the answer names it: the API's 201)
 //
 // The app: a form POST /add with the session cookie and csrf_token (acknowledged by 303), or
 // POST /api/entries with JSON (acknowledged by 201). The fixture: the same two routes, 201 both.
@@ -64,7 +65,7 @@ export function entriesTarget() {
               ? { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify({ title, description }) }
               : { method: 'POST', headers: { 'content-type': FORM }, body: new URLSearchParams({ title, description }).toString() };
             return attempt(server.port, viaApi ? '/api/entries' : '/add', { ...opts, agent, timeoutMs: 15000 }).then(
-              (r) => ({ ...r, acked: r.status === 201 }),
+              (r) => ({ ...r, acked: r.status === 201, id: r.status === 201 ? JSON.parse(r.text).id : undefined }),
             );
           },
         };
@@ -101,6 +102,7 @@ export function entriesTarget() {
           return attempt(server.port, viaApi ? '/api/entries' : '/add', { ...opts, agent, timeoutMs: 15000 }).then((r) => ({
             ...r,
             acked: viaApi ? r.status === 201 : r.status === 303,
+            id: viaApi && r.status === 201 ? JSON.parse(r.text).id : undefined,
           }));
         },
       };

@@ -25,7 +25,7 @@ export const DBAPP = {
 /** True when BIN was linked with AddressSanitizer (its RSS then includes ASan's quarantine). */
 export const IS_SANITIZED = (() => {
   try {
-    return fs.readFileSync(BIN).includes('AddressSanitizer');
+    return fs.readFileSync(BIN).includes('__asan_init');
   } catch {
     return false;
   }
