@@ -88,6 +88,20 @@ local function translate(source)
         end
     end
 
+    -- Output pieces between two code blocks are stored at _n+1, _n+2, ... and _n advances once,
+    -- before the next code block and at the end (fewer VM instructions per piece).
+    local pending = 0
+    local function slot()
+        pending = pending + 1
+        return "_b[_n+" .. pending .. "] = "
+    end
+    local function flush()
+        if pending > 0 then
+            emit("_n = _n + " .. pending .. " ")
+            pending = 0
+        end
+    end
+
     emit("local _esc, _raw, _concat = ... return function(_ENV) local _b, _n = {}, 0 ")
     local pos, len = 1, #source
     while pos <= len do
@@ -95,7 +109,7 @@ local function translate(source)
         local text = sub(source, pos, (open or len + 1) - 1)
         if text ~= "" then
             -- %q keeps a newline as a backslash-newline, so the code spans the same lines.
-            emit(format("_n = _n + 1 _b[_n] = %q ", text))
+            emit(slot() .. format("%q ", text))
         end
         if not open then break end
         local kind = sub(source, open + 2, open + 2)
@@ -108,12 +122,13 @@ local function translate(source)
         local body = sub(source, start, trim and close - 2 or close - 1)
         -- A newline closes each piece of code, so a trailing "--" comment cannot swallow ours.
         if kind == "=" then
-            emit("_n = _n + 1 _b[_n] = _esc(" .. body, true)
+            emit(slot() .. "_esc(" .. body, true)
             emit(") ")
         elseif kind == "-" then
-            emit("_n = _n + 1 _b[_n] = _raw(" .. body, true)
+            emit(slot() .. "_raw(" .. body, true)
             emit(") ")
         else
+            flush()
             emit(body, true)
         end
         pos = close + 2
@@ -127,6 +142,7 @@ local function translate(source)
             end
         end
     end
+    flush()
     emit("return _concat(_b, \"\", 1, _n) end")
     return concat(out), map
 end
