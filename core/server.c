@@ -174,6 +174,12 @@ static int on_req_limits(h2o_handler_t *self, h2o_req_t *req)
         h2o_send_error_generic(req, 431, "Request Header Fields Too Large", "request header fields too large", 0);
         return 0;
     }
+    /* both framings given (a smuggling attempt through a proxy in front): answer, then close
+     * (RFC 9112 6.1). Repeated Content-Length or Host headers are resolved inside libh2o 2.2
+     * (the first wins) before any handler can see them. */
+    ssize_t cl = h2o_find_header(&req->headers, H2O_TOKEN_CONTENT_LENGTH, -1);
+    if (cl >= 0 && h2o_find_header(&req->headers, H2O_TOKEN_TRANSFER_ENCODING, -1) >= 0)
+        req->http1_is_persistent = 0;
     if (req->entity.base != NULL && req->entity.len > w->cfg->max_body) {
         h2o_send_error_generic(req, 413, "Payload Too Large", "the request body is larger than MAX_BODY", 0);
         return 0;
@@ -217,8 +223,12 @@ static int on_metrics(h2o_handler_t *self, h2o_req_t *req)
     size_t tlen = strlen(token);
     h2o_iovec_t v = auth >= 0 ? req->headers.entries[auth].value : h2o_iovec_init(NULL, 0);
     if (!(v.len == tlen + 7 && memcmp(v.base, "Bearer ", 7) == 0 && CRYPTO_memcmp(v.base + 7, token, tlen) == 0)) {
+        /* not h2o_send_error_generic: it drops the headers set before it */
+        req->res.status = 401;
+        req->res.reason = "Unauthorized";
         h2o_add_header(&req->pool, &req->res.headers, H2O_TOKEN_WWW_AUTHENTICATE, NULL, H2O_STRLIT("Bearer"));
-        h2o_send_error_generic(req, 401, "Unauthorized", "a bearer token is required", 0);
+        h2o_add_header(&req->pool, &req->res.headers, H2O_TOKEN_CONTENT_TYPE, NULL, H2O_STRLIT("text/plain; charset=utf-8"));
+        h2o_send_inline(req, H2O_STRLIT("a bearer token is required\n"));
         return 0;
     }
     metrics_publish(w);
