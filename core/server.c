@@ -174,12 +174,8 @@ static int on_req_limits(h2o_handler_t *self, h2o_req_t *req)
         h2o_send_error_generic(req, 431, "Request Header Fields Too Large", "request header fields too large", 0);
         return 0;
     }
-    /* both framings given (a smuggling attempt through a proxy in front): answer, then close
-     * (RFC 9112 6.1). Repeated Content-Length or Host headers are resolved inside libh2o 2.2
-     * (the first wins) before any handler can see them. */
-    ssize_t cl = h2o_find_header(&req->headers, H2O_TOKEN_CONTENT_LENGTH, -1);
-    if (cl >= 0 && h2o_find_header(&req->headers, H2O_TOKEN_TRANSFER_ENCODING, -1) >= 0)
-        req->http1_is_persistent = 0;
+    /* Content-Length and Transfer-Encoding are consumed by libh2o 2.2 before any handler runs (a
+     * repeated Content-Length or Host resolves to the first): framing checks cannot live here. */
     if (req->entity.base != NULL && req->entity.len > w->cfg->max_body) {
         h2o_send_error_generic(req, 413, "Payload Too Large", "the request body is larger than MAX_BODY", 0);
         return 0;

@@ -211,7 +211,7 @@ describe(`hostile input (${APP ? 'entries app' : 'fixture app'})`, () => {
       assertRefused(r, 'CL + CL', [400]);
     });
 
-    it('Content-Length with Transfer-Encoding: the connection is closed after the answer', { todo: 'core: libh2o keeps it open' }, async () => {
+    it('Content-Length with Transfer-Encoding: the connection is closed after the answer', { todo: 'core: libh2o 2.2 strips both headers before the handler and keeps the connection open' }, async () => {
       const data = 'POST /api/entries HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nContent-Length: 4\r\n' +
         'Transfer-Encoding: chunked\r\n\r\n2\r\n{}\r\n0\r\n\r\nGET /healthz HTTP/1.1\r\nHost: x\r\n\r\n';
       const r = await raw(server.port, data);
