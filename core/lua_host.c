@@ -374,23 +374,20 @@ static const char *send_response(lua_req_t *lr, lua_State *L, int idx)
             const char *name = lua_tolstring(L, -2, &nlen), *err;
             if (nlen == 12 && memcmp(name, "content-type", 12) == 0)
                 has_type = 1;
-            if (lua_type(L, -1) == LUA_TTABLE) {
-                lua_Integer n = (lua_Integer)lua_rawlen(L, -1);
-                for (lua_Integer i = 1; i <= n; ++i) {
+            /* a table value sends one header line per element */
+            int is_list = lua_type(L, -1) == LUA_TTABLE;
+            lua_Integer n = is_list ? (lua_Integer)lua_rawlen(L, -1) : 1;
+            for (lua_Integer i = 1; i <= n; ++i) {
+                if (is_list)
                     lua_rawgeti(L, -1, i);
-                    const char *v = lua_tolstring(L, -1, &vlen);
-                    if (v == NULL)
-                        return "response header values must be strings";
-                    if ((err = add_header(req, name, nlen, v, vlen)) != NULL)
-                        return err;
-                    lua_pop(L, 1);
-                }
-            } else {
+                else
+                    lua_pushvalue(L, -1);
                 const char *v = lua_tolstring(L, -1, &vlen);
                 if (v == NULL)
                     return "response header values must be strings";
                 if ((err = add_header(req, name, nlen, v, vlen)) != NULL)
                     return err;
+                lua_pop(L, 1);
             }
             lua_pop(L, 1);
         }
