@@ -4,7 +4,7 @@
 // and loses no acknowledged write.
 //
 // H2LUA_LONG=1 runs the long variants (more writers for longer, several kill and freeze cycles,
-// more exhaustion rounds). Figures are printed as test diagnostics (`# ...` lines).
+// more exhaustion rounds). Figures are printed as test diagnostics (`ℹ` lines of the spec reporter).
 import { after, before, describe, it } from 'node:test';
 import assert from 'node:assert/strict';
 import http from 'node:http';
