@@ -1,6 +1,8 @@
 #include "log.h"
 
 #include <errno.h>
+#include <fcntl.h>
+#include <sys/stat.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -128,6 +130,43 @@ void log_buf_flush(log_buf_t *b, int fd)
     b->len = 0;
 }
 
+size_t log_buf_flush_nb(log_buf_t *b, int fd)
+{
+    size_t off = 0, dropped = 0;
+    while (off < b->len) {
+        ssize_t n = write(fd, b->data + off, b->len - off);
+        if (n < 0) {
+            if (errno == EINTR)
+                continue;
+            if (errno != EAGAIN && errno != EWOULDBLOCK)
+                off = b->len; /* the reader is gone: nothing to keep */
+            break;
+        }
+        off += (size_t)n;
+    }
+    memmove(b->data, b->data + off, b->len - off);
+    b->len -= off;
+    if (b->len > LOG_MAX_PENDING) {
+        /* keep the line already begun (so that no line is cut), drop the whole ones after it */
+        char *nl = memchr(b->data, '\n', b->len);
+        size_t keep = nl != NULL ? (size_t)(nl - b->data) + 1 : b->len;
+        for (size_t i = keep; i < b->len; ++i)
+            dropped += b->data[i] == '\n';
+        b->len = keep;
+    }
+    return dropped;
+}
+
+void log_stdout_nonblocking(void)
+{
+    struct stat st;
+    if (fstat(STDOUT_FILENO, &st) == 0 && (S_ISFIFO(st.st_mode) || S_ISSOCK(st.st_mode))) {
+        int flags = fcntl(STDOUT_FILENO, F_GETFL);
+        if (flags >= 0)
+            fcntl(STDOUT_FILENO, F_SETFL, flags | O_NONBLOCK);
+    }
+}
+
 void log_buf_free(log_buf_t *b)
 {
     free(b->data);
@@ -147,7 +186,7 @@ static void append_time(log_buf_t *b)
     log_buf_appendz(b, buf);
 }
 
-void log_access(log_buf_t *b, const log_access_entry_t *e)
+size_t log_access(log_buf_t *b, const log_access_entry_t *e)
 {
     if (log_format == CONFIG_LOG_JSON) {
         log_buf_appendz(b, "{\"time\":\"");
@@ -170,7 +209,8 @@ void log_access(log_buf_t *b, const log_access_entry_t *e)
         log_buf_printf(b, " %d %llu %.3fms w%d\n", e->status, (unsigned long long)e->bytes, e->duration_ms, e->worker);
     }
     if (b->len >= LOG_FLUSH_BYTES)
-        log_buf_flush(b, STDOUT_FILENO);
+        return log_buf_flush_nb(b, STDOUT_FILENO);
+    return 0;
 }
 
 void log_event(const char *level, int worker, const char *msg, const char *const *extra, size_t n_extra)

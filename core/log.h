@@ -32,6 +32,17 @@ void log_buf_printf(log_buf_t *b, const char *fmt, ...) __attribute__((format(pr
 void log_buf_json_str(log_buf_t *b, const char *s, size_t len);
 /* Writes the buffer to fd (retrying short writes) and empties it. */
 void log_buf_flush(log_buf_t *b, int fd);
+
+/*
+ * Writes what fd takes now without waiting (fd is non-blocking: a log reader that stalls must not
+ * stall the event loop). What is not taken stays for the next call; past LOG_MAX_PENDING bytes
+ * whole lines are dropped (never half a line). Returns the number of lines dropped.
+ */
+#define LOG_MAX_PENDING (1024 * 1024)
+size_t log_buf_flush_nb(log_buf_t *b, int fd);
+
+/* Makes stdout non-blocking when it is a pipe or a socket (as under a container's log driver). */
+void log_stdout_nonblocking(void);
 void log_buf_free(log_buf_t *b);
 
 /* One access log entry. Strings need not be NUL-terminated. */
@@ -51,8 +62,9 @@ typedef struct log_access_entry {
     size_t user_agent_len;
 } log_access_entry_t;
 
-/* Appends one access line to b (flushing to stdout when it grows past LOG_FLUSH_BYTES). */
-void log_access(log_buf_t *b, const log_access_entry_t *e);
+/* Appends one access line to b (flushing to stdout when it grows past LOG_FLUSH_BYTES); returns
+ * the lines dropped by that flush. */
+size_t log_access(log_buf_t *b, const log_access_entry_t *e);
 
 /*
  * Writes one error line to stderr: {"time","level","worker","msg", then the extra pairs}.

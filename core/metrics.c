@@ -68,6 +68,7 @@ void metrics_publish(worker_t *w)
     m->inflight = w->inflight;
     m->reloads_ok = w->reloads_ok;
     m->reloads_failed = w->reloads_failed;
+    m->log_dropped = w->log_dropped;
     pthread_mutex_unlock(&m->lock);
 }
 
@@ -89,7 +90,7 @@ void metrics_render(log_buf_t *out, worker_t *workers, int n)
     /* merge the routes of all workers */
     metrics_route_t *all = util_malloc(sizeof(*all) * METRICS_MAX_ROUTES * (size_t)n);
     size_t nall = 0;
-    uint64_t buckets[METRICS_NBUCKETS] = {0}, count = 0, inflight = 0, reloads_ok = 0, reloads_failed = 0;
+    uint64_t buckets[METRICS_NBUCKETS] = {0}, count = 0, inflight = 0, reloads_ok = 0, reloads_failed = 0, dropped = 0;
     uint64_t db_open[2] = {0}, db_in_use[2] = {0}, db_waiting[2] = {0}, db_errors[2] = {0}, db_queries[2] = {0};
     double sum = 0;
     for (int w = 0; w < n; ++w) {
@@ -115,6 +116,7 @@ void metrics_render(log_buf_t *out, worker_t *workers, int n)
         inflight += m->inflight;
         reloads_ok += m->reloads_ok;
         reloads_failed += m->reloads_failed;
+        dropped += m->log_dropped;
         for (int i = 0; i < 2; ++i) {
             db_open[i] += m->db_open[i];
             db_in_use[i] += m->db_in_use[i];
@@ -169,6 +171,10 @@ void metrics_render(log_buf_t *out, worker_t *workers, int n)
     log_buf_appendz(out, "# HELP h2lua_db_queries_total Statements sent.\n# TYPE h2lua_db_queries_total counter\n");
     for (int i = 0; i < 2; ++i)
         log_buf_printf(out, "h2lua_db_queries_total{db=\"%s\"} %llu\n", dbname[i], (unsigned long long)db_queries[i]);
+    log_buf_printf(out,
+                   "# HELP h2lua_log_lines_dropped_total Access log lines dropped because stdout did not take them.\n"
+                   "# TYPE h2lua_log_lines_dropped_total counter\nh2lua_log_lines_dropped_total %llu\n",
+                   (unsigned long long)dropped);
     log_buf_printf(out,
                    "# HELP h2lua_reloads_total Reloads of scripts and views, by outcome.\n"
                    "# TYPE h2lua_reloads_total counter\n"

@@ -38,7 +38,7 @@ typedef struct metrics {
     /* gauges published by the owner every tick */
     unsigned db_open[2], db_in_use[2], db_waiting[2];
     uint64_t db_errors[2], db_queries[2];
-    uint64_t inflight, reloads_ok, reloads_failed;
+    uint64_t inflight, reloads_ok, reloads_failed, log_dropped;
 } metrics_t;
 
 void metrics_init(metrics_t *m);

@@ -144,7 +144,7 @@ static void on_log_access(h2o_logger_t *self, h2o_req_t *req)
         .user_agent = ua >= 0 ? req->headers.entries[ua].value.base : "",
         .user_agent_len = ua >= 0 ? req->headers.entries[ua].value.len : 0,
     };
-    log_access(&w->access_log, &e);
+    w->log_dropped += log_access(&w->access_log, &e);
 
     /* the route: the Lua application's pattern (left in req->env by lua_host), else the path prefix */
     h2o_iovec_t route = req->pathconf != NULL ? req->pathconf->path : h2o_iovec_init(H2O_STRLIT("-"));
@@ -502,14 +502,14 @@ static void on_emf_tick(h2o_timeout_entry_t *entry)
 {
     worker_t *w = H2O_STRUCT_FROM_MEMBER(worker_t, emf_tick, entry);
     metrics_emf(&w->access_log, w->server->workers, w->server->nworkers, &w->emf_prev);
-    log_buf_flush(&w->access_log, STDOUT_FILENO);
+    w->log_dropped += log_buf_flush_nb(&w->access_log, STDOUT_FILENO);
     h2o_timeout_link(w->loop, &w->emf_timeout, &w->emf_tick);
 }
 
 static void on_tick(h2o_timeout_entry_t *entry)
 {
     worker_t *w = H2O_STRUCT_FROM_MEMBER(worker_t, tick, entry);
-    log_buf_flush(&w->access_log, STDOUT_FILENO);
+    w->log_dropped += log_buf_flush_nb(&w->access_log, STDOUT_FILENO);
     metrics_publish(w);
     h2o_timeout_link(w->loop, &w->tick_timeout, &w->tick);
 }
@@ -597,6 +597,7 @@ int server_run(const config_t *cfg)
 
     if (setup_tls(&s) != 0)
         return 1;
+    log_stdout_nonblocking();
     build_globalconf(&s);
 
     s.workers = calloc((size_t)s.nworkers, sizeof(worker_t));

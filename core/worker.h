@@ -40,6 +40,7 @@ typedef struct worker {
     char *load_error;     /* why the last reload failed (shown on every page in development), or NULL */
     uint64_t reloads_ok, reloads_failed;
     log_buf_t access_log;
+    uint64_t log_dropped; /* access lines dropped because stdout did not take them */
     uint64_t request_seq;
     uint32_t request_id_base;
     int shutting_down;
