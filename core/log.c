@@ -133,6 +133,8 @@ void log_buf_flush(log_buf_t *b, int fd)
 size_t log_buf_flush_nb(log_buf_t *b, int fd)
 {
     size_t off = 0, dropped = 0;
+    if (b->len == 0)
+        return 0;
     while (off < b->len) {
         ssize_t n = write(fd, b->data + off, b->len - off);
         if (n < 0) {
