@@ -238,3 +238,27 @@ class Stacks:
                                 if active.get(v.get("Condition"), True)}
             rendered[tier] = out
         return Stacks(rendered)
+
+
+def broken_on_purpose(faults):
+    """A unittest.TestCase class with one test per entry of faults, name -> (check, fault): the
+    fault, applied to a copy of the templates, must make check(stacks) report something."""
+    import unittest
+
+    class BrokenOnPurpose(unittest.TestCase):
+        """Each check reports the fault it exists for."""
+
+        @classmethod
+        def setUpClass(cls):
+            cls.stacks = Stacks.load()
+
+    def catches(check, fault):
+        def test(self):
+            broken = self.stacks.copy()
+            fault(broken.templates)
+            self.assertNotEqual([], check(broken), f"{check.__name__} did not notice")
+        return test
+
+    for name, (check, fault) in faults.items():
+        setattr(BrokenOnPurpose, f"test_catches_{name}", catches(check, fault))
+    return BrokenOnPurpose

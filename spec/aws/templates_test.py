@@ -12,7 +12,7 @@ import json
 import re
 import unittest
 
-from cfn import TIERS, Stacks, container, only
+from cfn import TIERS, Stacks, broken_on_purpose, container, only
 
 CERT = "arn:aws:acm:us-east-1:123456789012:certificate/0f0f0f0f-1111-2222-3333-444455556666"
 
@@ -427,24 +427,7 @@ FAULTS = {
 }
 
 
-class BrokenOnPurpose(unittest.TestCase):
-    """Each check reports the fault it exists for."""
-
-    @classmethod
-    def setUpClass(cls):
-        cls.stacks = Stacks.load()
-
-
-def _catches(check, fault):
-    def test(self):
-        broken = self.stacks.copy()
-        fault(broken.templates)
-        self.assertNotEqual([], check(broken), f"{check.__name__} did not notice")
-    return test
-
-
-for _name, (_check, _fault) in FAULTS.items():
-    setattr(BrokenOnPurpose, f"test_catches_{_name}", _catches(_check, _fault))
+BrokenOnPurpose = broken_on_purpose(FAULTS)
 
 if __name__ == "__main__":
     unittest.main()

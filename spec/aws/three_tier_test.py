@@ -14,7 +14,7 @@ to be reported, so no check here can pass vacuously.
 import re
 import unittest
 
-from cfn import Stacks, container, listed, only
+from cfn import Stacks, broken_on_purpose, container, listed, only
 
 WORLD = ("0.0.0.0/0", "::/0")
 SECRET_NAME = re.compile(r"PASSWORD|PASSWD|SECRET|TOKEN|CREDENTIAL", re.I)
@@ -321,24 +321,7 @@ FAULTS = {
 }
 
 
-class BrokenOnPurpose(unittest.TestCase):
-    """Each check reports the fault it exists for."""
-
-    @classmethod
-    def setUpClass(cls):
-        cls.stacks = Stacks.load()
-
-
-def _catches(check, fault):
-    def test(self):
-        broken = self.stacks.copy()
-        fault(broken.templates)
-        self.assertNotEqual([], check(broken), f"{check.__name__} did not notice")
-    return test
-
-
-for _name, (_check, _fault) in FAULTS.items():
-    setattr(BrokenOnPurpose, f"test_catches_{_name}", _catches(_check, _fault))
+BrokenOnPurpose = broken_on_purpose(FAULTS)
 
 if __name__ == "__main__":
     unittest.main()
