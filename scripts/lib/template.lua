@@ -102,7 +102,11 @@ local function translate(source)
         end
     end
 
-    emit("local _esc, _raw, _concat = ... return function(_ENV) local _b, _n = {}, 0 ")
+    -- The table of pieces is kept for the next render of this template (it grows once, not on
+    -- every render); a render that finds it taken (a render inside itself, or one interrupted by an
+    -- error or still suspended in a coroutine) makes its own.
+    emit("local _esc, _raw, _concat = ... local _free return function(_ENV) "
+        .. "local _b, _n = _free or {}, 0 _free = nil ")
     local pos, len = 1, #source
     while pos <= len do
         local open = find(source, "<%", pos, true)
@@ -143,7 +147,7 @@ local function translate(source)
         end
     end
     flush()
-    emit("return _concat(_b, \"\", 1, _n) end")
+    emit("local _s = _concat(_b, \"\", 1, _n) _free = _b return _s end")
     return concat(out), map
 end
 
