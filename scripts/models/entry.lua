@@ -22,14 +22,13 @@ local WITH_STATUS = {
 local COLUMNS = "id, title, description, status"
 local null = db.null
 
+-- Turns a row of the database into an entry, in place (the row is the query's own table).
 local function from_row(row)
     local title, description, status = row.title, row.description, row.status
-    return {
-        id = row.id,
-        title = title ~= null and title or "",
-        description = description ~= null and description or "",
-        status = status ~= null and status ~= 0,
-    }
+    if title == null then row.title = "" end
+    if description == null then row.description = "" end
+    row.status = status ~= null and status ~= 0
+    return row
 end
 
 local function from_rows(rows)
