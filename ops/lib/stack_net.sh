@@ -68,6 +68,7 @@ _net_rules() {
     app) echo "ip saddr 10.200.2.0/24 tcp dport $NET_APP_PORT accept comment \"app: the app port from the front\"" ;;
     db) echo "ip saddr 10.200.3.0/24 tcp dport $NET_DB_PORT accept comment \"db: 3306 from the app servers\"" ;;
     client) echo "# client: nothing inward" ;;
+    router) echo "# router: forwards between the tiers, nothing inward" ;;
     esac
 }
 
@@ -87,19 +88,6 @@ table inet h2lua_sg {
 NFT
 }
 
-_net_router_ruleset() {
-    cat <<NFT
-table inet h2lua_sg {}
-delete table inet h2lua_sg
-table inet h2lua_sg {
-    chain input {
-        type filter hook input priority filter; policy drop;
-        ct state established,related accept
-        iif lo accept
-    }
-}
-NFT
-}
 
 # net_exists — true when any namespace of this prefix exists.
 net_exists() {
@@ -123,7 +111,7 @@ net_up() {
         ip netns exec "$ns" sysctl -qw net.ipv6.conf.all.disable_ipv6=1 net.ipv6.conf.default.disable_ipv6=1
     done
     ip netns exec "$vpc" sysctl -qw net.ipv4.ip_forward=1
-    ip netns exec "$vpc" nft -f - <<<"$(_net_router_ruleset)"
+    ip netns exec "$vpc" nft -f - <<<"$(_net_ruleset router)"
     for t in "${NET_TIERS[@]}"; do
         ns=$(net_ns "$t")
         n=$(_net_subnet "$t")
