@@ -23,17 +23,6 @@ struct tx {
     db_conn_t *conn; /* NULL once committed or rolled back */
 };
 
-/* One statement in flight for a coroutine. */
-struct db_op {
-    lua_req_t *lr;
-    int replica; /* a read on the replica: retried on the primary if the replica is unavailable */
-    db_conn_t *conn;
-    struct tx *tx;   /* the transaction it runs in, or NULL for a one-shot statement */
-    int begin;       /* the op is db.begin(): its result is the tx */
-    int end_tx;      /* the op is COMMIT/ROLLBACK: release the connection after */
-    char *sql;
-    size_t len;
-};
 
 /* ---- binding ---- */
 
@@ -212,10 +201,59 @@ static void push_result(lua_State *L, db_result_t *r)
 
 /* ---- running statements from a coroutine ---- */
 
+/* What an operation is, which decides who holds its connection and whether it may run twice. */
+enum op_kind {
+    OP_QUERY,  /* db.query / db.read: a connection of its own, released when it ends */
+    OP_BEGIN,  /* db.begin(): START TRANSACTION; on success the connection becomes the tx's */
+    OP_IN_TX,  /* tx:query(): on the tx's connection, which the tx keeps */
+    OP_END_TX, /* tx:commit() / tx:rollback(): the tx's connection is released when it ends */
+};
+
+/* One statement in flight for a coroutine. */
+struct db_op {
+    lua_req_t *lr;
+    enum op_kind kind;
+    db_stmt_kind_t stmt; /* for the retry rule (db_retry.h) */
+    int replica;         /* a read on the replica: run on the primary if the replica is unavailable */
+    db_conn_t *conn;     /* NULL until acquired */
+    struct tx *tx;       /* the transaction of OP_IN_TX and OP_END_TX */
+    char *sql;
+    size_t len;
+};
+
 static void op_free(struct db_op *op)
 {
     free(op->sql);
     free(op);
+}
+
+/*
+ * Gives back what the op holds once its statement ended (failed or not). The one place that
+ * decides who keeps a connection: a failed BEGIN or END closes it (the server rolls back).
+ */
+static void op_release(struct db_op *op, int failed)
+{
+    if (op->conn == NULL)
+        return;
+    switch (op->kind) {
+    case OP_QUERY:
+        db_conn_release(op->conn);
+        break;
+    case OP_BEGIN:
+        if (!failed)
+            return; /* the tx holds it now */
+        db_conn_set_transaction(op->conn, 1);
+        db_conn_release(op->conn);
+        break;
+    case OP_IN_TX:
+        return; /* the tx holds it */
+    case OP_END_TX:
+        db_conn_set_transaction(op->conn, failed);
+        db_conn_release(op->conn);
+        op->tx->conn = NULL;
+        break;
+    }
+    op->conn = NULL;
 }
 
 /* Resumes the coroutine with (false, kind, message): kind 503 or 500. */
@@ -230,46 +268,69 @@ static void resume_error(struct db_op *op, int err, const char *msg)
     lua_host_resume(lr, 3);
 }
 
-static void on_acquired(void *data, db_conn_t *conn, int err, const char *msg);
+static void op_complete(struct db_op *op, int err, const char *msg, db_result_t *result);
 
 static void on_done(void *data, int err, const char *msg, db_result_t *result)
 {
+    op_complete(data, err, msg, result);
+}
+
+/* Sends the op's statement on its connection: 0 (on_done follows), or a negative code with msg. */
+static int op_send(struct db_op *op, db_conn_t *conn, const char **msg)
+{
+    op->conn = conn;
+    if (op->kind == OP_BEGIN)
+        db_conn_set_transaction(conn, 1);
+    int err = db_conn_query(conn, op->sql, op->len, op->stmt, on_done, op, msg);
+    if (err != 0)
+        op_release(op, 1);
+    return err;
+}
+
+static void on_acquired(void *data, db_conn_t *conn, int err, const char *msg)
+{
     struct db_op *op = data;
-    lua_State *co = lua_req_coroutine(op->lr);
-    if (op->tx == NULL && !op->begin) {
-        db_conn_release(op->conn);
-    } else if (op->end_tx || (op->begin && err != 0)) {
-        db_conn_set_transaction(op->conn, err != 0);
-        db_conn_release(op->conn);
-        if (op->tx != NULL)
-            op->tx->conn = NULL;
-    }
+    if (err == 0 && (err = op_send(op, conn, &msg)) == 0)
+        return;
+    resume_error(op, err, msg);
+}
+
+/* Starts the op (acquiring from pool when it has no connection): 0, or a negative code with msg. */
+static int op_start(struct db_op *op, db_pool_t *pool, const char **msg)
+{
+    if (op->conn != NULL)
+        return op_send(op, op->conn, msg);
+    db_conn_t *conn;
+    int r = db_pool_acquire(pool, &conn, on_acquired, op, msg);
+    return r == 1 ? op_send(op, conn, msg) : r; /* 0: on_acquired continues */
+}
+
+/* The one completion of an op: gives back what it holds, then resumes the coroutine. */
+static void op_complete(struct db_op *op, int err, const char *msg, db_result_t *result)
+{
+    op_release(op, err != 0);
     if (err == DB_EUNAVAILABLE && op->replica) {
         worker_t *w = lua_req_worker(op->lr);
         db_route_replica_failed(w, msg);
         op->replica = 0;
-        op->conn = NULL;
         const char *m2 = NULL;
-        db_conn_t *conn;
-        int r = db_pool_acquire(w->db, &conn, on_acquired, op, &m2);
-        if (r == 1)
-            on_acquired(op, conn, 0, NULL);
-        else if (r < 0)
-            resume_error(op, r, m2);
+        if ((err = op_start(op, w->db, &m2)) < 0)
+            resume_error(op, err, m2);
         return;
     }
     if (err != 0) {
         resume_error(op, err, msg);
         return;
     }
-    if (!op->replica && (op->end_tx || (op->tx == NULL && !op->begin && result->res == NULL)))
+    lua_State *co = lua_req_coroutine(op->lr);
+    if (!op->replica && (op->kind == OP_END_TX || (op->kind == OP_QUERY && result->res == NULL)))
         db_route_wrote(lua_req_worker(op->lr), op->lr);
     lua_pushboolean(co, 1);
-    if (op->begin) {
+    if (op->kind == OP_BEGIN) {
         struct tx *tx = lua_newuserdatauv(co, sizeof(*tx), 0);
         tx->conn = op->conn;
         luaL_setmetatable(co, TX_MT);
-    } else if (op->end_tx) {
+    } else if (op->kind == OP_END_TX) {
         lua_pushboolean(co, 1);
     } else {
         push_result(co, result);
@@ -278,34 +339,6 @@ static void on_done(void *data, int err, const char *msg, db_result_t *result)
     lua_req_t *lr = op->lr;
     op_free(op);
     lua_host_resume(lr, 3);
-}
-
-static void start_statement(struct db_op *op)
-{
-    const char *msg = NULL;
-    int err = db_conn_query(op->conn, op->sql, op->len, on_done, op, &msg);
-    if (err != 0) {
-        if (op->tx == NULL || op->end_tx) {
-            db_conn_set_transaction(op->conn, op->begin || op->end_tx);
-            db_conn_release(op->conn);
-            if (op->tx != NULL)
-                op->tx->conn = NULL;
-        }
-        resume_error(op, err, msg);
-    }
-}
-
-static void on_acquired(void *data, db_conn_t *conn, int err, const char *msg)
-{
-    struct db_op *op = data;
-    if (err != 0) {
-        resume_error(op, err, msg);
-        return;
-    }
-    op->conn = conn;
-    if (op->begin)
-        db_conn_set_transaction(conn, 1);
-    start_statement(op);
 }
 
 /* The continuation: the stack ends with (ok, a, b) pushed by on_done or resume_error. */
@@ -352,41 +385,23 @@ static int run_op(lua_State *L, struct db_op *op, db_pool_t *pool)
     op->sql = util_strndup(sql, len);
     op->len = len;
     const char *msg = NULL;
-    char buf[320];
-    if (op->conn == NULL) {
-        db_conn_t *conn;
-        int r = db_pool_acquire(pool, &conn, on_acquired, op, &msg);
-        if (r < 0)
-            goto Fail;
-        if (r == 0)
-            goto Yield; /* on_acquired starts the statement */
-        op->conn = conn;
-        if (op->begin)
-            db_conn_set_transaction(conn, 1);
+    if (op_start(op, pool, &msg) < 0) {
+        char buf[320];
+        snprintf(buf, sizeof(buf), "%s", msg != NULL ? msg : "database unavailable");
+        op_free(op);
+        return lua_api_raise_http_error(L, 503, buf);
     }
-    if (db_conn_query(op->conn, op->sql, op->len, on_done, op, &msg) != 0) {
-        if (op->tx == NULL || op->end_tx) {
-            db_conn_set_transaction(op->conn, op->begin || op->end_tx);
-            db_conn_release(op->conn);
-            if (op->tx != NULL)
-                op->tx->conn = NULL;
-        }
-        goto Fail;
-    }
-Yield:
     lua_host_suspend(op->lr);
     return lua_yieldk(L, 0, 0, k_result);
-Fail:
-    snprintf(buf, sizeof(buf), "%s", msg != NULL ? msg : "database unavailable");
-    op_free(op);
-    return lua_api_raise_http_error(L, 503, buf);
 }
 
-static struct db_op *new_op(lua_req_t *lr)
+static struct db_op *new_op(lua_req_t *lr, enum op_kind kind, db_stmt_kind_t stmt)
 {
     struct db_op *op = util_malloc(sizeof(*op));
     memset(op, 0, sizeof(*op));
     op->lr = lr;
+    op->kind = kind;
+    op->stmt = stmt;
     return op;
 }
 
@@ -397,7 +412,10 @@ static int query_common(lua_State *L, int read)
     pool_or_error(L, w, read);
     db_pool_t *pool = read ? db_route_read_pool(w, lr) : w->db;
     push_bound(L, 1);
-    struct db_op *op = new_op(lr);
+    size_t len;
+    const char *sql = lua_tolstring(L, -1, &len);
+    /* db.read promises a statement that changes nothing; db.query's SELECTs are found by their text */
+    struct db_op *op = new_op(lr, OP_QUERY, read ? DB_STMT_READ : db_retry_classify(sql, len));
     op->replica = pool != w->db;
     return run_op(L, op, pool);
 }
@@ -416,8 +434,7 @@ static int l_begin(lua_State *L)
 {
     lua_req_t *lr = request_or_error(L, "begin");
     db_pool_t *pool = pool_or_error(L, lua_req_worker(lr), 0);
-    struct db_op *op = new_op(lr);
-    op->begin = 1;
+    struct db_op *op = new_op(lr, OP_BEGIN, DB_STMT_BEGIN);
     lua_pushliteral(L, "START TRANSACTION");
     return run_op(L, op, pool);
 }
@@ -435,7 +452,7 @@ static int l_tx_query(lua_State *L)
     struct tx *tx = check_open_tx(L);
     lua_req_t *lr = request_or_error(L, "tx:query");
     push_bound(L, 2);
-    struct db_op *op = new_op(lr);
+    struct db_op *op = new_op(lr, OP_IN_TX, DB_STMT_IN_TX);
     op->tx = tx;
     op->conn = tx->conn;
     return run_op(L, op, NULL);
@@ -445,10 +462,9 @@ static int tx_end(lua_State *L, const char *sql)
 {
     struct tx *tx = check_open_tx(L);
     lua_req_t *lr = request_or_error(L, "tx:commit");
-    struct db_op *op = new_op(lr);
+    struct db_op *op = new_op(lr, OP_END_TX, DB_STMT_IN_TX);
     op->tx = tx;
     op->conn = tx->conn;
-    op->end_tx = 1;
     lua_pushstring(L, sql);
     return run_op(L, op, NULL);
 }

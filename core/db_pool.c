@@ -1,31 +1,47 @@
 #include "db_pool.h"
 
 #include <arpa/inet.h>
-#include <errmsg.h>
-#include <mysqld_error.h>
+#include <errno.h>
 #include <netdb.h>
+#include <pthread.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/socket.h>
 #include <unistd.h>
 
 #include "config.h"
 #include "log.h"
 #include "util.h"
-#include "worker.h"
 
-#define BACKOFF_MIN_MS 100
-#define BACKOFF_MAX_MS 1000
+/* While the server is down, a probe connect every PROBE_MIN_MS..PROBE_MAX_MS (jittered). */
+#define PROBE_STEPS 4
+#define PROBE_MIN_MS 10
+#define PROBE_STEP_MS 10
 
-enum conn_state { C_RESOLVING, C_CONNECTING, C_IDLE, C_LEASED, C_QUERY, C_STORE };
+enum conn_state {
+    C_RESOLVING,  /* waiting for the resolver threads */
+    C_CONNECTING, /* mysql_real_connect_start/cont */
+    C_IDLE,       /* in pool->idle, socket watched: readable means the server closed it */
+    C_CHECKING,   /* mysql_ping_start/cont, before the connection is trusted again */
+    C_LEASED,     /* held by a caller, no statement running */
+    C_SEND,       /* mysql_send_query_start/cont */
+    C_READ,       /* mysql_read_query_result_start/cont */
+    C_STORE,      /* mysql_store_result_start/cont */
+};
 
 struct db_conn {
     db_pool_t *pool;
     enum conn_state state;
+    int leased;   /* counted in pool->nin_use: held by a caller (also while reconnecting for a retry) */
+    int retrying; /* reconnecting in place to run the statement again */
+    int retried;  /* the statement has been run again once already */
     int broken;
     int in_tx;
     int write_armed;
     int wait_status;
+    uint64_t checked_epoch; /* pool->epoch when this connection last proved alive */
     MYSQL *mysql;
     h2o_socket_t *sock; /* a dup of the connection's fd, watched by the loop */
     h2o_hostinfo_getaddr_req_t *getaddr;
@@ -34,11 +50,13 @@ struct db_conn {
     h2o_timeout_entry_t defer; /* runs a step on the next loop turn, never inside the caller's call */
     db_query_cb qcb;
     void *qdata;
+    db_stmt_kind_t kind;
     char *sql;
     size_t sql_len;
     MYSQL_RES *res;
     MYSQL *cret;
     int iret;
+    my_bool bret;
     char addr[INET6_ADDRSTRLEN];
 };
 
@@ -50,18 +68,33 @@ struct waiter {
     h2o_timeout_entry_t timeout;
 };
 
+/* Shared by the pools of every worker for one database: how many connects have succeeded. */
+struct pool_shared {
+    const config_db_t *db;
+    _Atomic uint64_t connects;
+};
+
 struct db_pool {
-    worker_t *w;
+    h2o_context_t *ctx;
+    h2o_evloop_t *loop;
+    int worker_id;
     const config_db_t *db;
     const config_t *cfg;
     const char *name;
+    struct pool_shared *shared;
     h2o_linklist_t idle;
     h2o_linklist_t waiters;
     unsigned nconns, nconnecting, nwaiting, nin_use;
     h2o_timeout_t query_timeout, connect_timeout;
-    uint64_t down_until, backoff_ms;
+    h2o_timeout_t probe_timeouts[PROBE_STEPS];
+    h2o_timeout_entry_t probe;
+    uint32_t rng;
+    int down;                    /* the last connect failed; acquiring fails at once until a probe connects */
+    uint64_t down_since;         /* loop time of the first failed connect */
+    uint64_t down_seen_connects; /* shared->connects when it went down: another worker's success lifts it */
+    uint64_t epoch;              /* bumped each time a connection is found dead */
     char errmsg[600];
-    uint64_t errors, queries;
+    uint64_t errors, queries, retries, stale;
 };
 
 struct db_run {
@@ -71,24 +104,60 @@ struct db_run {
     char *sql;
 };
 
+static void conn_connect(db_conn_t *c);
 static void conn_open(db_pool_t *pool);
 static void conn_close(db_conn_t *c);
 static void conn_available(db_conn_t *c);
+static void conn_check(db_conn_t *c);
+static void query_send(db_conn_t *c);
+static void query_finish(db_conn_t *c, int err, const char *msg, db_result_t *result);
 static void step(db_conn_t *c, int ready);
+static void on_readable(h2o_socket_t *sock, const char *err);
 
-db_pool_t *db_pool_create(worker_t *w, const config_db_t *db, const char *name)
+/* ---- the pools' shared part ---- */
+
+static pthread_mutex_t shared_lock = PTHREAD_MUTEX_INITIALIZER;
+static struct pool_shared shared_slots[8];
+
+/* The shared part for db, made at the first call; the same for every worker. */
+static struct pool_shared *shared_for(const config_db_t *db)
+{
+    struct pool_shared *s = NULL;
+    pthread_mutex_lock(&shared_lock);
+    for (size_t i = 0; i < sizeof(shared_slots) / sizeof(shared_slots[0]); ++i) {
+        if (shared_slots[i].db == db || shared_slots[i].db == NULL) {
+            s = &shared_slots[i];
+            s->db = db;
+            break;
+        }
+    }
+    pthread_mutex_unlock(&shared_lock);
+    if (s == NULL)
+        h2o_fatal("db_pool: more databases than shared slots");
+    return s;
+}
+
+/* ---- creating and closing ---- */
+
+db_pool_t *db_pool_create(h2o_context_t *ctx, int worker_id, const config_t *cfg, const config_db_t *db, const char *name)
 {
     db_pool_t *pool = util_malloc(sizeof(*pool));
     memset(pool, 0, sizeof(*pool));
-    pool->w = w;
+    pool->ctx = ctx;
+    pool->loop = ctx->loop;
+    pool->worker_id = worker_id;
     pool->db = db;
-    pool->cfg = w->cfg;
+    pool->cfg = cfg;
     pool->name = name;
+    pool->shared = shared_for(db);
     h2o_linklist_init_anchor(&pool->idle);
     h2o_linklist_init_anchor(&pool->waiters);
-    h2o_timeout_init(w->loop, &pool->query_timeout, (uint64_t)w->cfg->db_timeout_ms);
-    h2o_timeout_init(w->loop, &pool->connect_timeout, (uint64_t)w->cfg->db_connect_timeout_ms);
-    pool->backoff_ms = BACKOFF_MIN_MS;
+    h2o_timeout_init(pool->loop, &pool->query_timeout, (uint64_t)cfg->db_timeout_ms);
+    h2o_timeout_init(pool->loop, &pool->connect_timeout, (uint64_t)cfg->db_connect_timeout_ms);
+    for (int i = 0; i < PROBE_STEPS; ++i)
+        h2o_timeout_init(pool->loop, &pool->probe_timeouts[i], PROBE_MIN_MS + (uint64_t)i * PROBE_STEP_MS);
+    util_random_bytes(&pool->rng, sizeof(pool->rng));
+    pool->rng |= 1;
     return pool;
 }
 
@@ -96,9 +165,13 @@ void db_pool_close(db_pool_t *pool)
 {
     while (!h2o_linklist_is_empty(&pool->idle))
         conn_close(H2O_STRUCT_FROM_MEMBER(db_conn_t, idle_link, pool->idle.next));
+    if (h2o_timeout_is_linked(&pool->probe))
+        h2o_timeout_unlink(&pool->probe);
     /* leased connections belong to requests that the drain timeout abandoned: left to process exit */
-    h2o_timeout_dispose(pool->w->loop, &pool->query_timeout);
-    h2o_timeout_dispose(pool->w->loop, &pool->connect_timeout);
+    h2o_timeout_dispose(pool->loop, &pool->query_timeout);
+    h2o_timeout_dispose(pool->loop, &pool->connect_timeout);
+    for (int i = 0; i < PROBE_STEPS; ++i)
+        h2o_timeout_dispose(pool->loop, &pool->probe_timeouts[i]);
     free(pool);
 }
 
@@ -109,6 +182,8 @@ void db_pool_get_stats(db_pool_t *pool, db_pool_stats_t *stats)
     stats->waiting = pool->nwaiting;
     stats->errors = pool->errors;
     stats->queries = pool->queries;
+    stats->retries = pool->retries;
+    stats->stale = pool->stale;
 }
 
 db_pool_t *db_conn_pool(db_conn_t *conn)
@@ -122,20 +197,6 @@ void db_conn_set_transaction(db_conn_t *conn, int open)
 }
 
 /* ---- failures ---- */
-
-/* Errors after which the connection cannot be trusted, and the server may be gone. */
-static int is_connection_error(unsigned err)
-{
-    return (err >= 2000 && err < 3000) || err == ER_SERVER_SHUTDOWN || err == ER_CONNECTION_KILLED ||
-           err == ER_QUERY_INTERRUPTED;
-}
-
-/* Errors that a retry may cure: the request answers 503, not 500. */
-static int is_transient_error(unsigned err)
-{
-    return is_connection_error(err) || err == ER_LOCK_DEADLOCK || err == ER_LOCK_WAIT_TIMEOUT ||
-           err == ER_CON_COUNT_ERROR || err == ER_TOO_MANY_USER_CONNECTIONS || err == 1290 /* --read-only */;
-}
 
 static void fail_waiters(db_pool_t *pool, const char *msg)
 {
@@ -153,17 +214,70 @@ static void fail_waiters(db_pool_t *pool, const char *msg)
     }
 }
 
-/* The server seems gone: close idle connections (they are stale) and back off before connecting. */
-static void server_down(db_pool_t *pool, const char *why)
+/*
+ * A connection of the pool was found dead: every idle connection that has not proved alive since
+ * is checked with a ping before its next use (the others of a restarted server go the same way,
+ * found at once rather than by one failed statement each).
+ */
+static void pool_suspect(db_pool_t *pool)
+{
+    ++pool->epoch;
+    while (!h2o_linklist_is_empty(&pool->idle))
+        conn_check(H2O_STRUCT_FROM_MEMBER(db_conn_t, idle_link, pool->idle.next));
+}
+
+static uint64_t probe_delay_index(db_pool_t *pool)
+{
+    /* xorshift32: jitter, not secrecy */
+    uint32_t x = pool->rng;
+    x ^= x << 13, x ^= x >> 17, x ^= x << 5;
+    pool->rng = x;
+    return x % PROBE_STEPS;
+}
+
+static void schedule_probe(db_pool_t *pool)
+{
+    if (!h2o_timeout_is_linked(&pool->probe))
+        h2o_timeout_link(pool->loop, &pool->probe_timeouts[probe_delay_index(pool)], &pool->probe);
+}
+
+static void on_probe(h2o_timeout_entry_t *entry)
+{
+    db_pool_t *pool = H2O_STRUCT_FROM_MEMBER(db_pool_t, probe, entry);
+    if (!pool->down)
+        return;
+    if (pool->nconnecting == 0 && pool->nconns < (unsigned)pool->cfg->db_pool_size)
+        conn_open(pool); /* on success the pool is up; on failure the probe is scheduled again */
+    else
+        schedule_probe(pool);
+}
+
+/* A connect failed: acquiring fails at once until a probe (or another worker) connects again. */
+static void pool_down(db_pool_t *pool, const char *why)
 {
     snprintf(pool->errmsg, sizeof(pool->errmsg), "database unavailable (%s): %s", pool->name, why);
-    uint64_t now = h2o_now(pool->w->loop);
-    if (pool->down_until < now)
-        log_warnf(pool->w->id, "%s; retrying in %llu ms", pool->errmsg, (unsigned long long)pool->backoff_ms);
-    pool->down_until = now + pool->backoff_ms;
-    pool->backoff_ms = pool->backoff_ms * 2 > BACKOFF_MAX_MS ? BACKOFF_MAX_MS : pool->backoff_ms * 2;
-    while (!h2o_linklist_is_empty(&pool->idle))
-        conn_close(H2O_STRUCT_FROM_MEMBER(db_conn_t, idle_link, pool->idle.next));
+    if (!pool->down) {
+        pool->down = 1;
+        pool->down_since = h2o_now(pool->loop);
+        pool->down_seen_connects = atomic_load(&pool->shared->connects);
+        log_warnf(pool->worker_id, "%s; probing every %d-%d ms", pool->errmsg, PROBE_MIN_MS,
+                  PROBE_MIN_MS + (PROBE_STEPS - 1) * PROBE_STEP_MS);
+        pool_suspect(pool);
+    }
+    pool->probe.cb = on_probe;
+    schedule_probe(pool);
+}
+
+static void pool_up(db_pool_t *pool, const char *addr)
+{
+    atomic_fetch_add(&pool->shared->connects, 1);
+    if (!pool->down)
+        return;
+    log_infof(pool->worker_id, "database %s is back (%s:%d) after %llu ms", pool->name, addr, pool->db->port,
+              (unsigned long long)(h2o_now(pool->loop) - pool->down_since));
+    pool->down = 0;
+    if (h2o_timeout_is_linked(&pool->probe))
+        h2o_timeout_unlink(&pool->probe);
 }
 
 /* ---- socket watching ---- */
@@ -175,10 +289,43 @@ static void disarm(db_conn_t *c)
     c->wait_status = 0;
 }
 
+static int ensure_sock(db_conn_t *c)
+{
+    if (c->sock == NULL) {
+        int fd = dup(mysql_get_socket(c->mysql));
+        if (fd < 0)
+            return -1;
+        c->sock = h2o_evloop_socket_create(c->pool->loop, fd, H2O_SOCKET_FLAG_DONT_READ);
+        c->sock->data = c;
+    }
+    return 0;
+}
+
+/*
+ * 1 when nothing says the idle connection is dead: the server has sent nothing and not closed it.
+ * An idle MySQL connection never has bytes to read; an EOF, a reset or an unsolicited error
+ * packet ("shutdown in progress", "connection killed", "disconnected for inactivity") means the
+ * server is done with it. One non-blocking recv, no round trip.
+ */
+static int idle_socket_alive(db_conn_t *c)
+{
+    char b;
+    ssize_t r = recv(mysql_get_socket(c->mysql), &b, 1, MSG_PEEK | MSG_DONTWAIT);
+    return r < 0 && (errno == EAGAIN || errno == EWOULDBLOCK);
+}
+
 static void on_readable(h2o_socket_t *sock, const char *err)
 {
     (void)err;
     db_conn_t *c = sock->data;
+    if (c->state == C_IDLE) {
+        /* the server closed an idle connection (or sent its last error): found dead before any use */
+        ++c->pool->stale;
+        db_pool_t *pool = c->pool;
+        conn_close(c);
+        pool_suspect(pool);
+        return;
+    }
     if ((c->wait_status & (MYSQL_WAIT_READ | MYSQL_WAIT_EXCEPT)) == 0)
         return;
     disarm(c);
@@ -198,14 +345,9 @@ static void on_writable(h2o_socket_t *sock, const char *err)
 
 static void arm(db_conn_t *c, int status)
 {
-    if (c->sock == NULL) {
-        int fd = dup(mysql_get_socket(c->mysql));
-        if (fd < 0) {
-            c->broken = 1;
-            return;
-        }
-        c->sock = h2o_evloop_socket_create(c->pool->w->loop, fd, H2O_SOCKET_FLAG_DONT_READ);
-        c->sock->data = c;
+    if (ensure_sock(c) != 0) {
+        c->broken = 1;
+        return;
     }
     c->wait_status = status;
     if (status & (MYSQL_WAIT_READ | MYSQL_WAIT_EXCEPT))
@@ -216,6 +358,28 @@ static void arm(db_conn_t *c, int status)
     }
 }
 
+/* Closes the MySQL session and the watched socket, keeping the db_conn_t. */
+static void conn_drop_session(db_conn_t *c)
+{
+    if (c->sock != NULL) {
+        disarm(c);
+        h2o_socket_close(c->sock);
+        c->sock = NULL;
+    }
+    c->write_armed = 0;
+    if (c->res != NULL) {
+        mysql_free_result(c->res);
+        c->res = NULL;
+    }
+    if (c->mysql != NULL) {
+        /* a connection that may not answer: shut the socket so mysql_close cannot wait on it */
+        if (c->broken || c->state != C_IDLE)
+            shutdown(mysql_get_socket(c->mysql), SHUT_RDWR);
+        mysql_close(c->mysql);
+        c->mysql = NULL;
+    }
+}
+
 /* ---- connecting ---- */
 
 static void connect_failed(db_conn_t *c, const char *why)
@@ -223,8 +387,20 @@ static void connect_failed(db_conn_t *c, const char *why)
     db_pool_t *pool = c->pool;
     char msg[256];
     snprintf(msg, sizeof(msg), "%s", why);
+    if (h2o_timeout_is_linked(&c->timeout))
+        h2o_timeout_unlink(&c->timeout);
+    if (c->retrying) {
+        /* the fresh connection for a retry could not be had: the statement fails, the holder releases */
+        c->retrying = 0;
+        c->broken = 1;
+        conn_drop_session(c);
+        c->state = C_LEASED;
+        pool_down(pool, msg);
+        query_finish(c, DB_EUNAVAILABLE, pool->errmsg, NULL);
+        return;
+    }
     conn_close(c);
-    server_down(pool, msg);
+    pool_down(pool, msg);
     if (pool->nconns == 0)
         fail_waiters(pool, pool->errmsg);
 }
@@ -234,20 +410,21 @@ static void connect_done(db_conn_t *c)
     db_pool_t *pool = c->pool;
     if (h2o_timeout_is_linked(&c->timeout))
         h2o_timeout_unlink(&c->timeout);
-    --pool->nconnecting;
     if (c->cret == NULL) {
         char why[256];
         snprintf(why, sizeof(why), "connect to %s:%d failed: %s", c->addr, pool->db->port, mysql_error(c->mysql));
-        ++pool->nconnecting; /* conn_close counts it down */
         connect_failed(c, why);
         return;
     }
-    if (pool->down_until != 0)
-        log_infof(pool->w->id, "database %s is back (%s:%d)", pool->name, c->addr, pool->db->port);
-    pool->down_until = 0;
-    pool->backoff_ms = BACKOFF_MIN_MS;
-    c->state = C_LEASED;
-    ++pool->nin_use;
+    pool_up(pool, c->addr);
+    c->checked_epoch = pool->epoch;
+    if (c->retrying) {
+        c->retrying = 0;
+        c->state = C_LEASED;
+        query_send(c);
+        return;
+    }
+    --pool->nconnecting;
     conn_available(c);
 }
 
@@ -305,30 +482,36 @@ static void on_defer_connect(h2o_timeout_entry_t *entry)
     start_connect(H2O_STRUCT_FROM_MEMBER(db_conn_t, defer, entry));
 }
 
-static void conn_open(db_pool_t *pool)
+/* Resolves the host (again: a failover moves the address behind the name) and connects c. */
+static void conn_connect(db_conn_t *c)
 {
-    db_conn_t *c = util_malloc(sizeof(*c));
-    memset(c, 0, sizeof(*c));
-    c->pool = pool;
+    db_pool_t *pool = c->pool;
     c->state = C_RESOLVING;
-    ++pool->nconns;
-    ++pool->nconnecting;
     c->timeout.cb = on_connect_timeout;
-    h2o_timeout_link(pool->w->loop, &pool->connect_timeout, &c->timeout);
+    h2o_timeout_link(pool->loop, &pool->connect_timeout, &c->timeout);
     struct in6_addr a6;
     struct in_addr a4;
     if (inet_pton(AF_INET, pool->db->host, &a4) == 1 || inet_pton(AF_INET6, pool->db->host, &a6) == 1) {
         snprintf(c->addr, sizeof(c->addr), "%s", pool->db->host);
         c->defer.cb = on_defer_connect;
-        h2o_timeout_link(pool->w->loop, &pool->w->ctx.zero_timeout, &c->defer);
+        h2o_timeout_link(pool->loop, &pool->ctx->zero_timeout, &c->defer);
         return;
     }
-    /* resolved again on every connect: a failover moves the address behind the name */
     char port[8];
     snprintf(port, sizeof(port), "%d", pool->db->port);
-    c->getaddr = h2o_hostinfo_getaddr(&pool->w->ctx.receivers.hostinfo_getaddr,
+    c->getaddr = h2o_hostinfo_getaddr(&pool->ctx->receivers.hostinfo_getaddr,
                                       h2o_iovec_init(pool->db->host, strlen(pool->db->host)), h2o_iovec_init(port, strlen(port)),
                                       AF_UNSPEC, SOCK_STREAM, IPPROTO_TCP, AI_ADDRCONFIG | AI_NUMERICSERV, on_resolved, c);
+}
+
+static void conn_open(db_pool_t *pool)
+{
+    db_conn_t *c = util_malloc(sizeof(*c));
+    memset(c, 0, sizeof(*c));
+    c->pool = pool;
+    ++pool->nconns;
+    ++pool->nconnecting;
+    conn_connect(c);
 }
 
 static void conn_close(db_conn_t *c)
@@ -342,30 +525,71 @@ static void conn_close(db_conn_t *c)
         h2o_timeout_unlink(&c->defer);
     if (h2o_linklist_is_linked(&c->idle_link))
         h2o_linklist_unlink(&c->idle_link);
-    if (c->state == C_RESOLVING || c->state == C_CONNECTING)
-        --pool->nconnecting;
-    else if (c->state != C_IDLE)
+    if (c->leased)
         --pool->nin_use;
-    if (c->sock != NULL) {
-        disarm(c);
-        h2o_socket_close(c->sock);
-    }
-    if (c->res != NULL)
-        mysql_free_result(c->res);
-    if (c->mysql != NULL) {
-        /* a broken connection may not answer: shut the socket so mysql_close cannot wait on it */
-        if (c->broken || c->state != C_IDLE)
-            shutdown(mysql_get_socket(c->mysql), SHUT_RDWR);
-        mysql_close(c->mysql);
-    }
+    else if (c->state == C_RESOLVING || c->state == C_CONNECTING)
+        --pool->nconnecting;
+    conn_drop_session(c);
     free(c->sql);
     --pool->nconns;
     free(c);
 }
 
+/* ---- checking a connection that may be stale ---- */
+
+static void check_done(db_conn_t *c)
+{
+    if (h2o_timeout_is_linked(&c->timeout))
+        h2o_timeout_unlink(&c->timeout);
+    db_pool_t *pool = c->pool;
+    if (c->iret != 0) {
+        ++pool->stale;
+        conn_close(c);
+        /* a waiter that counted on this connection gets a new one */
+        if (pool->nwaiting > pool->nconnecting && pool->nconns < (unsigned)pool->cfg->db_pool_size && !pool->down)
+            conn_open(pool);
+        return;
+    }
+    c->checked_epoch = pool->epoch;
+    conn_available(c);
+}
+
+static void on_check_timeout(h2o_timeout_entry_t *entry)
+{
+    db_conn_t *c = H2O_STRUCT_FROM_MEMBER(db_conn_t, timeout, entry);
+    c->broken = 1;
+    c->iret = 1;
+    disarm(c);
+    check_done(c);
+}
+
+static void on_defer_check_done(h2o_timeout_entry_t *entry)
+{
+    check_done(H2O_STRUCT_FROM_MEMBER(db_conn_t, defer, entry));
+}
+
+/* Pings an unleased connection (removing it from the idle list); it becomes available if it answers. */
+static void conn_check(db_conn_t *c)
+{
+    db_pool_t *pool = c->pool;
+    if (h2o_linklist_is_linked(&c->idle_link))
+        h2o_linklist_unlink(&c->idle_link);
+    disarm(c);
+    c->state = C_CHECKING;
+    c->timeout.cb = on_check_timeout;
+    h2o_timeout_link(pool->loop, &pool->query_timeout, &c->timeout);
+    int st = mysql_ping_start(&c->iret, c->mysql);
+    if (st != 0) {
+        arm(c, st);
+        return;
+    }
+    c->defer.cb = on_defer_check_done;
+    h2o_timeout_link(pool->loop, &pool->ctx->zero_timeout, &c->defer);
+}
+
 /* ---- handing out connections ---- */
 
-/* A leased connection became free: give it to the oldest waiter, or make it idle. */
+/* An unleased, live connection: give it to the oldest waiter, or make it idle (and watch it). */
 static void conn_available(db_conn_t *c)
 {
     db_pool_t *pool = c->pool;
@@ -378,12 +602,18 @@ static void conn_available(db_conn_t *c)
         db_acquire_cb cb = wt->cb;
         void *data = wt->data;
         free(wt);
+        c->state = C_LEASED;
+        c->leased = 1;
+        ++pool->nin_use;
         cb(data, c, 0, NULL);
         return;
     }
     c->state = C_IDLE;
-    --pool->nin_use;
     h2o_linklist_insert(&pool->idle, &c->idle_link);
+    if (ensure_sock(c) == 0) {
+        c->wait_status = 0;
+        h2o_socket_read_start(c->sock, on_readable);
+    }
 }
 
 static void on_wait_timeout(h2o_timeout_entry_t *entry)
@@ -403,17 +633,30 @@ static void on_wait_timeout(h2o_timeout_entry_t *entry)
 
 int db_pool_acquire(db_pool_t *pool, db_conn_t **conn, db_acquire_cb cb, void *data, const char **msg)
 {
-    if (!h2o_linklist_is_empty(&pool->idle)) {
+    while (!h2o_linklist_is_empty(&pool->idle)) {
         /* the most recently used first: its socket is the least likely to have gone stale */
         db_conn_t *c = H2O_STRUCT_FROM_MEMBER(db_conn_t, idle_link, pool->idle.prev);
+        if (!idle_socket_alive(c)) {
+            ++pool->stale;
+            conn_close(c);
+            pool_suspect(pool);
+            continue;
+        }
         h2o_linklist_unlink(&c->idle_link);
+        disarm(c);
         c->state = C_LEASED;
+        c->leased = 1;
         ++pool->nin_use;
         *conn = c;
         return 1;
     }
-    uint64_t now = h2o_now(pool->w->loop);
-    if (now < pool->down_until && pool->nconns == 0) {
+    if (pool->down && atomic_load(&pool->shared->connects) != pool->down_seen_connects) {
+        /* another worker connected since this pool went down: the server is back, try at once */
+        pool->down = 0;
+        if (h2o_timeout_is_linked(&pool->probe))
+            h2o_timeout_unlink(&pool->probe);
+    }
+    if (pool->down && pool->nconns == pool->nconnecting) {
         ++pool->errors;
         *msg = pool->errmsg;
         return DB_EUNAVAILABLE;
@@ -432,9 +675,9 @@ int db_pool_acquire(db_pool_t *pool, db_conn_t **conn, db_acquire_cb cb, void *d
     wt->data = data;
     wt->timeout.cb = on_wait_timeout;
     h2o_linklist_insert(&pool->waiters, &wt->link);
-    h2o_timeout_link(pool->w->loop, &pool->query_timeout, &wt->timeout);
+    h2o_timeout_link(pool->loop, &pool->query_timeout, &wt->timeout);
     ++pool->nwaiting;
-    if (pool->nconns < (unsigned)pool->cfg->db_pool_size && pool->nconnecting < pool->nwaiting && now >= pool->down_until)
+    if (pool->nconns < (unsigned)pool->cfg->db_pool_size && pool->nconnecting < pool->nwaiting && !pool->down)
         conn_open(pool);
     return 0;
 }
@@ -445,7 +688,13 @@ void db_conn_release(db_conn_t *c)
         conn_close(c);
         return;
     }
-    conn_available(c);
+    db_pool_t *pool = c->pool;
+    c->leased = 0;
+    --pool->nin_use;
+    if (c->checked_epoch < pool->epoch)
+        conn_check(c); /* a sibling died since this one last proved alive */
+    else
+        conn_available(c);
 }
 
 /* ---- queries ---- */
@@ -456,27 +705,51 @@ static void query_finish(db_conn_t *c, int err, const char *msg, db_result_t *re
         h2o_timeout_unlink(&c->timeout);
     free(c->sql);
     c->sql = NULL;
-    if (c->state == C_QUERY || c->state == C_STORE)
+    if (c->state == C_SEND || c->state == C_READ || c->state == C_STORE)
         c->state = C_LEASED;
     if (err != 0)
         ++c->pool->errors;
+    else
+        c->checked_epoch = c->pool->epoch;
     db_query_cb cb = c->qcb;
     void *data = c->qdata;
     c->qcb = NULL;
     cb(data, err, msg, result);
 }
 
-static void query_error(db_conn_t *c)
+static void on_query_timeout(h2o_timeout_entry_t *entry);
+
+/* Runs the statement again on a fresh connection in place of this one (the holder keeps c). */
+static void query_retry(db_conn_t *c, const char *why)
+{
+    db_pool_t *pool = c->pool;
+    ++pool->retries;
+    c->retried = 1;
+    c->retrying = 1;
+    log_infof(pool->worker_id, "a %s database connection was found dead (%s): the statement runs again on a new one",
+              pool->name, why);
+    if (h2o_timeout_is_linked(&c->timeout))
+        h2o_timeout_unlink(&c->timeout);
+    conn_drop_session(c);
+    pool_suspect(pool);
+    conn_connect(c);
+}
+
+static void query_error(db_conn_t *c, db_stmt_phase_t phase)
 {
     unsigned err = mysql_errno(c->mysql);
     char msg[400];
     snprintf(msg, sizeof(msg), "(%u) %s", err, mysql_error(c->mysql));
-    if (is_connection_error(err)) {
-        c->broken = 1;
+    if (db_retry_is_connection_error(err)) {
         disarm(c);
-        server_down(c->pool, msg);
+        if (!c->retried && db_retry_allowed(c->kind, phase, err)) {
+            query_retry(c, msg);
+            return;
+        }
+        c->broken = 1;
+        pool_suspect(c->pool);
     }
-    query_finish(c, is_transient_error(err) ? DB_EUNAVAILABLE : DB_EQUERY, msg, NULL);
+    query_finish(c, db_retry_is_transient_error(err) ? DB_EUNAVAILABLE : DB_EQUERY, msg, NULL);
 }
 
 static void on_query_timeout(h2o_timeout_entry_t *entry)
@@ -487,13 +760,14 @@ static void on_query_timeout(h2o_timeout_entry_t *entry)
              c->pool->cfg->db_timeout_ms / 1000);
     c->broken = 1;
     disarm(c);
+    pool_suspect(c->pool);
     query_finish(c, DB_EUNAVAILABLE, msg, NULL);
 }
 
-static void query_sent(db_conn_t *c)
+static void query_read(db_conn_t *c)
 {
-    if (c->iret != 0) {
-        query_error(c);
+    if (c->bret != 0) {
+        query_error(c, DB_PHASE_SENT);
         return;
     }
     if (mysql_field_count(c->mysql) == 0) {
@@ -509,6 +783,20 @@ static void query_sent(db_conn_t *c)
         step(c, 0);
 }
 
+static void query_sent(db_conn_t *c)
+{
+    if (c->iret != 0) {
+        query_error(c, DB_PHASE_UNSENT);
+        return;
+    }
+    c->state = C_READ;
+    int st = mysql_read_query_result_start(&c->bret, c->mysql);
+    if (st != 0)
+        arm(c, st);
+    else
+        query_read(c);
+}
+
 static void step(db_conn_t *c, int ready)
 {
     int st;
@@ -519,11 +807,23 @@ static void step(db_conn_t *c, int ready)
         else
             connect_done(c);
         break;
-    case C_QUERY:
-        if ((st = mysql_real_query_cont(&c->iret, c->mysql, ready)) != 0)
+    case C_CHECKING:
+        if ((st = mysql_ping_cont(&c->iret, c->mysql, ready)) != 0)
+            arm(c, st);
+        else
+            check_done(c);
+        break;
+    case C_SEND:
+        if ((st = mysql_send_query_cont(&c->iret, c->mysql, ready)) != 0)
             arm(c, st);
         else
             query_sent(c);
+        break;
+    case C_READ:
+        if ((st = mysql_read_query_result_cont(&c->bret, c->mysql, ready)) != 0)
+            arm(c, st);
+        else
+            query_read(c);
         break;
     case C_STORE:
         if (ready != 0 && (st = mysql_store_result_cont(&c->res, c->mysql, ready)) != 0) {
@@ -531,7 +831,7 @@ static void step(db_conn_t *c, int ready)
             break;
         }
         if (c->res == NULL) {
-            query_error(c);
+            query_error(c, DB_PHASE_SENT);
         } else {
             db_result_t r = {c->res, 0, 0};
             c->res = NULL;
@@ -549,7 +849,23 @@ static void on_defer_query_sent(h2o_timeout_entry_t *entry)
     query_sent(H2O_STRUCT_FROM_MEMBER(db_conn_t, defer, entry));
 }
 
-int db_conn_query(db_conn_t *c, const char *sql, size_t len, db_query_cb cb, void *data, const char **msg)
+/* Sends c->sql; whatever happens is reported from the loop, never from inside this call. */
+static void query_send(db_conn_t *c)
+{
+    c->state = C_SEND;
+    c->timeout.cb = on_query_timeout;
+    h2o_timeout_link(c->pool->loop, &c->pool->query_timeout, &c->timeout);
+    int st = mysql_send_query_start(&c->iret, c->mysql, c->sql, (unsigned long)c->sql_len);
+    if (st != 0) {
+        arm(c, st);
+        return;
+    }
+    c->defer.cb = on_defer_query_sent;
+    h2o_timeout_link(c->pool->loop, &c->pool->ctx->zero_timeout, &c->defer);
+}
+
+int db_conn_query(db_conn_t *c, const char *sql, size_t len, db_stmt_kind_t kind, db_query_cb cb, void *data,
+                  const char **msg)
 {
     if (c->broken) {
         *msg = "the database connection was lost";
@@ -557,20 +873,12 @@ int db_conn_query(db_conn_t *c, const char *sql, size_t len, db_query_cb cb, voi
     }
     c->sql = util_strndup(sql, len);
     c->sql_len = len;
+    c->kind = kind;
+    c->retried = 0;
     c->qcb = cb;
     c->qdata = data;
-    c->state = C_QUERY;
-    c->timeout.cb = on_query_timeout;
-    h2o_timeout_link(c->pool->w->loop, &c->pool->query_timeout, &c->timeout);
     ++c->pool->queries;
-    int st = mysql_real_query_start(&c->iret, c->mysql, c->sql, (unsigned long)len);
-    if (st != 0) {
-        arm(c, st);
-        return 0;
-    }
-    /* finished at once: report from the loop, never from inside this call */
-    c->defer.cb = on_defer_query_sent;
-    h2o_timeout_link(c->pool->w->loop, &c->pool->w->ctx.zero_timeout, &c->defer);
+    query_send(c);
     return 0;
 }
 
@@ -591,7 +899,7 @@ static void run_acquired(void *data, db_conn_t *conn, int err, const char *msg)
     db_run_t *r = data;
     if (err == 0) {
         r->conn = conn;
-        if ((err = db_conn_query(conn, r->sql, strlen(r->sql), run_done, r, &msg)) == 0)
+        if ((err = db_conn_query(conn, r->sql, strlen(r->sql), DB_STMT_READ, run_done, r, &msg)) == 0)
             return;
         db_conn_release(conn);
     }
@@ -612,7 +920,7 @@ int db_pool_run(db_pool_t *pool, const char *sql, void *data, db_query_cb cb, db
     int ret = db_pool_acquire(pool, &conn, run_acquired, r, msg);
     if (ret == 1) {
         r->conn = conn;
-        ret = db_conn_query(conn, r->sql, strlen(r->sql), run_done, r, msg);
+        ret = db_conn_query(conn, r->sql, strlen(r->sql), DB_STMT_READ, run_done, r, msg);
         if (ret != 0)
             db_conn_release(conn);
     }

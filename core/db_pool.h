@@ -5,22 +5,38 @@
  * failover that moves the address behind the name is followed), sockets are watched by the loop.
  *
  * Connections are opened lazily up to DB_POOL_SIZE. A caller that finds none idle waits in a
- * FIFO bounded by DB_QUEUE_MAX; past that, or while the server is known to be down (after a failed
- * connect, for a backoff growing from 100 ms to 1 s), acquiring fails at once. Each wait and each
- * query is bounded by DB_TIMEOUT. A connection that fails (server gone, timeout) is closed and
- * fails only the query that was on it. Sessions use utf8mb4, UTC and a strict sql_mode.
+ * FIFO bounded by DB_QUEUE_MAX; past that, acquiring fails at once. Each wait and each query is
+ * bounded by DB_TIMEOUT. Sessions use utf8mb4, UTC and a strict sql_mode.
  *
- * Owned by one worker thread; no function may be called from another thread. Callbacks are never
- * called from inside the call that starts the operation: a call either fails at once (returning a
- * negative code, callback not called) or calls its callback exactly once, later, from the loop.
+ * Dead connections and restarts (the rule is db_retry.h's; the README says it for operators):
+ *   - An idle connection's socket is watched: when the server closes it (restart, wait_timeout,
+ *     KILL), it is closed at once. Acquiring checks the socket once more (a non-blocking peek).
+ *   - When a connection is found dead, every connection that has not proved alive since is pinged
+ *     (non-blocking) before its next use: a restart costs one discovery per pool, not one failed
+ *     request per connection.
+ *   - A statement whose connection fails is run again, once, on a fresh connection opened in place
+ *     (the holder keeps its db_conn_t) when db_retry_allowed() says so; otherwise it fails with
+ *     DB_EUNAVAILABLE and the connection is closed when released.
+ *   - When a connect fails the pool is down: acquiring fails at once (503, no pile-up) while a
+ *     probe connects every 10-40 ms (jittered). The first connect that succeeds, in this worker or
+ *     in any other worker of the process, ends it: that worker's waiters are served at once and the
+ *     other workers try again on their next acquire.
+ *
+ * Owned by one worker thread; no function may be called from another thread (the only shared
+ * state, a count of successful connects per database, is atomic). Callbacks are never called from
+ * inside the call that starts the operation: a call either fails at once (returning a negative
+ * code, callback not called) or calls its callback exactly once, later, from the loop.
  */
 #ifndef H2LUA_DB_POOL_H
 #define H2LUA_DB_POOL_H
 
+#include <h2o.h>
 #include <mysql.h>
 #include <stdint.h>
 
-struct worker;
+#include "db_retry.h"
+
+struct config;
 struct config_db;
 
 typedef struct db_pool db_pool_t;
@@ -44,8 +60,12 @@ typedef void (*db_acquire_cb)(void *data, db_conn_t *conn, int err, const char *
 /* Called once a statement ended: err == 0 with result, or err < 0 with a message. */
 typedef void (*db_query_cb)(void *data, int err, const char *msg, db_result_t *result);
 
-/* Creates the pool of a worker for one database (`name` is "primary" or "replica", for logs). */
-db_pool_t *db_pool_create(struct worker *w, const struct config_db *db, const char *name);
+/*
+ * Creates the pool of a worker for one database (`name` is "primary" or "replica", for logs): it
+ * runs on ctx's loop, uses its resolver, and logs as worker `worker_id`. cfg and db must outlive it.
+ */
+db_pool_t *db_pool_create(h2o_context_t *ctx, int worker_id, const struct config *cfg, const struct config_db *db,
+                          const char *name);
 
 /* Closes every connection. Waiting acquirers and running queries must be gone (end of the worker). */
 void db_pool_close(db_pool_t *pool);
@@ -58,10 +78,13 @@ void db_pool_close(db_pool_t *pool);
 int db_pool_acquire(db_pool_t *pool, db_conn_t **conn, db_acquire_cb cb, void *data, const char **msg);
 
 /*
- * Runs one statement (the text is copied) on an acquired connection. Returns 0 and calls cb later,
- * or a negative code with msg when the connection is already broken.
+ * Runs one statement (the text is copied) on an acquired connection. `kind` says whether it may run
+ * twice (db_retry.h): on a connection error it is run again, once, on a fresh connection when the
+ * rule allows, transparently to the caller. Returns 0 and calls cb later, or a negative code with
+ * msg when the connection is already broken.
  */
-int db_conn_query(db_conn_t *conn, const char *sql, size_t len, db_query_cb cb, void *data, const char **msg);
+int db_conn_query(db_conn_t *conn, const char *sql, size_t len, db_stmt_kind_t kind, db_query_cb cb, void *data,
+                  const char **msg);
 
 /*
  * Gives the connection back. A broken connection, or one released while a transaction is open
@@ -76,8 +99,8 @@ void db_conn_set_transaction(db_conn_t *conn, int open);
 db_pool_t *db_conn_pool(db_conn_t *conn);
 
 /*
- * Runs one statement on a pooled connection for the core's own checks (/readyz's ping, the
- * replica's lag). Returns 0 and calls cb once, later — unless db_pool_run_cancel(*handle) was
+ * Runs one read (DB_STMT_READ) on a pooled connection for the core's own checks (/readyz's ping,
+ * the replica's lag). Returns 0 and calls cb once, later — unless db_pool_run_cancel(*handle) was
  * called first — or a negative code with msg when the pool cannot even try.
  */
 typedef struct db_run db_run_t;
@@ -88,6 +111,8 @@ void db_pool_run_cancel(db_run_t *handle);
 typedef struct db_pool_stats {
     unsigned open, in_use, waiting;
     uint64_t errors, queries;
+    uint64_t retries; /* statements run again on a fresh connection */
+    uint64_t stale;   /* connections found dead before a statement was sent on them */
 } db_pool_stats_t;
 void db_pool_get_stats(db_pool_t *pool, db_pool_stats_t *stats);
 

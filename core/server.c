@@ -533,9 +533,9 @@ static void *worker_main(void *arg)
         h2o_timeout_link(w->loop, &w->emf_timeout, &w->emf_tick);
     }
     if (w->cfg->db.host != NULL) {
-        w->db = db_pool_create(w, &w->cfg->db, "primary");
+        w->db = db_pool_create(&w->ctx, w->id, w->cfg, &w->cfg->db, "primary");
         if (w->cfg->db_read.host != NULL)
-            w->db_read = db_pool_create(w, &w->cfg->db_read, "replica");
+            w->db_read = db_pool_create(&w->ctx, w->id, w->cfg, &w->cfg->db_read, "replica");
         db_route_start(w);
     }
 
