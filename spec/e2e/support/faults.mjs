@@ -132,3 +132,59 @@ export class FreezableProxy {
     await new Promise((resolve) => this.server.close(resolve));
   }
 }
+
+/**
+ * A TCP proxy on 127.0.0.1 whose upstream can be switched, as a failover moves the name of the
+ * database to another server: switchTo(port) closes every connection to the old upstream at once
+ * (the old primary is gone) and sends new connections to the new one.
+ *
+ *   const proxy = await SwitchProxy.start(a.port); ...; proxy.switchTo(b.port); await proxy.close();
+ */
+export class SwitchProxy {
+  constructor(upstreamPort) {
+    this.upstreamPort = upstreamPort;
+    this.pairs = new Set();
+    this.server = net.createServer((client) => this.#onClient(client));
+  }
+
+  static async start(upstreamPort) {
+    const p = new SwitchProxy(upstreamPort);
+    await new Promise((resolve, reject) => {
+      p.server.once('error', reject);
+      p.server.listen(0, '127.0.0.1', resolve);
+    });
+    p.port = p.server.address().port;
+    return p;
+  }
+
+  #onClient(client) {
+    const up = net.connect(this.upstreamPort, '127.0.0.1');
+    const pair = { client, up };
+    this.pairs.add(pair);
+    const end = () => {
+      this.pairs.delete(pair);
+      client.destroy();
+      up.destroy();
+    };
+    client.on('error', end);
+    up.on('error', end);
+    client.on('close', end);
+    up.on('close', end);
+    client.pipe(up);
+    up.pipe(client);
+  }
+
+  switchTo(upstreamPort) {
+    this.upstreamPort = upstreamPort;
+    for (const p of [...this.pairs]) {
+      p.client.destroy();
+      p.up.destroy();
+    }
+    this.pairs.clear();
+  }
+
+  async close() {
+    this.switchTo(this.upstreamPort);
+    await new Promise((resolve) => this.server.close(resolve));
+  }
+}
