@@ -16,6 +16,9 @@
  *   db.ready()            true once migrations have been applied.
  *
  * Every call that talks to the server yields the request's coroutine; other requests run meanwhile.
+ * A statement whose connection turns out dead is run again on a fresh one when db_retry.h's rule
+ * allows (db.read and SELECTs outside a transaction: always; other statements outside one: only if
+ * they never reached the server; inside a transaction: never), so the caller never sees it.
  * Called outside a request (while app.lua loads) they raise an error. Failures raise:
  *   h2lua.http_error(503, message) when the database is unavailable, lost, too slow, or the
  *   queue is full (the application shows a 503 page), and a plain error "db: (code) message" when
