@@ -64,6 +64,8 @@ void metrics_publish(worker_t *w)
         m->db_waiting[i] = st.waiting;
         m->db_errors[i] = st.errors;
         m->db_queries[i] = st.queries;
+        m->db_retries[i] = st.retries;
+        m->db_stale[i] = st.stale;
     }
     m->inflight = w->inflight;
     m->reloads_ok = w->reloads_ok;
@@ -92,6 +94,7 @@ void metrics_render(log_buf_t *out, worker_t *workers, int n)
     size_t nall = 0;
     uint64_t buckets[METRICS_NBUCKETS] = {0}, count = 0, inflight = 0, reloads_ok = 0, reloads_failed = 0, dropped = 0;
     uint64_t db_open[2] = {0}, db_in_use[2] = {0}, db_waiting[2] = {0}, db_errors[2] = {0}, db_queries[2] = {0};
+    uint64_t db_retries[2] = {0}, db_stale[2] = {0};
     double sum = 0;
     for (int w = 0; w < n; ++w) {
         metrics_t *m = &workers[w].metrics;
@@ -123,6 +126,8 @@ void metrics_render(log_buf_t *out, worker_t *workers, int n)
             db_waiting[i] += m->db_waiting[i];
             db_errors[i] += m->db_errors[i];
             db_queries[i] += m->db_queries[i];
+            db_retries[i] += m->db_retries[i];
+            db_stale[i] += m->db_stale[i];
         }
         pthread_mutex_unlock(&m->lock);
     }
@@ -171,6 +176,14 @@ void metrics_render(log_buf_t *out, worker_t *workers, int n)
     log_buf_appendz(out, "# HELP h2lua_db_queries_total Statements sent.\n# TYPE h2lua_db_queries_total counter\n");
     for (int i = 0; i < 2; ++i)
         log_buf_printf(out, "h2lua_db_queries_total{db=\"%s\"} %llu\n", dbname[i], (unsigned long long)db_queries[i]);
+    log_buf_appendz(out, "# HELP h2lua_db_retries_total Statements run again on a fresh connection after theirs died.\n"
+                         "# TYPE h2lua_db_retries_total counter\n");
+    for (int i = 0; i < 2; ++i)
+        log_buf_printf(out, "h2lua_db_retries_total{db=\"%s\"} %llu\n", dbname[i], (unsigned long long)db_retries[i]);
+    log_buf_appendz(out, "# HELP h2lua_db_stale_total Pooled connections found dead before a statement was sent on them.\n"
+                         "# TYPE h2lua_db_stale_total counter\n");
+    for (int i = 0; i < 2; ++i)
+        log_buf_printf(out, "h2lua_db_stale_total{db=\"%s\"} %llu\n", dbname[i], (unsigned long long)db_stale[i]);
     log_buf_printf(out,
                    "# HELP h2lua_log_lines_dropped_total Access log lines dropped because stdout did not take them.\n"
                    "# TYPE h2lua_log_lines_dropped_total counter\nh2lua_log_lines_dropped_total %llu\n",

@@ -37,7 +37,7 @@ typedef struct metrics {
     double sum_ms;
     /* gauges published by the owner every tick */
     unsigned db_open[2], db_in_use[2], db_waiting[2];
-    uint64_t db_errors[2], db_queries[2];
+    uint64_t db_errors[2], db_queries[2], db_retries[2], db_stale[2];
     uint64_t inflight, reloads_ok, reloads_failed, log_dropped;
 } metrics_t;
 

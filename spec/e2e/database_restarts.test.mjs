@@ -17,6 +17,16 @@ import { SwitchProxy, waitReady } from './support/faults.mjs';
 import { entriesTarget } from './support/entries.mjs';
 
 const CLIENTS = 16;
+const METRICS_TOKEN = 'restarts-metrics-token-0123456789';
+
+/** The sum over databases of a counter of /metrics. */
+async function counter(server, name) {
+  const res = await request(server.port, '/metrics', { headers: { authorization: `Bearer ${METRICS_TOKEN}` }, timeoutMs: 5000 });
+  assert.equal(res.status, 200, '/metrics');
+  let sum = 0;
+  for (const line of res.text.split('\n')) if (line.startsWith(`${name}{`)) sum += Number(line.split(' ').pop());
+  return sum;
+}
 const ok = (s) => s >= 200 && s < 400;
 
 /** Runs CLIENTS clients until stop(); every request is kept as { kind, start, end, status, title }. */
@@ -119,7 +129,7 @@ describe('database restarts and failovers', () => {
     const name = await db.freshDatabase('flaskcrud_restarts');
     const target = entriesTarget();
     const server = await startServer({
-      env: { ...target.env, DATABASE_URL: db.url(name), WORKERS: '2', DB_TIMEOUT: '2', DB_CONNECT_TIMEOUT: '1' },
+      env: { ...target.env, DATABASE_URL: db.url(name), WORKERS: '2', DB_TIMEOUT: '2', DB_CONNECT_TIMEOUT: '1', METRICS_TOKEN },
     });
     let clients = null;
     try {
@@ -159,7 +169,11 @@ describe('database restarts and failovers', () => {
       const { acked, missing, twice } = await writesCheck(results, 'rs', [db], name);
       const statuses = {};
       for (const r of results) statuses[r.status || r.error] = (statuses[r.status || r.error] ?? 0) + 1;
-      t.diagnostic(`${results.length} requests ${JSON.stringify(statuses)}; ${acked.length} acknowledged writes; ${figures.join('; ')}`);
+      const stale = await counter(server, 'h2lua_db_stale_total');
+      const retries = await counter(server, 'h2lua_db_retries_total');
+      t.diagnostic(`${results.length} requests ${JSON.stringify(statuses)}; ${acked.length} acknowledged writes; ` +
+        `${stale} pooled connections found dead before use, ${retries} statements run again; ${figures.join('; ')}`);
+      assert.ok(stale + retries > 0, 'the restarts left dead pooled connections, found before they failed a request');
       assert.deepEqual(missing.slice(0, 5), [], `${missing.length} acknowledged writes are not in the database`);
       assert.deepEqual(twice.slice(0, 5), [], `${twice.length} writes are in the database twice`);
       assert.ok(acked.length > 0, 'writes were acknowledged');
