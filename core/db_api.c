@@ -8,7 +8,6 @@
 #include "config.h"
 #include "db_pool.h"
 #include "db_route.h"
-#include "lua_api.h"
 #include "lua_host.h"
 #include "migrate.h"
 #include "util.h"
@@ -212,6 +211,14 @@ static void push_result(lua_State *L, db_result_t *r)
 
 /* ---- running statements from a coroutine ---- */
 
+/* A write succeeded: the response carries the read-your-writes cookie when routing wants one. */
+static void route_wrote(lua_req_t *lr)
+{
+    char cookie[DB_ROUTE_COOKIE_MAX];
+    if (db_route_wrote(lua_req_worker(lr), lua_req_h2o(lr), cookie) != NULL)
+        lua_req_set_cookie(lr, cookie);
+}
+
 static void op_free(struct db_op *op)
 {
     free(op->sql);
@@ -263,7 +270,7 @@ static void on_done(void *data, int err, const char *msg, db_result_t *result)
         return;
     }
     if (!op->replica && (op->end_tx || (op->tx == NULL && !op->begin && result->res == NULL)))
-        db_route_wrote(lua_req_worker(op->lr), op->lr);
+        route_wrote(op->lr);
     lua_pushboolean(co, 1);
     if (op->begin) {
         struct tx *tx = lua_newuserdatauv(co, sizeof(*tx), 0);
@@ -319,7 +326,7 @@ static int k_result(lua_State *L, int status, lua_KContext ctx)
     }
     const char *msg = lua_tostring(L, top);
     if (lua_tointeger(L, top - 1) == 503)
-        return lua_api_raise_http_error(L, 503, msg);
+        return lua_host_raise_http_error(L, 503, msg);
     return luaL_error(L, "db: %s", msg);
 }
 
@@ -334,9 +341,9 @@ static lua_req_t *request_or_error(lua_State *L, const char *what)
 static db_pool_t *pool_or_error(lua_State *L, worker_t *w, int read)
 {
     if (w->db == NULL)
-        lua_api_raise_http_error(L, 503, "no database is configured (set DATABASE_URL)");
+        lua_host_raise_http_error(L, 503, "no database is configured (set DATABASE_URL)");
     if (!migrate_is_done())
-        lua_api_raise_http_error(L, 503, "the database is not ready yet (migrations pending)");
+        lua_host_raise_http_error(L, 503, "the database is not ready yet (migrations pending)");
     (void)read;
     return w->db;
 }
@@ -379,7 +386,7 @@ Yield:
 Fail:
     snprintf(buf, sizeof(buf), "%s", msg != NULL ? msg : "database unavailable");
     op_free(op);
-    return lua_api_raise_http_error(L, 503, buf);
+    return lua_host_raise_http_error(L, 503, buf);
 }
 
 static struct db_op *new_op(lua_req_t *lr)
@@ -395,7 +402,7 @@ static int query_common(lua_State *L, int read)
     lua_req_t *lr = request_or_error(L, read ? "read" : "query");
     worker_t *w = lua_req_worker(lr);
     pool_or_error(L, w, read);
-    db_pool_t *pool = read ? db_route_read_pool(w, lr) : w->db;
+    db_pool_t *pool = read ? db_route_read_pool(w, lua_req_h2o(lr)) : w->db;
     push_bound(L, 1);
     struct db_op *op = new_op(lr);
     op->replica = pool != w->db;
