@@ -157,10 +157,9 @@ const char *db_route_wrote(worker_t *w, h2o_req_t *req, char cookie[DB_ROUTE_COO
 {
     if (w->db_read == NULL || w->cfg->read_your_writes_s == 0 || req == NULL)
         return NULL;
-    int secure = req->scheme == &H2O_URL_SCHEME_HTTPS;
     ssize_t xfp = h2o_find_header_by_str(&req->headers, H2O_STRLIT("x-forwarded-proto"), -1);
-    if (xfp >= 0 && h2o_memis(req->headers.entries[xfp].value.base, req->headers.entries[xfp].value.len, H2O_STRLIT("https")))
-        secure = 1;
+    int secure = form_is_https(req->scheme == &H2O_URL_SCHEME_HTTPS, xfp >= 0 ? req->headers.entries[xfp].value.base : NULL,
+                               xfp >= 0 ? req->headers.entries[xfp].value.len : 0);
     long long expiry = (long long)time(NULL) + w->cfg->read_your_writes_s;
     char mac[33];
     mac_of(w, expiry, mac);

@@ -144,6 +144,22 @@ static int l_escape_html(lua_State *L)
     return 1;
 }
 
+/* is_https(req): the core's rule (form_is_https) over req.scheme and X-Forwarded-Proto */
+static int l_is_https(lua_State *L)
+{
+    luaL_checktype(L, 1, LUA_TTABLE);
+    lua_getfield(L, 1, "scheme");
+    const char *scheme = lua_tostring(L, -1);
+    size_t len = 0;
+    const char *xfp = NULL;
+    if (lua_getfield(L, 1, "headers") == LUA_TTABLE) {
+        lua_getfield(L, -1, "x-forwarded-proto");
+        xfp = lua_tolstring(L, -1, &len);
+    }
+    lua_pushboolean(L, form_is_https(scheme != NULL && strcmp(scheme, "https") == 0, xfp, len));
+    return 1;
+}
+
 /* ---- crypto ---- */
 
 static int l_hmac_sha256(lua_State *L)
@@ -319,6 +335,7 @@ static int open_module(lua_State *L)
         {"parse_cookies", l_parse_cookies},
         {"utf8_valid", l_utf8_valid},
         {"escape_html", l_escape_html},
+        {"is_https", l_is_https},
         {"hmac_sha256", l_hmac_sha256},
         {"random_hex", l_random_hex},
         {"equal", l_equal},
