@@ -10,45 +10,97 @@
 
 #include "util.h"
 
-/* One row of `h2lua --help` and of the README's table. */
+/* How a variable is read. */
+enum var_kind {
+    VAR_INT,    /* a whole decimal number in [min, max], stored times `scale` in an int field */
+    VAR_SIZE,   /* the same in a size_t field */
+    VAR_STR,    /* a string; unset or empty: the default (NULL: none) */
+    VAR_SECRET, /* a string of at least `min` characters, wiped when freed */
+    VAR_CHOICE, /* one of `choices`, stored as its index in an int field; unset: the first */
+    VAR_DB,     /* read for each database endpoint by load_db (no config_t field) */
+};
+
+#define FIELD(f) offsetof(config_t, f)
+#define NO_FIELD SIZE_MAX
+
+/*
+ * Every variable, in the order they are read and listed: the one table behind config_load,
+ * `h2lua --help` and (checked by spec/e2e/config.test.mjs) the README's table. A new variable is
+ * one row here and, unless it is of a kind above, a line in config_load.
+ */
 static const struct config_var {
     const char *name;
-    const char *def;
+    int kind;
+    const char *def;   /* the default as text (NULL: none, or computed: see shown) */
+    const char *shown; /* the default as --help shows it, when def does not say it */
+    long min, max;     /* VAR_INT/VAR_SIZE: the range; VAR_SECRET: min is the least length */
+    long scale;        /* VAR_INT: the field holds value * scale (seconds kept as milliseconds) */
+    size_t field;
+    const char *choices[2];
     const char *help;
 } config_vars[] = {
-    {"PORT", "8080", "TCP port to listen on"},
-    {"HOST", "0.0.0.0", "address to bind"},
-    {"WORKERS", "number of CPUs", "worker threads, each with its own event loop, socket and Lua state (1-256)"},
-    {"APP_ENV", "production", "production | development (tracebacks on error pages, random SECRET_KEY allowed)"},
-    {"SECRET_KEY", "(required in production)", "key for signed cookies and CSRF tokens, at least 16 characters"},
-    {"LOG_FORMAT", "json", "json | text: format of the access and error logs"},
-    {"SCRIPTS_DIR", "./scripts", "the Lua application (app.lua and lib/)"},
-    {"VIEWS_DIR", "./views", "the templates (*.etlua)"},
-    {"STATIC_DIR", "<VIEWS_DIR>/static", "files served under /static/"},
-    {"BOOTSTRAP_DIR", "/usr/share/javascript/bootstrap5", "Bootstrap served under /static/bootstrap/"},
-    {"MIGRATIONS_DIR", "./db/migrations", "SQL migrations applied at start and by h2lua migrate"},
-    {"TLS_CERT", "(none)", "PEM certificate chain; with TLS_KEY serves HTTPS with HTTP/2 over ALPN"},
-    {"TLS_KEY", "(none)", "PEM private key"},
-    {"MAX_BODY", "1048576", "largest request body in bytes (larger: 413)"},
-    {"MAX_FORM_FIELDS", "256", "most fields in a form or query (more: 400)"},
-    {"MAX_HEADER_BYTES", "8192", "largest request line plus headers in bytes (larger: 431; over 100 headers: 400)"},
-    {"REQ_TIMEOUT", "10", "seconds a client may take to send a request, and HTTP/2 idle timeout"},
-    {"DRAIN_TIMEOUT", "20", "seconds to finish in-flight requests after SIGTERM"},
-    {"METRICS_TOKEN", "(none)", "enables /metrics (Prometheus text) for requests with Authorization: Bearer <token>"},
-    {"EMF_INTERVAL", "60", "seconds between CloudWatch Embedded Metric Format lines on stdout (0: none)"},
-    {"DATABASE_URL", "(none)", "host, host:port or mysql://user:pass@host:port/name of the primary"},
-    {"DATABASE_READ_URL", "(none)", "the same for a read replica"},
-    {"DATABASE_USERNAME", "root", "user, unless DATABASE_URL names one"},
-    {"DATABASE_PASSWORD", "(empty)", "password, unless DATABASE_URL names one; never logged"},
-    {"DATABASE_NAME", "flaskcrud", "database, unless DATABASE_URL names one"},
-    {"DATABASE_PORT", "3306", "port, unless DATABASE_URL names one"},
-    {"DB_POOL_SIZE", "8", "connections per worker to each database (1-1000)"},
-    {"DB_QUEUE_MAX", "1024", "queries waiting for a connection per worker; beyond it: 503 at once"},
-    {"DB_TIMEOUT", "5", "seconds a query may take (queueing included) before it fails with 503"},
-    {"DB_CONNECT_TIMEOUT", "3", "seconds to connect to the database"},
-    {"REPLICA_MAX_LAG", "5", "seconds of replication lag past which reads go to the primary"},
-    {"READ_YOUR_WRITES_S", "5", "seconds a client's reads go to the primary after its write (0: off)"},
+    {"PORT", VAR_INT, "8080", NULL, 1, 65535, 1, FIELD(port), {0}, "TCP port to listen on"},
+    {"HOST", VAR_STR, "0.0.0.0", NULL, 0, 0, 0, FIELD(host), {0}, "address to bind"},
+    {"WORKERS", VAR_INT, NULL, "number of CPUs", 1, 256, 1, FIELD(workers), {0},
+     "worker threads, each with its own event loop, socket and Lua state"},
+    {"APP_ENV", VAR_CHOICE, "production", NULL, 0, 0, 0, FIELD(app_env), {"production", "development"},
+     "production | development (tracebacks on error pages, random SECRET_KEY allowed)"},
+    {"SECRET_KEY", VAR_SECRET, NULL, "required in production", 16, 0, 0, FIELD(secret_key), {0},
+     "key for signed cookies and CSRF tokens, at least 16 characters"},
+    {"LOG_FORMAT", VAR_CHOICE, "json", NULL, 0, 0, 0, FIELD(log_format), {"json", "text"},
+     "json | text: format of the access and error logs"},
+    {"SCRIPTS_DIR", VAR_STR, "./scripts", NULL, 0, 0, 0, FIELD(scripts_dir), {0}, "the Lua application (app.lua and lib/)"},
+    {"VIEWS_DIR", VAR_STR, "./views", NULL, 0, 0, 0, FIELD(views_dir), {0}, "the templates (*.etlua)"},
+    {"STATIC_DIR", VAR_STR, NULL, "<VIEWS_DIR>/static", 0, 0, 0, FIELD(static_dir), {0}, "files served under /static/"},
+    {"BOOTSTRAP_DIR", VAR_STR, "/usr/share/javascript/bootstrap5", NULL, 0, 0, 0, FIELD(bootstrap_dir), {0},
+     "Bootstrap served under /static/bootstrap/"},
+    {"MIGRATIONS_DIR", VAR_STR, "./db/migrations", NULL, 0, 0, 0, FIELD(migrations_dir), {0},
+     "SQL migrations applied at start and by h2lua migrate"},
+    {"TLS_CERT", VAR_STR, NULL, NULL, 0, 0, 0, FIELD(tls_cert), {0},
+     "PEM certificate chain; with TLS_KEY serves HTTPS with HTTP/2 over ALPN"},
+    {"TLS_KEY", VAR_STR, NULL, NULL, 0, 0, 0, FIELD(tls_key), {0}, "PEM private key"},
+    {"MAX_BODY", VAR_SIZE, "1048576", NULL, 1, 1L << 30, 1, FIELD(max_body), {0}, "largest request body in bytes (larger: 413)"},
+    {"MAX_FORM_FIELDS", VAR_INT, "256", NULL, 1, 100000, 1, FIELD(max_form_fields), {0},
+     "most fields in a form or query (more: 400)"},
+    {"MAX_HEADER_BYTES", VAR_INT, "8192", NULL, 1024, 1048576, 1, FIELD(max_header_bytes), {0},
+     "largest request line plus headers in bytes (larger: 431; over 100 headers: 400)"},
+    {"REQ_TIMEOUT", VAR_INT, "10", NULL, 1, 3600, 1000, FIELD(req_timeout_ms), {0},
+     "seconds a client may take to send a request, and HTTP/2 idle timeout"},
+    {"DRAIN_TIMEOUT", VAR_INT, "20", NULL, 0, 3600, 1000, FIELD(drain_timeout_ms), {0},
+     "seconds to finish in-flight requests after SIGTERM"},
+    {"METRICS_TOKEN", VAR_SECRET, NULL, NULL, 16, 0, 0, FIELD(metrics_token), {0},
+     "enables /metrics (Prometheus text) for requests with Authorization: Bearer <token>"},
+    {"EMF_INTERVAL", VAR_INT, "60", NULL, 0, 86400, 1000, FIELD(emf_interval_ms), {0},
+     "seconds between CloudWatch Embedded Metric Format lines on stdout (0: none)"},
+    {"DATABASE_URL", VAR_DB, NULL, NULL, 0, 0, 0, NO_FIELD, {0},
+     "host, host:port or mysql://user:pass@host:port/name of the primary"},
+    {"DATABASE_READ_URL", VAR_DB, NULL, NULL, 0, 0, 0, NO_FIELD, {0}, "the same for a read replica"},
+    {"DATABASE_USERNAME", VAR_DB, "root", NULL, 0, 0, 0, NO_FIELD, {0}, "user, unless DATABASE_URL names one"},
+    {"DATABASE_PASSWORD", VAR_DB, "", "empty", 0, 0, 0, NO_FIELD, {0}, "password, unless DATABASE_URL names one; never logged"},
+    {"DATABASE_NAME", VAR_DB, "flaskcrud", NULL, 0, 0, 0, NO_FIELD, {0}, "database, unless DATABASE_URL names one"},
+    {"DATABASE_PORT", VAR_DB, "3306", NULL, 1, 65535, 0, NO_FIELD, {0}, "port, unless DATABASE_URL names one"},
+    {"DB_POOL_SIZE", VAR_INT, "8", NULL, 1, 1000, 1, FIELD(db_pool_size), {0}, "connections per worker to each database"},
+    {"DB_QUEUE_MAX", VAR_INT, "1024", NULL, 0, 1000000, 1, FIELD(db_queue_max), {0},
+     "queries waiting for a connection per worker; beyond it: 503 at once"},
+    {"DB_TIMEOUT", VAR_INT, "5", NULL, 1, 3600, 1000, FIELD(db_timeout_ms), {0},
+     "seconds a query may take (queueing included) before it fails with 503"},
+    {"DB_CONNECT_TIMEOUT", VAR_INT, "3", NULL, 1, 600, 1000, FIELD(db_connect_timeout_ms), {0},
+     "seconds to connect to the database"},
+    {"REPLICA_MAX_LAG", VAR_INT, "5", NULL, 0, 86400, 1, FIELD(replica_max_lag_s), {0},
+     "seconds of replication lag past which reads go to the primary"},
+    {"READ_YOUR_WRITES_S", VAR_INT, "5", NULL, 0, 86400, 1, FIELD(read_your_writes_s), {0},
+     "seconds a client's reads go to the primary after its write (0: off)"},
 };
+
+#define NVARS (sizeof(config_vars) / sizeof(config_vars[0]))
+
+static const struct config_var *find_var(const char *name)
+{
+    for (size_t i = 0; i < NVARS; ++i)
+        if (strcmp(config_vars[i].name, name) == 0)
+            return &config_vars[i];
+    abort(); /* a name that is not in the table is a bug of this file */
+}
 
 void config_print_help(FILE *out)
 {
@@ -58,8 +110,14 @@ void config_print_help(FILE *out)
                  "       h2lua --version | --help\n\n"
                  "Configuration is read from the environment; an invalid value exits with code 2.\n\n");
     fprintf(out, "%-20s %-34s %s\n", "variable", "default", "meaning");
-    for (size_t i = 0; i < sizeof(config_vars) / sizeof(config_vars[0]); ++i)
-        fprintf(out, "%-20s %-34s %s\n", config_vars[i].name, config_vars[i].def, config_vars[i].help);
+    for (size_t i = 0; i < NVARS; ++i) {
+        const struct config_var *v = &config_vars[i];
+        const char *def = v->shown != NULL ? v->shown : v->def != NULL ? v->def : "none";
+        fprintf(out, "%-20s %-34s %s", v->name, def, v->help);
+        if (v->kind == VAR_INT || v->kind == VAR_SIZE || (v->kind == VAR_DB && v->max != 0))
+            fprintf(out, " (%ld-%ld)", v->min, v->max);
+        fputc('\n', out);
+    }
 }
 
 static int fail(char *errbuf, size_t errlen, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
@@ -86,24 +144,26 @@ static int parse_int(const char *s, long min, long max, long *out)
     return 0;
 }
 
-static int get_int(const char *(*getenv_fn)(const char *), const char *name, long def, long min, long max, long *out,
-                   char *errbuf, size_t errlen)
+/* The integer of v: its value in the environment, else def. Returns 0 or CONFIG_EINVAL. */
+static int get_int(const char *(*getenv_fn)(const char *), const struct config_var *v, long def, long *out, char *errbuf,
+                   size_t errlen)
 {
-    const char *s = getenv_fn(name);
+    const char *s = getenv_fn(v->name);
     if (s == NULL || *s == '\0') {
         *out = def;
         return 0;
     }
-    if (parse_int(s, min, max, out) != 0)
-        return fail(errbuf, errlen, "%s must be an integer from %ld to %ld, got '%.40s'", name, min, max, s);
+    if (parse_int(s, v->min, v->max, out) != 0)
+        return fail(errbuf, errlen, "%s must be an integer from %ld to %ld, got '%.40s'", v->name, v->min, v->max, s);
     return 0;
 }
 
-static char *get_str(const char *(*getenv_fn)(const char *), const char *name, const char *def)
+/* The string of v: a copy of its value in the environment, else of its default, else NULL. */
+static char *get_str(const char *(*getenv_fn)(const char *), const struct config_var *v)
 {
-    const char *s = getenv_fn(name);
+    const char *s = getenv_fn(v->name);
     if (s == NULL || *s == '\0')
-        return def == NULL ? NULL : util_strdup(def);
+        return v->def == NULL ? NULL : util_strdup(v->def);
     return util_strdup(s);
 }
 
@@ -260,12 +320,13 @@ static int load_db(config_db_t *db, const char *(*getenv_fn)(const char *), cons
 {
     long port = 0;
     int ret;
-    if ((ret = get_int(getenv_fn, "DATABASE_PORT", 3306, 1, 65535, &port, errbuf, errlen)) != 0)
+    const struct config_var *port_var = find_var("DATABASE_PORT");
+    if ((ret = get_int(getenv_fn, port_var, atol(port_var->def), &port, errbuf, errlen)) != 0)
         return ret;
     db->port = (int)port;
-    db->user = get_str(getenv_fn, "DATABASE_USERNAME", "root");
-    db->password = get_str(getenv_fn, "DATABASE_PASSWORD", "");
-    db->name = get_str(getenv_fn, "DATABASE_NAME", "flaskcrud");
+    db->user = get_str(getenv_fn, find_var("DATABASE_USERNAME"));
+    db->password = get_str(getenv_fn, find_var("DATABASE_PASSWORD"));
+    db->name = get_str(getenv_fn, find_var("DATABASE_NAME"));
     const char *url = getenv_fn(url_var);
     if (url == NULL || *url == '\0')
         return 0;
@@ -281,96 +342,72 @@ static int load_db(config_db_t *db, const char *(*getenv_fn)(const char *), cons
     return 0;
 }
 
+/* Reads the variable v into its field of cfg. Returns 0 or CONFIG_EINVAL. */
+static int load_var(config_t *cfg, const struct config_var *v, const char *(*getenv_fn)(const char *), char *errbuf,
+                    size_t errlen)
+{
+    void *field = (char *)cfg + v->field;
+    const char *s = getenv_fn(v->name);
+    long n = 0;
+    int ret;
+    switch (v->kind) {
+    case VAR_INT:
+    case VAR_SIZE: {
+        long def = v->def != NULL ? atol(v->def) : 0;
+        if (v->field == FIELD(workers)) {
+            def = sysconf(_SC_NPROCESSORS_ONLN);
+            def = def < v->min ? v->min : def > v->max ? v->max : def;
+        }
+        if ((ret = get_int(getenv_fn, v, def, &n, errbuf, errlen)) != 0)
+            return ret;
+        if (v->kind == VAR_SIZE)
+            *(size_t *)field = (size_t)n * (size_t)v->scale;
+        else
+            *(int *)field = (int)(n * v->scale);
+        return 0;
+    }
+    case VAR_STR:
+    case VAR_SECRET:
+        *(char **)field = get_str(getenv_fn, v);
+        if (v->kind == VAR_SECRET && *(char **)field != NULL && strlen(*(char **)field) < (size_t)v->min)
+            return fail(errbuf, errlen, "%s must be at least %ld characters long", v->name, v->min);
+        return 0;
+    case VAR_CHOICE:
+        if (s == NULL || *s == '\0' || strcmp(s, v->choices[0]) == 0) {
+            *(int *)field = 0;
+        } else if (strcmp(s, v->choices[1]) == 0) {
+            *(int *)field = 1;
+        } else {
+            return fail(errbuf, errlen, "%s must be '%s' or '%s', got '%.40s'", v->name, v->choices[0], v->choices[1], s);
+        }
+        return 0;
+    default:
+        return 0; /* VAR_DB: load_db */
+    }
+}
+
 int config_load(config_t *cfg, const char *(*getenv_fn)(const char *name), char *errbuf, size_t errlen)
 {
-    long v = 0;
     int ret;
-    const char *s;
     memset(cfg, 0, sizeof(*cfg));
-
-#define INT_VAR(field, name, def, min, max)                                                                                    \
-    do {                                                                                                                       \
-        if ((ret = get_int(getenv_fn, name, def, min, max, &v, errbuf, errlen)) != 0)                                          \
-            goto Error;                                                                                                        \
-        cfg->field = v;                                                                                                        \
-    } while (0)
-
-    long ncpu = sysconf(_SC_NPROCESSORS_ONLN);
-    if (ncpu < 1)
-        ncpu = 1;
-    if (ncpu > 256)
-        ncpu = 256;
-    INT_VAR(port, "PORT", 8080, 1, 65535);
-    INT_VAR(workers, "WORKERS", ncpu, 1, 256);
-    INT_VAR(max_body, "MAX_BODY", 1048576, 1, 1L << 30);
-    INT_VAR(max_form_fields, "MAX_FORM_FIELDS", 256, 1, 100000);
-    INT_VAR(max_header_bytes, "MAX_HEADER_BYTES", 8192, 1024, 1048576);
-    INT_VAR(req_timeout_ms, "REQ_TIMEOUT", 10, 1, 3600);
-    cfg->req_timeout_ms *= 1000;
-    INT_VAR(drain_timeout_ms, "DRAIN_TIMEOUT", 20, 0, 3600);
-    cfg->drain_timeout_ms *= 1000;
-    INT_VAR(emf_interval_ms, "EMF_INTERVAL", 60, 0, 86400);
-    cfg->emf_interval_ms *= 1000;
-    INT_VAR(db_pool_size, "DB_POOL_SIZE", 8, 1, 1000);
-    INT_VAR(db_queue_max, "DB_QUEUE_MAX", 1024, 0, 1000000);
-    INT_VAR(db_timeout_ms, "DB_TIMEOUT", 5, 1, 3600);
-    cfg->db_timeout_ms *= 1000;
-    INT_VAR(db_connect_timeout_ms, "DB_CONNECT_TIMEOUT", 3, 1, 600);
-    INT_VAR(replica_max_lag_s, "REPLICA_MAX_LAG", 5, 0, 86400);
-    INT_VAR(read_your_writes_s, "READ_YOUR_WRITES_S", 5, 0, 86400);
-    cfg->db_connect_timeout_ms *= 1000;
-#undef INT_VAR
-
-    s = getenv_fn("APP_ENV");
-    if (s == NULL || *s == '\0' || strcmp(s, "production") == 0) {
-        cfg->app_env = CONFIG_ENV_PRODUCTION;
-    } else if (strcmp(s, "development") == 0) {
-        cfg->app_env = CONFIG_ENV_DEVELOPMENT;
-    } else {
-        ret = fail(errbuf, errlen, "APP_ENV must be 'production' or 'development', got '%.40s'", s);
-        goto Error;
-    }
-    s = getenv_fn("LOG_FORMAT");
-    if (s == NULL || *s == '\0' || strcmp(s, "json") == 0) {
-        cfg->log_format = CONFIG_LOG_JSON;
-    } else if (strcmp(s, "text") == 0) {
-        cfg->log_format = CONFIG_LOG_TEXT;
-    } else {
-        ret = fail(errbuf, errlen, "LOG_FORMAT must be 'json' or 'text', got '%.40s'", s);
-        goto Error;
-    }
-
-    cfg->secret_key = get_str(getenv_fn, "SECRET_KEY", NULL);
-    if (cfg->secret_key == NULL) {
-        if (cfg->app_env == CONFIG_ENV_PRODUCTION) {
-            ret = fail(errbuf, errlen, "SECRET_KEY is required when APP_ENV=production (at least 16 characters)");
+    for (size_t i = 0; i < NVARS; ++i) {
+        const struct config_var *v = &config_vars[i];
+        if ((ret = load_var(cfg, v, getenv_fn, errbuf, errlen)) != 0)
             goto Error;
+        if (v->field == FIELD(secret_key) && cfg->secret_key == NULL) {
+            if (cfg->app_env == CONFIG_ENV_PRODUCTION) {
+                ret = fail(errbuf, errlen, "SECRET_KEY is required when APP_ENV=production (at least 16 characters)");
+                goto Error;
+            }
+            cfg->secret_key = util_random_hex(32);
+            cfg->secret_key_generated = 1;
         }
-        cfg->secret_key = util_random_hex(32);
-        cfg->secret_key_generated = 1;
-    } else if (strlen(cfg->secret_key) < 16) {
-        ret = fail(errbuf, errlen, "SECRET_KEY must be at least 16 characters long");
-        goto Error;
+        if (v->field == FIELD(static_dir) && cfg->static_dir == NULL) {
+            cfg->static_dir = util_malloc(strlen(cfg->views_dir) + sizeof("/static"));
+            sprintf(cfg->static_dir, "%s/static", cfg->views_dir);
+        }
     }
 
-    cfg->host = get_str(getenv_fn, "HOST", "0.0.0.0");
-    cfg->scripts_dir = get_str(getenv_fn, "SCRIPTS_DIR", "./scripts");
-    cfg->views_dir = get_str(getenv_fn, "VIEWS_DIR", "./views");
-    if ((s = getenv_fn("STATIC_DIR")) != NULL && *s != '\0') {
-        cfg->static_dir = util_strdup(s);
-    } else {
-        cfg->static_dir = util_malloc(strlen(cfg->views_dir) + sizeof("/static"));
-        sprintf(cfg->static_dir, "%s/static", cfg->views_dir);
-    }
-    cfg->bootstrap_dir = get_str(getenv_fn, "BOOTSTRAP_DIR", "/usr/share/javascript/bootstrap5");
-    cfg->metrics_token = get_str(getenv_fn, "METRICS_TOKEN", NULL);
-    if (cfg->metrics_token != NULL && strlen(cfg->metrics_token) < 16) {
-        ret = fail(errbuf, errlen, "METRICS_TOKEN must be at least 16 characters long");
-        goto Error;
-    }
-    cfg->migrations_dir = get_str(getenv_fn, "MIGRATIONS_DIR", "./db/migrations");
-    cfg->tls_cert = get_str(getenv_fn, "TLS_CERT", NULL);
-    cfg->tls_key = get_str(getenv_fn, "TLS_KEY", NULL);
     if ((cfg->tls_cert == NULL) != (cfg->tls_key == NULL)) {
         ret = fail(errbuf, errlen, "%s is set but %s is not: give both or neither",
                    cfg->tls_cert != NULL ? "TLS_CERT" : "TLS_KEY", cfg->tls_cert != NULL ? "TLS_KEY" : "TLS_CERT");
@@ -413,18 +450,16 @@ Error:
 
 void config_free(config_t *cfg)
 {
-    free(cfg->host);
-    if (cfg->secret_key != NULL)
-        util_secure_free(cfg->secret_key);
-    free(cfg->scripts_dir);
-    free(cfg->views_dir);
-    free(cfg->static_dir);
-    free(cfg->bootstrap_dir);
-    free(cfg->migrations_dir);
-    if (cfg->metrics_token != NULL)
-        util_secure_free(cfg->metrics_token);
-    free(cfg->tls_cert);
-    free(cfg->tls_key);
+    for (size_t i = 0; i < NVARS; ++i) {
+        const struct config_var *v = &config_vars[i];
+        if (v->kind != VAR_STR && v->kind != VAR_SECRET)
+            continue;
+        char **field = (char **)((char *)cfg + v->field);
+        if (v->kind == VAR_SECRET && *field != NULL)
+            util_secure_free(*field);
+        else
+            free(*field);
+    }
     db_free(&cfg->db);
     db_free(&cfg->db_read);
     memset(cfg, 0, sizeof(*cfg));

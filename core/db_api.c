@@ -1,6 +1,5 @@
 #include "db_api.h"
 
-#include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -8,16 +7,15 @@
 #include "config.h"
 #include "db_pool.h"
 #include "db_route.h"
-#include "lua_api.h"
 #include "lua_host.h"
 #include "migrate.h"
+#include "sql_bind.h"
 #include "util.h"
 #include "worker.h"
 
 #define TX_MT "h2lua.db.tx"
 
-static const char null_sentinel = 0;
-#define PUSH_NULL(L) lua_pushlightuserdata(L, (void *)&null_sentinel)
+#define PUSH_NULL(L) SQL_BIND_PUSH_NULL(L)
 
 struct tx {
     db_conn_t *conn; /* NULL once committed or rolled back */
@@ -25,109 +23,6 @@ struct tx {
 
 
 /* ---- binding ---- */
-
-static void add_string_literal(luaL_Buffer *b, const char *s, size_t len)
-{
-    luaL_addchar(b, '\'');
-    for (size_t i = 0; i < len; ++i) {
-        char c = s[i];
-        switch (c) {
-        case '\0': luaL_addstring(b, "\\0"); break;
-        case '\n': luaL_addstring(b, "\\n"); break;
-        case '\r': luaL_addstring(b, "\\r"); break;
-        case '\\': luaL_addstring(b, "\\\\"); break;
-        case '\'': luaL_addstring(b, "\\'"); break;
-        case '"': luaL_addstring(b, "\\\""); break;
-        case '\x1a': luaL_addstring(b, "\\Z"); break;
-        default: luaL_addchar(b, c);
-        }
-    }
-    luaL_addchar(b, '\'');
-}
-
-/* Appends the literal of the value at idx; returns an error message or NULL. */
-static const char *add_literal(lua_State *L, luaL_Buffer *b, int idx)
-{
-    char num[64];
-    switch (lua_type(L, idx)) {
-    case LUA_TNIL:
-        luaL_addstring(b, "NULL");
-        return NULL;
-    case LUA_TLIGHTUSERDATA:
-        if (lua_touserdata(L, idx) == &null_sentinel) {
-            luaL_addstring(b, "NULL");
-            return NULL;
-        }
-        return "a light userdata cannot be bound";
-    case LUA_TBOOLEAN:
-        luaL_addchar(b, lua_toboolean(L, idx) ? '1' : '0');
-        return NULL;
-    case LUA_TNUMBER:
-        if (lua_isinteger(L, idx)) {
-            snprintf(num, sizeof(num), "%lld", (long long)lua_tointeger(L, idx));
-        } else {
-            double d = lua_tonumber(L, idx);
-            if (!isfinite(d))
-                return "a number that is not finite cannot be bound";
-            snprintf(num, sizeof(num), "%.17g", d);
-        }
-        luaL_addstring(b, num);
-        return NULL;
-    case LUA_TSTRING: {
-        size_t len;
-        const char *s = lua_tolstring(L, idx, &len);
-        add_string_literal(b, s, len);
-        return NULL;
-    }
-    default:
-        return "only nil, db.null, booleans, numbers and strings can be bound";
-    }
-}
-
-const char *db_api_bind(lua_State *L, luaL_Buffer *b, const char *sql, size_t len, int first, int nargs)
-{
-    int used = 0;
-    size_t i = 0;
-    while (i < len) {
-        char c = sql[i];
-        if (c == '\'' || c == '"' || c == '`') {
-            size_t j = i + 1;
-            while (j < len && sql[j] != c) {
-                if (sql[j] == '\\' && c != '`')
-                    ++j;
-                ++j;
-            }
-            j = j < len ? j + 1 : len;
-            luaL_addlstring(b, sql + i, j - i);
-            i = j;
-        } else if ((c == '-' && i + 1 < len && sql[i + 1] == '-') || c == '#') {
-            size_t j = i;
-            while (j < len && sql[j] != '\n')
-                ++j;
-            luaL_addlstring(b, sql + i, j - i);
-            i = j;
-        } else if (c == '/' && i + 1 < len && sql[i + 1] == '*') {
-            const char *end = strstr(sql + i + 2, "*/");
-            size_t j = end != NULL && (size_t)(end - sql) + 2 <= len ? (size_t)(end - sql) + 2 : len;
-            luaL_addlstring(b, sql + i, j - i);
-            i = j;
-        } else if (c == '?') {
-            if (used == nargs)
-                return "more ? placeholders than arguments";
-            const char *err = add_literal(L, b, first + used);
-            if (err != NULL)
-                return err;
-            ++used;
-            ++i;
-        } else {
-            luaL_addchar(b, c);
-            ++i;
-        }
-    }
-    if (used != nargs)
-        return "more arguments than ? placeholders";
-    return NULL;
-}
 
 /* Pushes the bound SQL of the call's arguments (sql at index sql_idx, values after it). */
 static void push_bound(lua_State *L, int sql_idx)
@@ -138,7 +33,7 @@ static void push_bound(lua_State *L, int sql_idx)
     luaL_Buffer b;
     luaL_buffinit(L, &b);
     /* the buffer may sit on the stack: arguments are addressed by absolute index */
-    const char *err = db_api_bind(L, &b, sql, len, sql_idx + 1, nargs);
+    const char *err = sql_bind(L, &b, sql, len, sql_idx + 1, nargs);
     if (err != NULL)
         luaL_error(L, "db: %s", err);
     luaL_pushresult(&b);
@@ -220,6 +115,14 @@ struct db_op {
     char *sql;
     size_t len;
 };
+
+/* A write succeeded: the response carries the read-your-writes cookie when routing wants one. */
+static void route_wrote(lua_req_t *lr)
+{
+    char cookie[DB_ROUTE_COOKIE_MAX];
+    if (db_route_wrote(lua_req_worker(lr), lua_req_h2o(lr), cookie) != NULL)
+        lua_req_set_cookie(lr, cookie);
+}
 
 static void op_free(struct db_op *op)
 {
@@ -324,7 +227,7 @@ static void op_complete(struct db_op *op, int err, const char *msg, db_result_t 
     }
     lua_State *co = lua_req_coroutine(op->lr);
     if (!op->replica && (op->kind == OP_END_TX || (op->kind == OP_QUERY && result->res == NULL)))
-        db_route_wrote(lua_req_worker(op->lr), op->lr);
+        route_wrote(op->lr);
     lua_pushboolean(co, 1);
     if (op->kind == OP_BEGIN) {
         struct tx *tx = lua_newuserdatauv(co, sizeof(*tx), 0);
@@ -352,7 +255,7 @@ static int k_result(lua_State *L, int status, lua_KContext ctx)
     }
     const char *msg = lua_tostring(L, top);
     if (lua_tointeger(L, top - 1) == 503)
-        return lua_api_raise_http_error(L, 503, msg);
+        return lua_host_raise_http_error(L, 503, msg);
     return luaL_error(L, "db: %s", msg);
 }
 
@@ -367,9 +270,9 @@ static lua_req_t *request_or_error(lua_State *L, const char *what)
 static db_pool_t *pool_or_error(lua_State *L, worker_t *w, int read)
 {
     if (w->db == NULL)
-        lua_api_raise_http_error(L, 503, "no database is configured (set DATABASE_URL)");
+        lua_host_raise_http_error(L, 503, "no database is configured (set DATABASE_URL)");
     if (!migrate_is_done())
-        lua_api_raise_http_error(L, 503, "the database is not ready yet (migrations pending)");
+        lua_host_raise_http_error(L, 503, "the database is not ready yet (migrations pending)");
     (void)read;
     return w->db;
 }
@@ -389,7 +292,7 @@ static int run_op(lua_State *L, struct db_op *op, db_pool_t *pool)
         char buf[320];
         snprintf(buf, sizeof(buf), "%s", msg != NULL ? msg : "database unavailable");
         op_free(op);
-        return lua_api_raise_http_error(L, 503, buf);
+        return lua_host_raise_http_error(L, 503, buf);
     }
     lua_host_suspend(op->lr);
     return lua_yieldk(L, 0, 0, k_result);
@@ -410,7 +313,7 @@ static int query_common(lua_State *L, int read)
     lua_req_t *lr = request_or_error(L, read ? "read" : "query");
     worker_t *w = lua_req_worker(lr);
     pool_or_error(L, w, read);
-    db_pool_t *pool = read ? db_route_read_pool(w, lr) : w->db;
+    db_pool_t *pool = read ? db_route_read_pool(w, lua_req_h2o(lr)) : w->db;
     push_bound(L, 1);
     size_t len;
     const char *sql = lua_tolstring(L, -1, &len);
@@ -495,7 +398,7 @@ static int l_escape(lua_State *L)
 {
     luaL_Buffer b;
     luaL_buffinit(L, &b);
-    const char *err = add_literal(L, &b, 1);
+    const char *err = sql_bind_literal(L, &b, 1);
     if (err != NULL)
         return luaL_error(L, "db: %s", err);
     luaL_pushresult(&b);

@@ -2,8 +2,8 @@
  * db_api — the module `h2lua.db` the application requires, backed by the worker's db_pool:
  *
  *   db.query(sql, ...)    runs sql on the primary; `?` placeholders are replaced by the
- *                         arguments, each quoted and escaped by the core (nil/db.null -> NULL,
- *                         booleans -> 1/0, numbers as numbers, strings quoted). A SELECT returns an
+ *                         arguments, each quoted and escaped by the core (sql_bind.h: nil/db.null
+ *                         -> NULL, booleans -> 1/0, numbers as numbers, strings quoted). A SELECT returns an
  *                         array of rows keyed by column name (integer columns as Lua integers,
  *                         DECIMAL/FLOAT/DOUBLE as numbers, NULL as db.null, the rest as strings);
  *                         other statements return { affected_rows = n, insert_id = n }.
@@ -35,13 +35,5 @@ struct worker;
 
 /* Registers package.preload["h2lua.db"]; the preload table is at the top of L's stack. */
 void db_api_preload(lua_State *L, const struct config *cfg, struct worker *w);
-
-/*
- * Appends to b the SQL text of `sql` with each `?` outside quotes and comments replaced by the
- * literal for the Lua value at stack index first + i. Returns NULL, or an error message
- * (placeholder/argument count mismatch, unsupported type, non-finite number).
- */
-#include <lauxlib.h>
-const char *db_api_bind(lua_State *L, luaL_Buffer *b, const char *sql, size_t len, int first, int nargs);
 
 #endif

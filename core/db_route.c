@@ -1,8 +1,6 @@
 #include "db_route.h"
 
 #include <openssl/crypto.h>
-#include <openssl/evp.h>
-#include <openssl/hmac.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -10,18 +8,27 @@
 
 #include "config.h"
 #include "db_pool.h"
+#include "form.h"
 #include "log.h"
-#include "lua_host.h"
 #include "util.h"
 #include "worker.h"
 
 #define CHECK_INTERVAL_MS 1000
 
+/* The worker's routing state (w->route), only with a replica. */
+struct db_route {
+    worker_t *w;
+    int replica_ok;       /* the last check found the replica up and within REPLICA_MAX_LAG */
+    int checking;         /* a check is running */
+    h2o_timeout_t timeout; /* 1 s between checks */
+    h2o_timeout_entry_t tick;
+};
+
 static void set_replica_ok(worker_t *w, int ok, const char *why)
 {
-    if (ok == w->replica_ok)
+    if (w->route == NULL || ok == w->route->replica_ok)
         return;
-    w->replica_ok = ok;
+    w->route->replica_ok = ok;
     if (ok)
         log_infof(w->id, "replica usable: reads go to the replica");
     else
@@ -36,7 +43,7 @@ void db_route_replica_failed(worker_t *w, const char *why)
 static void on_check_done(void *data, int err, const char *msg, db_result_t *result)
 {
     worker_t *w = data;
-    w->replica_checking = 0;
+    w->route->checking = 0;
     if (err == DB_EQUERY) {
         /* no privilege to read the replication status: a server that answers is usable */
         set_replica_ok(w, 1, NULL);
@@ -72,24 +79,29 @@ static void on_check_done(void *data, int err, const char *msg, db_result_t *res
 
 static void on_tick(h2o_timeout_entry_t *entry)
 {
-    worker_t *w = H2O_STRUCT_FROM_MEMBER(worker_t, replica_tick, entry);
-    if (!w->replica_checking && !w->shutting_down) {
+    struct db_route *r = H2O_STRUCT_FROM_MEMBER(struct db_route, tick, entry);
+    worker_t *w = r->w;
+    if (!r->checking && !w->shutting_down) {
         const char *msg = NULL;
         if (db_pool_run(w->db_read, "SHOW SLAVE STATUS", w, on_check_done, NULL, &msg) == 0)
-            w->replica_checking = 1;
+            r->checking = 1;
         else
             set_replica_ok(w, 0, msg);
     }
-    h2o_timeout_link(w->loop, &w->replica_timeout, &w->replica_tick);
+    h2o_timeout_link(w->loop, &r->timeout, &r->tick);
 }
 
 void db_route_start(worker_t *w)
 {
     if (w->db_read == NULL)
         return;
-    h2o_timeout_init(w->loop, &w->replica_timeout, CHECK_INTERVAL_MS);
-    w->replica_tick.cb = on_tick;
-    on_tick(&w->replica_tick);
+    struct db_route *r = util_malloc(sizeof(*r));
+    memset(r, 0, sizeof(*r));
+    r->w = w;
+    h2o_timeout_init(w->loop, &r->timeout, CHECK_INTERVAL_MS);
+    r->tick.cb = on_tick;
+    w->route = r;
+    on_tick(&r->tick);
 }
 
 /* The MAC of a read-your-writes cookie for `expiry`, as 32 hex digits. */
@@ -97,67 +109,61 @@ static void mac_of(const worker_t *w, long long expiry, char out[33])
 {
     char data[48];
     int n = snprintf(data, sizeof(data), "ryw:%lld", expiry);
-    unsigned char md[EVP_MAX_MD_SIZE];
-    unsigned mdlen = 0;
-    HMAC(EVP_sha256(), w->cfg->secret_key, (int)strlen(w->cfg->secret_key), (unsigned char *)data, (size_t)n, md, &mdlen);
+    unsigned char md[UTIL_HMAC_SHA256_LEN];
+    util_hmac_sha256(w->cfg->secret_key, data, (size_t)n, md);
     util_hex_encode(out, md, 16);
+}
+
+struct ryw_check {
+    const worker_t *w;
+    int valid;
+};
+
+/* A form_field_cb: stops at a valid, unexpired read-your-writes cookie. */
+static int check_ryw_pair(void *p, const char *name, size_t nlen, const char *value, size_t vlen)
+{
+    struct ryw_check *c = p;
+    if (nlen != sizeof(DB_ROUTE_COOKIE) - 1 || memcmp(name, DB_ROUTE_COOKIE, nlen) != 0)
+        return 0;
+    const char *dot = memchr(value, '.', vlen);
+    if (dot == NULL || (size_t)(value + vlen - (dot + 1)) != 32)
+        return 0;
+    long long expiry = atoll(value);
+    char mac[33];
+    mac_of(c->w, expiry, mac);
+    c->valid = expiry >= (long long)time(NULL) && CRYPTO_memcmp(mac, dot + 1, 32) == 0;
+    return c->valid;
 }
 
 /* 1 when the request carries a valid, unexpired read-your-writes cookie. */
 static int has_ryw_cookie(worker_t *w, h2o_req_t *req)
 {
-    static const char name[] = DB_ROUTE_COOKIE "=";
-    for (ssize_t i = -1; (i = h2o_find_header(&req->headers, H2O_TOKEN_COOKIE, i)) != -1;) {
-        h2o_iovec_t v = req->headers.entries[i].value;
-        for (size_t off = 0; off + sizeof(name) - 1 < v.len; ++off) {
-            if ((off != 0 && v.base[off - 1] != ' ' && v.base[off - 1] != ';') ||
-                memcmp(v.base + off, name, sizeof(name) - 1) != 0)
-                continue;
-            const char *p = v.base + off + sizeof(name) - 1, *end = v.base + v.len;
-            char value[64];
-            size_t len = 0;
-            while (p + len < end && p[len] != ';' && len < sizeof(value) - 1)
-                ++len;
-            memcpy(value, p, len);
-            value[len] = '\0';
-            char *dot = strchr(value, '.');
-            if (dot == NULL || strlen(dot + 1) != 32)
-                continue;
-            long long expiry = atoll(value);
-            char mac[33];
-            mac_of(w, expiry, mac);
-            if (expiry >= (long long)time(NULL) && CRYPTO_memcmp(mac, dot + 1, 32) == 0)
-                return 1;
-        }
-    }
-    return 0;
+    struct ryw_check c = {w, 0};
+    for (ssize_t i = -1; !c.valid && (i = h2o_find_header(&req->headers, H2O_TOKEN_COOKIE, i)) != -1;)
+        form_parse_cookies(req->headers.entries[i].value.base, req->headers.entries[i].value.len, check_ryw_pair, &c);
+    return c.valid;
 }
 
-db_pool_t *db_route_read_pool(worker_t *w, lua_req_t *lr)
+db_pool_t *db_route_read_pool(worker_t *w, h2o_req_t *req)
 {
-    if (w->db_read == NULL || !w->replica_ok)
+    if (w->db_read == NULL || w->route == NULL || !w->route->replica_ok)
         return w->db;
-    h2o_req_t *req = lr != NULL ? lua_req_h2o(lr) : NULL;
     if (req != NULL && w->cfg->read_your_writes_s > 0 && has_ryw_cookie(w, req))
         return w->db;
     return w->db_read;
 }
 
-void db_route_wrote(worker_t *w, lua_req_t *lr)
+const char *db_route_wrote(worker_t *w, h2o_req_t *req, char cookie[DB_ROUTE_COOKIE_MAX])
 {
-    if (w->db_read == NULL || w->cfg->read_your_writes_s == 0)
-        return;
-    h2o_req_t *req = lua_req_h2o(lr);
-    if (req == NULL)
-        return;
-    int secure = req->scheme == &H2O_URL_SCHEME_HTTPS;
+    if (w->db_read == NULL || w->cfg->read_your_writes_s == 0 || req == NULL)
+        return NULL;
     ssize_t xfp = h2o_find_header_by_str(&req->headers, H2O_STRLIT("x-forwarded-proto"), -1);
-    if (xfp >= 0 && h2o_memis(req->headers.entries[xfp].value.base, req->headers.entries[xfp].value.len, H2O_STRLIT("https")))
-        secure = 1;
+    int secure = form_is_https(req->scheme == &H2O_URL_SCHEME_HTTPS, xfp >= 0 ? req->headers.entries[xfp].value.base : NULL,
+                               xfp >= 0 ? req->headers.entries[xfp].value.len : 0);
     long long expiry = (long long)time(NULL) + w->cfg->read_your_writes_s;
-    char mac[33], cookie[160];
+    char mac[33];
     mac_of(w, expiry, mac);
-    snprintf(cookie, sizeof(cookie), DB_ROUTE_COOKIE "=%lld.%s; Path=/; Max-Age=%d; HttpOnly; SameSite=Lax%s", expiry, mac,
-             w->cfg->read_your_writes_s, secure ? "; Secure" : "");
-    lua_req_set_cookie(lr, cookie);
+    snprintf(cookie, DB_ROUTE_COOKIE_MAX, DB_ROUTE_COOKIE "=%lld.%s; Path=/; Max-Age=%d; HttpOnly; SameSite=Lax%s", expiry,
+             mac, w->cfg->read_your_writes_s, secure ? "; Secure" : "");
+    return cookie;
 }

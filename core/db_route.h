@@ -9,20 +9,27 @@
 #ifndef H2LUA_DB_ROUTE_H
 #define H2LUA_DB_ROUTE_H
 
+#include <h2o.h>
+
 struct worker;
 struct db_pool;
-struct lua_req;
 
 #define DB_ROUTE_COOKIE "h2lua_ryw"
+/* Room for the Set-Cookie value db_route_wrote writes. */
+#define DB_ROUTE_COOKIE_MAX 160
 
 /* Starts the worker's periodic replica check (nothing without a replica). */
 void db_route_start(struct worker *w);
 
-/* The pool a read of this request goes to. */
-struct db_pool *db_route_read_pool(struct worker *w, struct lua_req *lr);
+/* The pool a read of this request goes to (req NULL: a client that is gone; its cookie is not read). */
+struct db_pool *db_route_read_pool(struct worker *w, h2o_req_t *req);
 
-/* Records that the request wrote: its response sets the read-your-writes cookie (with a replica). */
-void db_route_wrote(struct worker *w, struct lua_req *lr);
+/*
+ * Records that the request wrote: returns the Set-Cookie value (written into `cookie`) that its
+ * response must carry for read-your-writes, or NULL when none is needed (no replica,
+ * READ_YOUR_WRITES 0, or req NULL).
+ */
+const char *db_route_wrote(struct worker *w, h2o_req_t *req, char cookie[DB_ROUTE_COOKIE_MAX]);
 
 /* A read on the replica failed as unavailable: reads go to the primary until a check passes. */
 void db_route_replica_failed(struct worker *w, const char *why);

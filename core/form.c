@@ -248,3 +248,17 @@ int form_parse_cookies(const char *s, size_t len, form_field_cb cb, void *ctx)
     }
     return count;
 }
+
+int form_is_https(int tls, const char *xfp, size_t len)
+{
+    if (tls)
+        return 1;
+    if (xfp == NULL)
+        return 0;
+    size_t i = 0, j;
+    while (i < len && (xfp[i] == ' ' || xfp[i] == '\t'))
+        ++i;
+    for (j = i; j < len && xfp[j] != ',' && xfp[j] != ' ' && xfp[j] != '\t'; ++j)
+        ;
+    return j - i == 5 && memcmp(xfp + i, "https", 5) == 0;
+}

@@ -55,4 +55,11 @@ int form_parse(const char *s, size_t len, int max_fields, form_field_cb cb, void
  */
 int form_parse_cookies(const char *s, size_t len, form_field_cb cb, void *ctx);
 
+/*
+ * 1 when a request counts as HTTPS (the one rule for Secure cookies): it came over TLS, or the
+ * first element of its X-Forwarded-Proto (xfp[0..len), set by the load balancer; NULL when
+ * absent), spaces around it ignored, is "https". Else 0.
+ */
+int form_is_https(int tls, const char *xfp, size_t len);
+
 #endif

@@ -2,8 +2,6 @@
 
 #include <lauxlib.h>
 #include <openssl/crypto.h>
-#include <openssl/evp.h>
-#include <openssl/hmac.h>
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
@@ -12,8 +10,8 @@
 #include <unistd.h>
 
 #include "config.h"
-#include "db_api.h"
 #include "form.h"
+#include "http_status.h"
 #include "log.h"
 #include "lua_host.h"
 #include "util.h"
@@ -30,22 +28,11 @@ static struct api_ctx *ctx_of(lua_State *L)
     return lua_touserdata(L, lua_upvalueindex(1));
 }
 
-int lua_api_raise_http_error(lua_State *L, int status, const char *message)
-{
-    lua_createtable(L, 0, 2);
-    lua_pushinteger(L, status);
-    lua_setfield(L, -2, "status");
-    lua_pushstring(L, message);
-    lua_setfield(L, -2, "message");
-    luaL_setmetatable(L, LUA_API_HTTP_ERROR_MT);
-    return lua_error(L);
-}
-
 static int l_http_error(lua_State *L)
 {
     lua_Integer status = luaL_checkinteger(L, 1);
     luaL_argcheck(L, status >= 400 && status <= 599, 1, "an HTTP error status is from 400 to 599");
-    return lua_api_raise_http_error(L, (int)status, luaL_optstring(L, 2, ""));
+    return lua_host_raise_http_error(L, (int)status, luaL_optstring(L, 2, ""));
 }
 
 static int l_is_http_error(lua_State *L)
@@ -54,16 +41,8 @@ static int l_is_http_error(lua_State *L)
         lua_pushboolean(L, 0);
         return 1;
     }
-    luaL_getmetatable(L, LUA_API_HTTP_ERROR_MT);
+    luaL_getmetatable(L, LUA_HOST_HTTP_ERROR_MT);
     lua_pushboolean(L, lua_rawequal(L, -1, -2));
-    return 1;
-}
-
-static int http_error_tostring(lua_State *L)
-{
-    lua_getfield(L, 1, "status");
-    lua_getfield(L, 1, "message");
-    lua_pushfstring(L, "HTTP %s: %s", lua_tostring(L, -2), lua_tostring(L, -1) != NULL ? lua_tostring(L, -1) : "");
     return 1;
 }
 
@@ -140,7 +119,6 @@ static int l_utf8_valid(lua_State *L)
  * nothing needs escaping (no copy). The templates' <%= %> runs this for every value. */
 static int l_escape_html(lua_State *L)
 {
-    static const unsigned char special[256] = {['&'] = 1, ['<'] = 1, ['>'] = 1, ['"'] = 1, ['\''] = 1};
     if (lua_isnoneornil(L, 1)) {
         lua_pushliteral(L, "");
         return 1;
@@ -148,7 +126,7 @@ static int l_escape_html(lua_State *L)
     size_t len;
     const char *s = luaL_tolstring(L, 1, &len);
     size_t i = 0;
-    while (i < len && !special[(unsigned char)s[i]])
+    while (i < len && util_html_entity((unsigned char)s[i]) == NULL)
         ++i;
     if (i == len)
         return 1;
@@ -156,16 +134,29 @@ static int l_escape_html(lua_State *L)
     luaL_buffinitsize(L, &b, len + 32);
     luaL_addlstring(&b, s, i);
     for (; i < len; ++i) {
-        switch (s[i]) {
-        case '&': luaL_addstring(&b, "&amp;"); break;
-        case '<': luaL_addstring(&b, "&lt;"); break;
-        case '>': luaL_addstring(&b, "&gt;"); break;
-        case '"': luaL_addstring(&b, "&quot;"); break;
-        case '\'': luaL_addstring(&b, "&#39;"); break;
-        default: luaL_addchar(&b, s[i]);
-        }
+        const char *e = util_html_entity((unsigned char)s[i]);
+        if (e != NULL)
+            luaL_addstring(&b, e);
+        else
+            luaL_addchar(&b, s[i]);
     }
     luaL_pushresult(&b);
+    return 1;
+}
+
+/* is_https(req): the core's rule (form_is_https) over req.scheme and X-Forwarded-Proto */
+static int l_is_https(lua_State *L)
+{
+    luaL_checktype(L, 1, LUA_TTABLE);
+    lua_getfield(L, 1, "scheme");
+    const char *scheme = lua_tostring(L, -1);
+    size_t len = 0;
+    const char *xfp = NULL;
+    if (lua_getfield(L, 1, "headers") == LUA_TTABLE) {
+        lua_getfield(L, -1, "x-forwarded-proto");
+        xfp = lua_tolstring(L, -1, &len);
+    }
+    lua_pushboolean(L, form_is_https(scheme != NULL && strcmp(scheme, "https") == 0, xfp, len));
     return 1;
 }
 
@@ -175,12 +166,10 @@ static int l_hmac_sha256(lua_State *L)
 {
     size_t len;
     const char *data = luaL_checklstring(L, 1, &len);
-    const char *key = ctx_of(L)->cfg->secret_key;
-    unsigned char mac[EVP_MAX_MD_SIZE];
-    unsigned maclen = 0;
-    HMAC(EVP_sha256(), key, (int)strlen(key), (const unsigned char *)data, len, mac, &maclen);
-    char hex[2 * EVP_MAX_MD_SIZE + 1];
-    util_hex_encode(hex, mac, maclen);
+    unsigned char mac[UTIL_HMAC_SHA256_LEN];
+    util_hmac_sha256(ctx_of(L)->cfg->secret_key, data, len, mac);
+    char hex[2 * UTIL_HMAC_SHA256_LEN + 1];
+    util_hex_encode(hex, mac, sizeof(mac));
     lua_pushstring(L, hex);
     return 1;
 }
@@ -318,7 +307,7 @@ static int req_index(lua_State *L)
         if (push_form(L, s, len, c->cfg->max_form_fields) == 2) {
             char msg[128];
             snprintf(msg, sizeof(msg), "malformed %s: %s", is_form ? "form" : "query string", lua_tostring(L, -1));
-            return lua_api_raise_http_error(L, 400, msg);
+            return lua_host_raise_http_error(L, 400, msg);
         }
     } else if (strcmp(k, "cookies") == 0) {
         lua_getfield(L, 1, "headers");
@@ -346,6 +335,7 @@ static int open_module(lua_State *L)
         {"parse_cookies", l_parse_cookies},
         {"utf8_valid", l_utf8_valid},
         {"escape_html", l_escape_html},
+        {"is_https", l_is_https},
         {"hmac_sha256", l_hmac_sha256},
         {"random_hex", l_random_hex},
         {"equal", l_equal},
@@ -384,33 +374,25 @@ static int open_module(lua_State *L)
     lua_setfield(L, -2, "config");
     lua_pushinteger(L, c->w->id);
     lua_setfield(L, -2, "worker");
-    luaL_getmetatable(L, LUA_API_HTTP_ERROR_MT);
+    luaL_getmetatable(L, LUA_HOST_HTTP_ERROR_MT);
     lua_setfield(L, -2, "HttpError");
     return 1;
 }
 
-void lua_api_open(lua_State *L, const config_t *cfg, worker_t *w)
+void lua_api_preload(lua_State *L, const config_t *cfg, worker_t *w)
 {
     struct api_ctx *c = lua_newuserdatauv(L, sizeof(*c), 0);
     c->cfg = cfg;
     c->w = w;
     lua_setfield(L, LUA_REGISTRYINDEX, "h2lua.api_ctx"); /* keeps it alive as long as the state */
 
-    luaL_newmetatable(L, LUA_API_HTTP_ERROR_MT);
-    lua_pushcfunction(L, http_error_tostring);
-    lua_setfield(L, -2, "__tostring");
-    lua_pop(L, 1);
-
-    luaL_newmetatable(L, LUA_API_REQUEST_MT);
+    luaL_getmetatable(L, LUA_HOST_REQUEST_MT);
     lua_pushlightuserdata(L, c);
     lua_pushcclosure(L, req_index, 1);
     lua_setfield(L, -2, "__index");
     lua_pop(L, 1);
 
-    luaL_getsubtable(L, LUA_REGISTRYINDEX, LUA_PRELOAD_TABLE);
     lua_pushlightuserdata(L, c);
     lua_pushcclosure(L, open_module, 1);
     lua_setfield(L, -2, "h2lua");
-    db_api_preload(L, cfg, w);
-    lua_pop(L, 1);
 }

@@ -1,6 +1,6 @@
 /*
  * lua_api — the `h2lua` module the application requires (documented in lua_host.h) and the
- * metatable of req that decodes query, form and cookies lazily.
+ * __index of the req metatable that decodes query, form and cookies lazily.
  */
 #ifndef H2LUA_LUA_API_H
 #define H2LUA_LUA_API_H
@@ -10,15 +10,8 @@
 struct config;
 struct worker;
 
-/* Registry key of the req metatable. */
-#define LUA_API_REQUEST_MT "h2lua.request"
-/* Registry key of the metatable of error objects made by http_error. */
-#define LUA_API_HTTP_ERROR_MT "h2lua.HttpError"
-
-/* Registers package.preload.h2lua (and the registry metatables) in L. Can't fail (OOM aborts). */
-void lua_api_open(lua_State *L, const struct config *cfg, struct worker *w);
-
-/* Raises {status=, message=} with the HttpError metatable. Does not return. */
-int lua_api_raise_http_error(lua_State *L, int status, const char *message);
+/* A lua_host_preload_fn: registers package.preload.h2lua and fills the req metatable's __index.
+ * The preload table is at the top of L's stack. Can't fail (OOM aborts). */
+void lua_api_preload(lua_State *L, const struct config *cfg, struct worker *w);
 
 #endif

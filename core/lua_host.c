@@ -9,8 +9,7 @@
 #include "config.h"
 #include "form.h"
 #include "log.h"
-#include "lua_api.h"
-#include "server.h"
+#include "lua_response.h"
 #include "util.h"
 #include "worker.h"
 
@@ -24,14 +23,12 @@ struct lua_host_priv {
 };
 
 struct lua_req {
-    h2o_generator_t gen;
     h2o_req_t *req; /* NULL once the client is gone */
     worker_t *w;
     struct lua_host_priv *host;
     lua_State *co;
     int co_ref;
     int pending; /* a C function yielded and will resume the coroutine */
-    int is_head;
     char id[17];
     char *cookie; /* a Set-Cookie of the core's own (read-your-writes), or NULL */
     struct req_link *link; /* in the request's pool while the request lives, else NULL */
@@ -82,6 +79,35 @@ void lua_host_suspend(lua_req_t *lr)
     lr->pending = 1;
 }
 
+/* ---- HTTP errors ---- */
+
+int lua_host_raise_http_error(lua_State *L, int status, const char *message)
+{
+    lua_createtable(L, 0, 2);
+    lua_pushinteger(L, status);
+    lua_setfield(L, -2, "status");
+    lua_pushstring(L, message);
+    lua_setfield(L, -2, "message");
+    luaL_setmetatable(L, LUA_HOST_HTTP_ERROR_MT);
+    return lua_error(L);
+}
+
+static int http_error_tostring(lua_State *L)
+{
+    lua_getfield(L, 1, "status");
+    lua_getfield(L, 1, "message");
+    lua_pushfstring(L, "HTTP %s: %s", lua_tostring(L, -2), lua_tostring(L, -1) != NULL ? lua_tostring(L, -1) : "");
+    return 1;
+}
+
+/* ---- sending ---- */
+
+static void send_plain(lua_req_t *lr, int status, const char *msg)
+{
+    lua_response_core_t core = {lr->id, lr->cookie};
+    lua_response_send_plain(lr->req, status, msg, &core);
+}
+
 /* ---- loading ---- */
 
 static int traceback_handler(lua_State *L)
@@ -93,7 +119,8 @@ static int traceback_handler(lua_State *L)
     return 1;
 }
 
-int lua_host_open(lua_host_t **out, const config_t *cfg, worker_t *worker, char *errbuf, size_t errlen)
+int lua_host_open(lua_host_t **out, const config_t *cfg, worker_t *worker, const lua_host_preload_fn *preloads, char *errbuf,
+                  size_t errlen)
 {
     lua_State *L = luaL_newstate();
     if (L == NULL) {
@@ -114,9 +141,17 @@ int lua_host_open(lua_host_t **out, const config_t *cfg, worker_t *worker, char 
     lua_setfield(L, -3, "path");
     lua_pop(L, 2);
 
-    lua_api_open(L, cfg, worker);
-    lua_getfield(L, LUA_REGISTRYINDEX, LUA_API_REQUEST_MT);
+    luaL_newmetatable(L, LUA_HOST_HTTP_ERROR_MT);
+    lua_pushcfunction(L, http_error_tostring);
+    lua_setfield(L, -2, "__tostring");
+    lua_pop(L, 1);
+    luaL_newmetatable(L, LUA_HOST_REQUEST_MT);
     host->super.req_mt_ref = luaL_ref(L, LUA_REGISTRYINDEX);
+
+    luaL_getsubtable(L, LUA_REGISTRYINDEX, LUA_PRELOAD_TABLE);
+    for (const lua_host_preload_fn *p = preloads; *p != NULL; ++p)
+        (*p)(L, cfg, worker);
+    lua_pop(L, 1);
 
     lua_pushcfunction(L, traceback_handler);
     char path[4096];
@@ -227,197 +262,6 @@ static const char *push_req(lua_State *L, lua_req_t *lr)
     return NULL;
 }
 
-/* ---- sending the response ---- */
-
-static const char *reason_phrase(int status)
-{
-    switch (status) {
-    case 200: return "OK";
-    case 201: return "Created";
-    case 202: return "Accepted";
-    case 204: return "No Content";
-    case 301: return "Moved Permanently";
-    case 302: return "Found";
-    case 303: return "See Other";
-    case 304: return "Not Modified";
-    case 307: return "Temporary Redirect";
-    case 308: return "Permanent Redirect";
-    case 400: return "Bad Request";
-    case 401: return "Unauthorized";
-    case 403: return "Forbidden";
-    case 404: return "Not Found";
-    case 405: return "Method Not Allowed";
-    case 408: return "Request Timeout";
-    case 409: return "Conflict";
-    case 413: return "Payload Too Large";
-    case 415: return "Unsupported Media Type";
-    case 418: return "I'm a teapot";
-    case 422: return "Unprocessable Content";
-    case 429: return "Too Many Requests";
-    case 500: return "Internal Server Error";
-    case 502: return "Bad Gateway";
-    case 503: return "Service Unavailable";
-    case 504: return "Gateway Timeout";
-    default: return status < 300 ? "OK" : status < 400 ? "Redirect" : status < 500 ? "Client Error" : "Server Error";
-    }
-}
-
-static void proceed_noop(h2o_generator_t *self, h2o_req_t *req)
-{
-    (void)self, (void)req;
-}
-
-static void send_body(lua_req_t *lr, int status, const char *body, size_t len)
-{
-    h2o_req_t *req = lr->req;
-    /* the name pointer is the shared one, so that the filter and the logger find it */
-    h2o_vector_reserve(&req->pool, &req->res.headers, req->res.headers.size + 1);
-    h2o_header_t *h = req->res.headers.entries + req->res.headers.size++;
-    h->name = &server_hdr_request_id;
-    h->orig_name = NULL;
-    h->value = h2o_strdup(&req->pool, lr->id, 16); /* lr is freed before the access log reads it */
-    if (lr->cookie != NULL)
-        h2o_add_header(&req->pool, &req->res.headers, H2O_TOKEN_SET_COOKIE, NULL, h2o_strdup(&req->pool, lr->cookie, SIZE_MAX).base,
-                       strlen(lr->cookie));
-    req->res.status = status;
-    req->res.reason = reason_phrase(status);
-    req->res.content_length = len;
-    lr->gen.proceed = proceed_noop;
-    lr->gen.stop = NULL;
-    h2o_start_response(req, &lr->gen);
-    h2o_iovec_t buf = h2o_iovec_init(NULL, 0);
-    if (!lr->is_head && len != 0) {
-        buf.base = h2o_mem_alloc_pool(&req->pool, len);
-        memcpy(buf.base, body, len);
-        buf.len = len;
-    }
-    h2o_send(req, &buf, buf.len != 0 ? 1 : 0, H2O_SEND_STATE_FINAL);
-}
-
-static void send_plain(lua_req_t *lr, int status, const char *msg)
-{
-    h2o_req_t *req = lr->req;
-    req->res.headers = (h2o_headers_t){NULL, 0, 0};
-    h2o_add_header(&req->pool, &req->res.headers, H2O_TOKEN_CONTENT_TYPE, NULL, H2O_STRLIT("text/plain; charset=utf-8"));
-    send_body(lr, status, msg, strlen(msg));
-}
-
-static int valid_header_name(const char *s, size_t len)
-{
-    if (len == 0)
-        return 0;
-    for (size_t i = 0; i < len; ++i) {
-        unsigned char c = (unsigned char)s[i];
-        if (!((c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') || c == '-' || c == '_'))
-            return 0;
-    }
-    return 1;
-}
-
-static int valid_header_value(const char *s, size_t len)
-{
-    for (size_t i = 0; i < len; ++i) {
-        unsigned char c = (unsigned char)s[i];
-        if ((c < 0x20 && c != '\t') || c == 0x7f)
-            return 0;
-    }
-    return 1;
-}
-
-/* Adds one header from the Lua strings at the top; returns an error message or NULL. */
-static const char *add_header(h2o_req_t *req, const char *name, size_t nlen, const char *value, size_t vlen)
-{
-    if (!valid_header_name(name, nlen))
-        return "a response header name is not lower-case token characters";
-    if (!valid_header_value(value, vlen))
-        return "a response header value holds a control character (CR/LF injection refused)";
-    char *v = h2o_mem_alloc_pool(&req->pool, vlen + 1);
-    memcpy(v, value, vlen);
-    v[vlen] = '\0';
-    const h2o_token_t *token = h2o_lookup_token(name, nlen);
-    if (token != NULL) {
-        if (token == H2O_TOKEN_CONTENT_LENGTH || token == H2O_TOKEN_TRANSFER_ENCODING || token == H2O_TOKEN_CONNECTION)
-            return NULL; /* framing is the core's business */
-        h2o_add_header(&req->pool, &req->res.headers, token, NULL, v, vlen);
-    } else {
-        char *n = h2o_mem_alloc_pool(&req->pool, nlen + 1);
-        memcpy(n, name, nlen);
-        n[nlen] = '\0';
-        h2o_add_header_by_str(&req->pool, &req->res.headers, n, nlen, 0, NULL, v, vlen);
-    }
-    return NULL;
-}
-
-/* Sends the response table at index idx of L; returns an error message or NULL. */
-static const char *send_response(lua_req_t *lr, lua_State *L, int idx)
-{
-    h2o_req_t *req = lr->req;
-    if (!lua_istable(L, idx))
-        return "handle(req) must return a response table";
-    int status = 200;
-    if (lua_getfield(L, idx, "status") != LUA_TNIL) {
-        int isnum;
-        lua_Integer s = lua_tointegerx(L, -1, &isnum);
-        if (!isnum || s < 200 || s > 599)
-            return "response.status must be an integer from 200 to 599";
-        status = (int)s;
-    }
-    lua_pop(L, 1);
-    int has_type = 0;
-    if (lua_getfield(L, idx, "headers") == LUA_TTABLE) {
-        int t = lua_gettop(L);
-        lua_pushnil(L);
-        while (lua_next(L, t) != 0) {
-            size_t nlen, vlen;
-            if (lua_type(L, -2) != LUA_TSTRING)
-                return "response.headers keys must be strings";
-            const char *name = lua_tolstring(L, -2, &nlen), *err;
-            if (nlen == 12 && memcmp(name, "content-type", 12) == 0)
-                has_type = 1;
-            /* a table value sends one header line per element */
-            int is_list = lua_type(L, -1) == LUA_TTABLE;
-            lua_Integer n = is_list ? (lua_Integer)lua_rawlen(L, -1) : 1;
-            for (lua_Integer i = 1; i <= n; ++i) {
-                if (is_list)
-                    lua_rawgeti(L, -1, i);
-                else
-                    lua_pushvalue(L, -1);
-                const char *v = lua_tolstring(L, -1, &vlen);
-                if (v == NULL)
-                    return "response header values must be strings";
-                if ((err = add_header(req, name, nlen, v, vlen)) != NULL)
-                    return err;
-                lua_pop(L, 1);
-            }
-            lua_pop(L, 1);
-        }
-    } else if (!lua_isnil(L, -1)) {
-        return "response.headers must be a table";
-    }
-    lua_pop(L, 1);
-    if (!has_type && status != 204 && status != 304)
-        h2o_add_header(&req->pool, &req->res.headers, H2O_TOKEN_CONTENT_TYPE, NULL, H2O_STRLIT("text/html; charset=utf-8"));
-    if (lua_getfield(L, idx, "route") == LUA_TSTRING) {
-        size_t rlen;
-        const char *r = lua_tolstring(L, -1, &rlen);
-        h2o_vector_reserve(&req->pool, &req->env, req->env.size + 2);
-        req->env.entries[req->env.size++] = h2o_iovec_init(H2O_STRLIT(SERVER_ENV_ROUTE));
-        req->env.entries[req->env.size++] = h2o_strdup(&req->pool, r, rlen);
-    }
-    lua_pop(L, 1);
-    size_t len = 0;
-    const char *body = "";
-    int bt = lua_getfield(L, idx, "body");
-    if (bt == LUA_TSTRING) {
-        body = lua_tolstring(L, -1, &len);
-    } else if (bt != LUA_TNIL) {
-        return "response.body must be a string";
-    }
-    send_body(lr, status, body, len);
-    lua_pop(L, 1);
-    return NULL;
-}
-
 /* ---- running the coroutine ---- */
 
 static void finish(lua_req_t *lr, int reusable)
@@ -476,7 +320,9 @@ static void run(lua_req_t *lr, int nargs)
         return;
     }
     if (lr->req != NULL) {
-        const char *err = nres >= 1 ? send_response(lr, co, lua_gettop(co) - nres + 1) : "handle(req) returned nothing";
+        lua_response_core_t core = {lr->id, lr->cookie};
+        const char *err = nres >= 1 ? lua_response_send(lr->req, co, lua_gettop(co) - nres + 1, &core)
+                                    : "handle(req) returned nothing";
         if (err != NULL) {
             log_lua_error(lr, "invalid response", err, NULL);
             send_plain(lr, 500, "Internal Server Error\n");
@@ -490,42 +336,12 @@ void lua_host_resume(lua_req_t *lr, int nargs)
     run(lr, nargs);
 }
 
-/* Development: while the last reload failed, every page shows why (file, line, message). */
-static void send_load_error(h2o_req_t *req, const char *err)
-{
-    static const char head[] = "<!doctype html><html lang=\"en\"><head><meta charset=\"utf-8\"><title>Load error</title>"
-                               "</head><body><h1>The application failed to load</h1><p>Fix the file and save: the "
-                               "page comes back by itself.</p><pre id=\"load-error\">";
-    static const char tail[] = "</pre></body></html>\n";
-    size_t len = strlen(err), cap = sizeof(head) + len * 6 + sizeof(tail);
-    char *body = h2o_mem_alloc_pool(&req->pool, cap), *d = body;
-    memcpy(d, head, sizeof(head) - 1);
-    d += sizeof(head) - 1;
-    for (size_t i = 0; i < len; ++i) {
-        switch (err[i]) {
-        case '&': memcpy(d, "&amp;", 5), d += 5; break;
-        case '<': memcpy(d, "&lt;", 4), d += 4; break;
-        case '>': memcpy(d, "&gt;", 4), d += 4; break;
-        case '"': memcpy(d, "&quot;", 6), d += 6; break;
-        case '\'': memcpy(d, "&#39;", 5), d += 5; break;
-        default: *d++ = err[i];
-        }
-    }
-    memcpy(d, tail, sizeof(tail) - 1);
-    d += sizeof(tail) - 1;
-    req->res.status = 500;
-    req->res.reason = "Internal Server Error";
-    h2o_add_header(&req->pool, &req->res.headers, H2O_TOKEN_CONTENT_TYPE, NULL, H2O_STRLIT("text/html; charset=utf-8"));
-    h2o_add_header(&req->pool, &req->res.headers, H2O_TOKEN_CACHE_CONTROL, NULL, H2O_STRLIT("no-store"));
-    h2o_send_inline(req, body, (size_t)(d - body));
-}
-
 static int on_req(h2o_handler_t *self, h2o_req_t *req)
 {
     (void)self;
     worker_t *w = worker_from_ctx(req->conn->ctx);
     if (w->load_error != NULL && w->cfg->app_env == CONFIG_ENV_DEVELOPMENT) {
-        send_load_error(req, w->load_error);
+        lua_response_send_load_error(req, w->load_error);
         return 0;
     }
     struct lua_host_priv *host = (void *)w->lua;
@@ -536,7 +352,6 @@ static int on_req(h2o_handler_t *self, h2o_req_t *req)
     lr->req = req;
     lr->w = w;
     lr->host = host;
-    lr->is_head = req->method.len == 4 && memcmp(req->method.base, "HEAD", 4) == 0;
     worker_next_request_id(w, lr->id);
     struct req_link *link = h2o_mem_alloc_shared(&req->pool, sizeof(*link), on_req_link_dispose);
     link->lr = lr;

@@ -81,12 +81,31 @@ typedef struct lua_host {
     unsigned inflight; /* requests running on this state */
 } lua_host_t;
 
+/* Registry key of the req metatable (created by lua_host_open, empty; a module may fill it). */
+#define LUA_HOST_REQUEST_MT "h2lua.request"
+/* Registry key of the metatable of HTTP error objects (see lua_host_raise_http_error). */
+#define LUA_HOST_HTTP_ERROR_MT "h2lua.HttpError"
+
 /*
- * Creates a state and loads the application into it. Returns 0, or a negative code with a message
- * for people (file and line where Lua gives them) in errbuf. On failure *out is untouched and
- * nothing leaks.
+ * A module of the core the application may require: registers itself in the package.preload
+ * table at the top of L's stack and leaves the stack as it found it. Can't fail (OOM aborts).
  */
-int lua_host_open(lua_host_t **out, const struct config *cfg, struct worker *worker, char *errbuf, size_t errlen);
+typedef void (*lua_host_preload_fn)(lua_State *L, const struct config *cfg, struct worker *w);
+
+/*
+ * Creates a state, registers the preloads (a NULL-terminated list, in order; the host knows none
+ * of them) and loads the application into it. Returns 0, or a negative code with a message for
+ * people (file and line where Lua gives them) in errbuf. On failure *out is untouched and nothing
+ * leaks.
+ */
+int lua_host_open(lua_host_t **out, const struct config *cfg, struct worker *worker, const lua_host_preload_fn *preloads,
+                  char *errbuf, size_t errlen);
+
+/*
+ * Raises the HTTP error {status=, message=} (metatable LUA_HOST_HTTP_ERROR_MT) that the
+ * application maps to that status page. Does not return.
+ */
+int lua_host_raise_http_error(lua_State *L, int status, const char *message);
 
 /* Closes the state; the caller guarantees no request is running on it. */
 void lua_host_close(lua_host_t *host);

@@ -4,9 +4,7 @@
 #include <string.h>
 #include <sys/time.h>
 
-#include "db_pool.h"
 #include "util.h"
-#include "worker.h"
 
 /* upper bounds of the latency buckets, in milliseconds; the last is +Inf */
 static const double bucket_ms[METRICS_NBUCKETS - 1] = {1, 2, 5, 10, 25, 50, 100, 250, 500, 1000, 2500, 5000};
@@ -50,27 +48,10 @@ void metrics_count(metrics_t *m, const char *route, size_t route_len, int status
     pthread_mutex_unlock(&m->lock);
 }
 
-void metrics_publish(worker_t *w)
+void metrics_publish(metrics_t *m, const metrics_gauges_t *g)
 {
-    metrics_t *m = &w->metrics;
-    db_pool_t *pools[2] = {w->db, w->db_read};
     pthread_mutex_lock(&m->lock);
-    for (int i = 0; i < 2; ++i) {
-        db_pool_stats_t st = {0};
-        if (pools[i] != NULL)
-            db_pool_get_stats(pools[i], &st);
-        m->db_open[i] = st.open;
-        m->db_in_use[i] = st.in_use;
-        m->db_waiting[i] = st.waiting;
-        m->db_errors[i] = st.errors;
-        m->db_queries[i] = st.queries;
-        m->db_retries[i] = st.retries;
-        m->db_stale[i] = st.stale;
-    }
-    m->inflight = w->inflight;
-    m->reloads_ok = w->reloads_ok;
-    m->reloads_failed = w->reloads_failed;
-    m->log_dropped = w->log_dropped;
+    m->gauges = *g;
     pthread_mutex_unlock(&m->lock);
 }
 
@@ -87,7 +68,7 @@ static void label(log_buf_t *out, const char *s)
     }
 }
 
-void metrics_render(log_buf_t *out, worker_t *workers, int n)
+void metrics_render(log_buf_t *out, metrics_t *const *all_metrics, int n)
 {
     /* merge the routes of all workers */
     metrics_route_t *all = util_malloc(sizeof(*all) * METRICS_MAX_ROUTES * (size_t)n);
@@ -97,7 +78,7 @@ void metrics_render(log_buf_t *out, worker_t *workers, int n)
     uint64_t db_retries[2] = {0}, db_stale[2] = {0};
     double sum = 0;
     for (int w = 0; w < n; ++w) {
-        metrics_t *m = &workers[w].metrics;
+        metrics_t *m = all_metrics[w];
         pthread_mutex_lock(&m->lock);
         for (size_t i = 0; i < m->nroutes; ++i) {
             size_t j;
@@ -116,18 +97,18 @@ void metrics_render(log_buf_t *out, worker_t *workers, int n)
             buckets[b] += m->buckets[b];
         count += m->count;
         sum += m->sum_ms;
-        inflight += m->inflight;
-        reloads_ok += m->reloads_ok;
-        reloads_failed += m->reloads_failed;
-        dropped += m->log_dropped;
+        inflight += m->gauges.inflight;
+        reloads_ok += m->gauges.reloads_ok;
+        reloads_failed += m->gauges.reloads_failed;
+        dropped += m->gauges.log_dropped;
         for (int i = 0; i < 2; ++i) {
-            db_open[i] += m->db_open[i];
-            db_in_use[i] += m->db_in_use[i];
-            db_waiting[i] += m->db_waiting[i];
-            db_errors[i] += m->db_errors[i];
-            db_queries[i] += m->db_queries[i];
-            db_retries[i] += m->db_retries[i];
-            db_stale[i] += m->db_stale[i];
+            db_open[i] += m->gauges.db_open[i];
+            db_in_use[i] += m->gauges.db_in_use[i];
+            db_waiting[i] += m->gauges.db_waiting[i];
+            db_errors[i] += m->gauges.db_errors[i];
+            db_queries[i] += m->gauges.db_queries[i];
+            db_retries[i] += m->gauges.db_retries[i];
+            db_stale[i] += m->gauges.db_stale[i];
         }
         pthread_mutex_unlock(&m->lock);
     }
@@ -195,13 +176,13 @@ void metrics_render(log_buf_t *out, worker_t *workers, int n)
                    (unsigned long long)reloads_ok, (unsigned long long)reloads_failed);
 }
 
-void metrics_emf(log_buf_t *out, worker_t *workers, int n, metrics_totals_t *prev)
+void metrics_emf(log_buf_t *out, metrics_t *const *all_metrics, int n, metrics_totals_t *prev)
 {
     metrics_totals_t now = {0};
     uint64_t in_use = 0, waiting = 0, inflight = 0, count = 0;
     double sum = 0;
     for (int w = 0; w < n; ++w) {
-        metrics_t *m = &workers[w].metrics;
+        metrics_t *m = all_metrics[w];
         pthread_mutex_lock(&m->lock);
         for (size_t i = 0; i < m->nroutes; ++i) {
             now.requests += m->routes[i].count;
@@ -212,10 +193,10 @@ void metrics_emf(log_buf_t *out, worker_t *workers, int n, metrics_totals_t *pre
         }
         count += m->count;
         sum += m->sum_ms;
-        now.db_errors += m->db_errors[0] + m->db_errors[1];
-        in_use += m->db_in_use[0] + m->db_in_use[1];
-        waiting += m->db_waiting[0] + m->db_waiting[1];
-        inflight += m->inflight;
+        now.db_errors += m->gauges.db_errors[0] + m->gauges.db_errors[1];
+        in_use += m->gauges.db_in_use[0] + m->gauges.db_in_use[1];
+        waiting += m->gauges.db_waiting[0] + m->gauges.db_waiting[1];
+        inflight += m->gauges.inflight;
         pthread_mutex_unlock(&m->lock);
     }
     struct timeval tv;

@@ -20,13 +20,18 @@
 #define METRICS_MAX_ROUTES 256
 #define METRICS_NBUCKETS 13
 
-struct worker;
-
 typedef struct metrics_route {
     char *route; /* owned */
     int status;
     uint64_t count;
 } metrics_route_t;
+
+/* What a worker reports as "now" rather than counts: [0] the primary's pool, [1] the replica's. */
+typedef struct metrics_gauges {
+    unsigned db_open[2], db_in_use[2], db_waiting[2];
+    uint64_t db_errors[2], db_queries[2], db_retries[2], db_stale[2];
+    uint64_t inflight, reloads_ok, reloads_failed, log_dropped;
+} metrics_gauges_t;
 
 typedef struct metrics {
     pthread_mutex_t lock;
@@ -35,10 +40,7 @@ typedef struct metrics {
     uint64_t buckets[METRICS_NBUCKETS]; /* cumulative only when rendered */
     uint64_t count;
     double sum_ms;
-    /* gauges published by the owner every tick */
-    unsigned db_open[2], db_in_use[2], db_waiting[2];
-    uint64_t db_errors[2], db_queries[2], db_retries[2], db_stale[2];
-    uint64_t inflight, reloads_ok, reloads_failed, log_dropped;
+    metrics_gauges_t gauges; /* published by the owner every tick */
 } metrics_t;
 
 void metrics_init(metrics_t *m);
@@ -46,11 +48,11 @@ void metrics_init(metrics_t *m);
 /* Counts one answered request (owner thread). Routes past METRICS_MAX_ROUTES count as "other". */
 void metrics_count(metrics_t *m, const char *route, size_t route_len, int status, double duration_ms);
 
-/* Copies the worker's gauges (pools, in-flight, reloads) into its metrics (owner thread). */
-void metrics_publish(struct worker *w);
+/* Replaces the gauges of m with *g (owner thread). */
+void metrics_publish(metrics_t *m, const metrics_gauges_t *g);
 
-/* Appends the Prometheus text exposition of all workers to out. */
-void metrics_render(log_buf_t *out, struct worker *workers, int nworkers);
+/* Appends the Prometheus text exposition of the metrics of all workers (all[0..n)) to out. */
+void metrics_render(log_buf_t *out, metrics_t *const *all, int n);
 
 /*
  * Appends one EMF JSON line for the minute since the previous call (counters as deltas, gauges as
@@ -60,6 +62,6 @@ typedef struct metrics_totals {
     uint64_t requests, errors_4xx, errors_5xx, db_errors, count;
     double sum_ms;
 } metrics_totals_t;
-void metrics_emf(log_buf_t *out, struct worker *workers, int nworkers, metrics_totals_t *prev);
+void metrics_emf(log_buf_t *out, metrics_t *const *all, int n, metrics_totals_t *prev);
 
 #endif

@@ -11,6 +11,7 @@
 #include <sys/time.h>
 #include <unistd.h>
 
+#include "app.h"
 #include "config.h"
 #include "log.h"
 #include "lua_host.h"
@@ -18,6 +19,11 @@
 #include "worker.h"
 
 #define DEBOUNCE_MS 40
+
+/* The worker's reload state (w->reload). */
+struct reload_state {
+    unsigned app_version; /* bumped by every successful reload */
+};
 
 static double now_ms(void)
 {
@@ -29,12 +35,16 @@ static double now_ms(void)
 int reload_worker(worker_t *w)
 {
     double t0 = now_ms();
+    if (w->reload == NULL) {
+        w->reload = util_malloc(sizeof(*w->reload));
+        w->reload->app_version = 0;
+    }
     lua_host_t *fresh;
     char err[4096];
-    if (lua_host_open(&fresh, w->cfg, w, err, sizeof(err)) != 0) {
+    if (app_open(&fresh, w->cfg, w, err, sizeof(err)) != 0) {
         ++w->reloads_failed;
         char version[24], ms[32];
-        snprintf(version, sizeof(version), "%u", w->app_version);
+        snprintf(version, sizeof(version), "%u", w->reload->app_version);
         snprintf(ms, sizeof(ms), "%.1f", now_ms() - t0);
         const char *extra[] = {"outcome", "refused", "running_version", version, "duration_ms", ms, "error", err};
         log_event("error", w->id, "reload refused: the new version does not load; the running one stays", extra, 4);
@@ -46,12 +56,12 @@ int reload_worker(worker_t *w)
     w->lua = fresh;
     free(w->load_error);
     w->load_error = NULL;
-    ++w->app_version;
+    ++w->reload->app_version;
     ++w->reloads_ok;
     if (old->inflight == 0)
         lua_host_close(old); /* else the last request on it closes it */
     char version[24], ms[32];
-    snprintf(version, sizeof(version), "%u", w->app_version);
+    snprintf(version, sizeof(version), "%u", w->reload->app_version);
     snprintf(ms, sizeof(ms), "%.1f", now_ms() - t0);
     const char *extra[] = {"outcome", "ok", "version", version, "duration_ms", ms};
     log_event("info", w->id, "reloaded scripts and views", extra, 3);

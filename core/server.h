@@ -1,7 +1,7 @@
 /*
- * server — the process: binds the listening sockets, builds the shared h2o configuration (routes,
- * static files, security headers, access log), starts the workers, and turns signals into
- * messages to them.
+ * server — the process: TLS, the listening sockets (one per worker, SO_REUSEPORT), the worker
+ * threads and their ticks, the drain, and signals turned into messages to the workers. What runs
+ * on each path is http's (http.h); the application is loaded by app (app.h).
  */
 #ifndef H2LUA_SERVER_H
 #define H2LUA_SERVER_H
@@ -14,13 +14,5 @@ struct config;
  * that does not load, a TLS file that does not parse).
  */
 int server_run(const struct config *cfg);
-
-#include <h2o.h>
-
-/* The req->env key under which lua_host leaves the application's route for the metrics. */
-#define SERVER_ENV_ROUTE "H2LUA_ROUTE"
-
-/* The name of the x-request-id header; responses carry it with this exact pointer as name. */
-extern h2o_iovec_t server_hdr_request_id;
 
 #endif

@@ -1,5 +1,7 @@
 #include "util.h"
 
+#include <openssl/evp.h>
+#include <openssl/hmac.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -83,4 +85,38 @@ char *util_random_hex(size_t n)
     util_hex_encode(out, raw, n);
     free(raw);
     return out;
+}
+
+const char *util_html_entity(unsigned char c)
+{
+    switch (c) {
+    case '&': return "&amp;";
+    case '<': return "&lt;";
+    case '>': return "&gt;";
+    case '"': return "&quot;";
+    case '\'': return "&#39;";
+    default: return NULL;
+    }
+}
+
+size_t util_escape_html(char *dst, const char *s, size_t len)
+{
+    char *d = dst;
+    for (size_t i = 0; i < len; ++i) {
+        const char *e = util_html_entity((unsigned char)s[i]);
+        if (e == NULL) {
+            *d++ = s[i];
+        } else {
+            size_t n = strlen(e);
+            memcpy(d, e, n);
+            d += n;
+        }
+    }
+    return (size_t)(d - dst);
+}
+
+void util_hmac_sha256(const char *key, const void *data, size_t len, unsigned char out[UTIL_HMAC_SHA256_LEN])
+{
+    unsigned outlen = 0;
+    HMAC(EVP_sha256(), key, (int)strlen(key), data, len, out, &outlen);
 }

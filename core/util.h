@@ -1,6 +1,7 @@
 /*
  * util — small helpers shared by every module: allocation that aborts on out-of-memory (the one
- * place where the core decides that OOM is fatal, as h2o does), hex, random bytes, wiping secrets.
+ * place where the core decides that OOM is fatal, as h2o does), hex, random bytes, wiping secrets,
+ * HTML escaping and HMAC-SHA256 (the one implementation of each).
  */
 #ifndef H2LUA_UTIL_H
 #define H2LUA_UTIL_H
@@ -26,5 +27,20 @@ char *util_random_hex(size_t n);
 
 /* Writes 2*len hex digits of src and a NUL to dst. */
 void util_hex_encode(char *dst, const unsigned char *src, size_t len);
+
+/* The most bytes util_escape_html writes for one input byte. */
+#define UTIL_HTML_ENTITY_MAX 6
+
+/* The entity that stands for c in HTML text and attribute values (& < > " '), or NULL when c
+ * stands for itself. */
+const char *util_html_entity(unsigned char c);
+
+/* Writes s[0..len) HTML-escaped to dst, which has room for len * UTIL_HTML_ENTITY_MAX bytes (no
+ * NUL is added). Returns the bytes written. Can't fail. */
+size_t util_escape_html(char *dst, const char *s, size_t len);
+
+/* The 32-byte HMAC-SHA256 of data[0..len) keyed with the NUL-terminated key. Can't fail. */
+#define UTIL_HMAC_SHA256_LEN 32
+void util_hmac_sha256(const char *key, const void *data, size_t len, unsigned char out[UTIL_HMAC_SHA256_LEN]);
 
 #endif

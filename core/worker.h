@@ -3,6 +3,10 @@
  * context, Lua state, access-log buffer and database pools. Everything in a worker_t is owned by
  * its thread, except `control` (the receiver other threads post messages to) and the fields
  * marked as written by the main thread before the thread starts.
+ *
+ * A module's private per-worker state hangs on the worker as a pointer to a struct only that
+ * module defines (as h2o hangs a handler's state on its context): the worker holds no module's
+ * fields, and the floors below it are handed what they need, not the worker.
  */
 #ifndef H2LUA_WORKER_H
 #define H2LUA_WORKER_H
@@ -17,13 +21,16 @@
 struct config;
 struct lua_host;
 struct db_pool;
-struct server;
+struct db_route;     /* db_route's: the replica check */
+struct reload_state; /* reload's: the application version */
+struct worker_emf;   /* server's: worker 0's EMF timer */
 
 typedef struct worker {
     /* set by the main thread before the thread starts */
     int id;
     const struct config *cfg;
-    struct server *server;
+    metrics_t *const *all_metrics; /* every worker's metrics, this one's included (read: /metrics, EMF) */
+    int nworkers;
     int listen_fd;
 
     pthread_t thread;
@@ -36,7 +43,6 @@ typedef struct worker {
     h2o_timeout_entry_t tick;
 
     struct lua_host *lua; /* the application state new requests run on */
-    unsigned app_version; /* bumped by every successful reload */
     char *load_error;     /* why the last reload failed (shown on every page in development), or NULL */
     uint64_t reloads_ok, reloads_failed;
     log_buf_t access_log;
@@ -47,17 +53,15 @@ typedef struct worker {
     uint64_t drain_deadline; /* loop time (ms) after which remaining connections are dropped */
     uint64_t inflight;       /* requests whose handler has not finished */
 
-    metrics_t metrics;
-    h2o_timeout_t emf_timeout; /* worker 0 only: the EMF line every EMF_INTERVAL */
-    h2o_timeout_entry_t emf_tick;
-    metrics_totals_t emf_prev;
+    metrics_t metrics; /* this worker's; its lock is the one shared part (see metrics.h) */
 
     struct db_pool *db;      /* the primary's pool, or NULL */
     struct db_pool *db_read; /* the replica's pool, or NULL */
-    int replica_ok;          /* the last check found the replica up and within REPLICA_MAX_LAG */
-    int replica_checking;    /* a check is running */
-    h2o_timeout_t replica_timeout; /* 1 s between checks */
-    h2o_timeout_entry_t replica_tick;
+
+    /* module-owned state, NULL until the module sets it up */
+    struct db_route *route;
+    struct reload_state *reload;
+    struct worker_emf *emf;
 } worker_t;
 
 /* The worker that owns an h2o context (every context belongs to exactly one worker). */
@@ -68,5 +72,15 @@ static inline worker_t *worker_from_ctx(h2o_context_t *ctx)
 
 /* Writes the next request id of this worker (16 hex digits and a NUL) into buf. Can't fail. */
 void worker_next_request_id(worker_t *w, char buf[17]);
+
+/* The name of the x-request-id header; responses carry it with this exact pointer as name, so
+ * that the headers filter and the access logger find the id the Lua host set. */
+extern h2o_iovec_t worker_hdr_request_id;
+
+/* The x-request-id of a response, or {NULL, 0}. */
+h2o_iovec_t worker_find_request_id(h2o_req_t *req);
+
+/* The req->env key under which the Lua host leaves the application's route for the metrics. */
+#define WORKER_ENV_ROUTE "H2LUA_ROUTE"
 
 #endif

@@ -88,11 +88,26 @@ static void test_cookies(void)
     CHECK(form_parse_cookies("", 0, collect, &c) == 0);
 }
 
+static void test_is_https(void)
+{
+    CHECK(form_is_https(1, NULL, 0));
+    CHECK(!form_is_https(0, NULL, 0));
+    CHECK(form_is_https(0, "https", 5));
+    CHECK(form_is_https(0, " https ", 7));
+    CHECK(form_is_https(0, "https, http", 11)); /* the first proxy's view counts */
+    CHECK(!form_is_https(0, "http, https", 11));
+    CHECK(!form_is_https(0, "http", 4));
+    CHECK(!form_is_https(0, "httpsx", 6));
+    CHECK(!form_is_https(0, "HTTPS", 5));
+    CHECK(!form_is_https(0, "", 0));
+}
+
 int main(void)
 {
     test_utf8();
     test_percent();
     test_form();
     test_cookies();
+    test_is_https();
     return CHECK_DONE();
 }

@@ -50,6 +50,29 @@ describe('config', () => {
     for (const v of VARIABLES) assert.match(r.stdout, new RegExp(`^${v}\\b`, 'm'), `--help lists ${v}`);
   });
 
+  it("the README's table of variables is --help's: the same names, in the same order, with the same defaults", async () => {
+    const r = await runOnce({ args: ['--help'] });
+    assert.equal(r.code, 0, r.stderr);
+    // --help: "NAME<spaces>DEFAULT<spaces>meaning", the default in columns 22-55
+    const lines = r.stdout.split('\n');
+    const start = lines.findIndex((l) => /^variable\s+default\s+meaning$/.test(l));
+    assert.ok(start >= 0, '--help has the table header');
+    const help = lines.slice(start + 1).filter((l) => l !== '')
+      .map((l) => [l.slice(0, 20).trim(), l.slice(21, 55).trim()]);
+    // README: "| `NAME`[, `NAME2`] | default | meaning |" under "| variable | default | meaning |"
+    const readme = fs.readFileSync(path.join(ROOT, 'README.md'), 'utf8').split('\n');
+    const at = readme.indexOf('| variable | default | meaning |');
+    assert.ok(at >= 0, 'README has the table of variables');
+    const rows = [];
+    for (const line of readme.slice(at + 2)) {
+      if (!line.startsWith('|')) break;
+      const [names, def] = line.split('|').slice(1, 3).map((c) => c.trim());
+      for (const n of names.split(',')) rows.push([n.trim().replace(/`/g, ''), def.replace(/`/g, '')]);
+    }
+    assert.ok(help.length >= VARIABLES.length, `--help lists ${help.length} variables`);
+    assert.deepEqual(rows, help);
+  });
+
   it('--version prints a version and exits 0', async () => {
     const r = await runOnce({ args: ['--version'] });
     assert.equal(r.code, 0, r.stderr);

@@ -1,0 +1,12 @@
+#include "app.h"
+
+#include "db_api.h"
+#include "lua_api.h"
+#include "lua_host.h"
+
+static const lua_host_preload_fn modules[] = {lua_api_preload, db_api_preload, NULL};
+
+int app_open(lua_host_t **out, const struct config *cfg, struct worker *w, char *errbuf, size_t errlen)
+{
+    return lua_host_open(out, cfg, w, modules, errbuf, errlen);
+}

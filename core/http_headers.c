@@ -1,0 +1,52 @@
+#include "http_headers.h"
+
+#include "worker.h"
+
+static h2o_iovec_t hdr_nosniff = {H2O_STRLIT("x-content-type-options")};
+static h2o_iovec_t hdr_frame = {H2O_STRLIT("x-frame-options")};
+static h2o_iovec_t hdr_referrer = {H2O_STRLIT("referrer-policy")};
+static h2o_iovec_t hdr_csp = {H2O_STRLIT("content-security-policy")};
+
+#define CSP_VALUE                                                                                                              \
+    "default-src 'self'; img-src 'self' data:; style-src 'self'; script-src 'self'; object-src 'none'; "                    \
+    "frame-ancestors 'none'; base-uri 'self'; form-action 'self'"
+
+typedef struct headers_filter {
+    h2o_filter_t super;
+    int is_static;
+} headers_filter_t;
+
+static void push_header(h2o_req_t *req, h2o_iovec_t *name, const char *value, size_t len)
+{
+    h2o_vector_reserve(&req->pool, &req->res.headers, req->res.headers.size + 1);
+    h2o_header_t *h = req->res.headers.entries + req->res.headers.size++;
+    h->name = name;
+    h->orig_name = NULL;
+    h->value = h2o_iovec_init(value, len);
+}
+
+static void on_setup_ostream(h2o_filter_t *_self, h2o_req_t *req, h2o_ostream_t **slot)
+{
+    headers_filter_t *self = (void *)_self;
+    if (worker_from_ctx(req->conn->ctx)->shutting_down)
+        req->http1_is_persistent = 0; /* draining: HTTP/1 responses carry Connection: close */
+    push_header(req, &hdr_nosniff, H2O_STRLIT("nosniff"));
+    push_header(req, &hdr_frame, H2O_STRLIT("DENY"));
+    push_header(req, &hdr_referrer, H2O_STRLIT("same-origin"));
+    push_header(req, &hdr_csp, H2O_STRLIT(CSP_VALUE));
+    if (worker_find_request_id(req).base == NULL) {
+        char *id = h2o_mem_alloc_pool(&req->pool, 17);
+        worker_next_request_id(worker_from_ctx(req->conn->ctx), id);
+        push_header(req, &worker_hdr_request_id, id, 16);
+    }
+    if (self->is_static && req->res.status == 200)
+        h2o_set_header(&req->pool, &req->res.headers, H2O_TOKEN_CACHE_CONTROL, H2O_STRLIT("public, max-age=3600"), 1);
+    h2o_setup_next_ostream(req, slot);
+}
+
+void http_headers_register(h2o_pathconf_t *pathconf, int is_static)
+{
+    headers_filter_t *f = (void *)h2o_create_filter(pathconf, sizeof(*f));
+    f->super.on_setup_ostream = on_setup_ostream;
+    f->is_static = is_static;
+}

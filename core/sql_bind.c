@@ -1,0 +1,109 @@
+#include "sql_bind.h"
+
+#include <math.h>
+#include <stdio.h>
+#include <string.h>
+
+const char sql_bind_null = 0;
+
+static void add_string_literal(luaL_Buffer *b, const char *s, size_t len)
+{
+    luaL_addchar(b, '\'');
+    for (size_t i = 0; i < len; ++i) {
+        char c = s[i];
+        switch (c) {
+        case '\0': luaL_addstring(b, "\\0"); break;
+        case '\n': luaL_addstring(b, "\\n"); break;
+        case '\r': luaL_addstring(b, "\\r"); break;
+        case '\\': luaL_addstring(b, "\\\\"); break;
+        case '\'': luaL_addstring(b, "\\'"); break;
+        case '"': luaL_addstring(b, "\\\""); break;
+        case '\x1a': luaL_addstring(b, "\\Z"); break;
+        default: luaL_addchar(b, c);
+        }
+    }
+    luaL_addchar(b, '\'');
+}
+
+const char *sql_bind_literal(lua_State *L, luaL_Buffer *b, int idx)
+{
+    char num[64];
+    switch (lua_type(L, idx)) {
+    case LUA_TNIL:
+        luaL_addstring(b, "NULL");
+        return NULL;
+    case LUA_TLIGHTUSERDATA:
+        if (lua_touserdata(L, idx) == &sql_bind_null) {
+            luaL_addstring(b, "NULL");
+            return NULL;
+        }
+        return "a light userdata cannot be bound";
+    case LUA_TBOOLEAN:
+        luaL_addchar(b, lua_toboolean(L, idx) ? '1' : '0');
+        return NULL;
+    case LUA_TNUMBER:
+        if (lua_isinteger(L, idx)) {
+            snprintf(num, sizeof(num), "%lld", (long long)lua_tointeger(L, idx));
+        } else {
+            double d = lua_tonumber(L, idx);
+            if (!isfinite(d))
+                return "a number that is not finite cannot be bound";
+            snprintf(num, sizeof(num), "%.17g", d);
+        }
+        luaL_addstring(b, num);
+        return NULL;
+    case LUA_TSTRING: {
+        size_t len;
+        const char *s = lua_tolstring(L, idx, &len);
+        add_string_literal(b, s, len);
+        return NULL;
+    }
+    default:
+        return "only nil, db.null, booleans, numbers and strings can be bound";
+    }
+}
+
+const char *sql_bind(lua_State *L, luaL_Buffer *b, const char *sql, size_t len, int first, int nargs)
+{
+    int used = 0;
+    size_t i = 0;
+    while (i < len) {
+        char c = sql[i];
+        if (c == '\'' || c == '"' || c == '`') {
+            size_t j = i + 1;
+            while (j < len && sql[j] != c) {
+                if (sql[j] == '\\' && c != '`')
+                    ++j;
+                ++j;
+            }
+            j = j < len ? j + 1 : len;
+            luaL_addlstring(b, sql + i, j - i);
+            i = j;
+        } else if ((c == '-' && i + 1 < len && sql[i + 1] == '-') || c == '#') {
+            size_t j = i;
+            while (j < len && sql[j] != '\n')
+                ++j;
+            luaL_addlstring(b, sql + i, j - i);
+            i = j;
+        } else if (c == '/' && i + 1 < len && sql[i + 1] == '*') {
+            const char *end = memmem(sql + i + 2, len - i - 2, "*/", 2);
+            size_t j = end != NULL ? (size_t)(end - sql) + 2 : len;
+            luaL_addlstring(b, sql + i, j - i);
+            i = j;
+        } else if (c == '?') {
+            if (used == nargs)
+                return "more ? placeholders than arguments";
+            const char *err = sql_bind_literal(L, b, first + used);
+            if (err != NULL)
+                return err;
+            ++used;
+            ++i;
+        } else {
+            luaL_addchar(b, c);
+            ++i;
+        }
+    }
+    if (used != nargs)
+        return "more arguments than ? placeholders";
+    return NULL;
+}

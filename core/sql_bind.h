@@ -1,0 +1,40 @@
+/*
+ * sql_bind — the injection boundary: turns `sql` with `?` placeholders and Lua values into one
+ * SQL text for MariaDB/MySQL, every value a literal the core wrote (the application never
+ * concatenates). Values: nil and db.null -> NULL, booleans -> 1/0, integers in decimal, finite
+ * floats with 17 significant digits, strings quoted with ' and escaped (NUL, LF, CR, \, ', ", ^Z as
+ * the server reads them, with NO_BACKSLASH_ESCAPES off, the server's default). A `?` inside a
+ * quoted string ('...', "...", `...`) or a comment (-- , #, / * * /) is text, not a placeholder.
+ * Bytes are passed as they are (no UTF-8 check: the connection's character set is utf8mb4 and the
+ * server refuses what does not decode). Touches no event loop; safe on any thread with its own
+ * lua_State.
+ */
+#ifndef H2LUA_SQL_BIND_H
+#define H2LUA_SQL_BIND_H
+
+#include <lauxlib.h>
+#include <lua.h>
+#include <stddef.h>
+
+/* The address that stands for SQL NULL in Lua (db.null is a light userdata pointing here). */
+extern const char sql_bind_null;
+
+/* Pushes db.null. */
+#define SQL_BIND_PUSH_NULL(L) lua_pushlightuserdata((L), (void *)&sql_bind_null)
+
+/*
+ * Appends to b the SQL literal of the Lua value at stack index idx (absolute, as b may sit on the
+ * stack). Returns NULL, or a message naming what cannot be bound (a table, a function, a light
+ * userdata other than db.null, a number that is not finite); then b holds nothing of the value.
+ */
+const char *sql_bind_literal(lua_State *L, luaL_Buffer *b, int idx);
+
+/*
+ * Appends to b the SQL text of sql[0..len) with the i-th `?` outside quotes and comments replaced
+ * by the literal of the Lua value at absolute stack index first + i (i from 0). Returns NULL, or a
+ * message: "more ? placeholders than arguments", "more arguments than ? placeholders", or the
+ * message of sql_bind_literal; b then holds a partial text the caller discards.
+ */
+const char *sql_bind(lua_State *L, luaL_Buffer *b, const char *sql, size_t len, int first, int nargs);
+
+#endif

@@ -1,0 +1,18 @@
+#include "worker.h"
+
+#include <stdio.h>
+
+h2o_iovec_t worker_hdr_request_id = {H2O_STRLIT("x-request-id")};
+
+void worker_next_request_id(worker_t *w, char buf[17])
+{
+    snprintf(buf, 17, "%08x%08x", w->request_id_base, (uint32_t)++w->request_seq);
+}
+
+h2o_iovec_t worker_find_request_id(h2o_req_t *req)
+{
+    for (size_t i = 0; i != req->res.headers.size; ++i)
+        if (req->res.headers.entries[i].name == &worker_hdr_request_id)
+            return req->res.headers.entries[i].value;
+    return h2o_iovec_init(NULL, 0);
+}
