@@ -747,6 +747,11 @@ static void query_error(db_conn_t *c, db_stmt_phase_t phase)
             return;
         }
         c->broken = 1;
+        /* rare (a connection that died under a statement that may have run): worth a line */
+        log_warnf(c->pool->worker_id, "a %s database connection died %s a statement that is not run twice (%s): %s",
+                  c->pool->name, phase == DB_PHASE_SENT ? "after it was sent" : "before sending",
+                  c->kind == DB_STMT_IN_TX ? "in a transaction" : c->retried ? "already run again once" : "a write",
+                  msg);
         pool_suspect(c->pool);
     }
     query_finish(c, db_retry_is_transient_error(err) ? DB_EUNAVAILABLE : DB_EQUERY, msg, NULL);

@@ -91,15 +91,19 @@ async function answersAgain(port, timeoutMs = 60000) {
 }
 
 /**
- * For the requests that started in [from, until): the end of the first success, and the failures
- * that started at or after it.
+ * For the requests that started at or after `from`: the end of the first success, and the failures
+ * that started at or after it and ended before `until` (when the next outage began: a request still
+ * in flight then belongs to that outage).
  */
 function afterRecovery(results, from, until = Infinity) {
   const since = results.filter((r) => r.start >= from && r.start < until);
   const firstOk = Math.min(...since.filter((r) => ok(r.status)).map((r) => r.end));
-  const failed = since.filter((r) => r.start >= firstOk && !ok(r.status));
+  const failed = since.filter((r) => r.start >= firstOk && r.end < until && !ok(r.status));
   return { firstOk, failed };
 }
+
+/** The server's log lines about the database and errors, the last 40 (for a failure's message). */
+const dbLog = (server) => server.stderr.split('\n').filter((l) => /database|error|statement/i.test(l)).slice(-40).join('\n');
 
 const describeFailure = (r) => `${r.kind} started ${r.start} -> ${r.status || r.error}`;
 
@@ -163,7 +167,8 @@ describe('database restarts and failovers', () => {
         const { firstOk, failed } = afterRecovery(results, c.down, cycles[i + 1]?.stopping ?? Infinity);
         assert.ok(Number.isFinite(firstOk), `cycle ${i + 1}: a success after the database came back`);
         figures.push(`${c.how}: first success ${firstOk - c.back} ms after the database answered, ${failed.length} failures after it`);
-        assert.deepEqual(failed.slice(0, 5).map(describeFailure), [], `cycle ${i + 1} (${c.how}): ${failed.length} requests failed after the first success`);
+        assert.deepEqual(failed.slice(0, 5).map(describeFailure), [],
+          `cycle ${i + 1} (${c.how}): ${failed.length} requests failed after the first success ${firstOk}; the server said:\n${dbLog(server)}`);
         assert.ok(firstOk - c.back <= 250, `cycle ${i + 1} (${c.how}): first success ${firstOk - c.back} ms after the database answered (want <= 250)`);
       }
       const { acked, missing, twice } = await writesCheck(results, 'rs', [db], name);
@@ -214,7 +219,8 @@ describe('database restarts and failovers', () => {
 
       const { firstOk, failed } = afterRecovery(results, switched);
       assert.ok(Number.isFinite(firstOk), 'a success after the switch');
-      assert.deepEqual(failed.slice(0, 5).map(describeFailure), [], `${failed.length} requests failed after the first success on the new primary`);
+      assert.deepEqual(failed.slice(0, 5).map(describeFailure), [],
+        `${failed.length} requests failed after the first success on the new primary ${firstOk}; the server said:\n${dbLog(server)}`);
       const onA = (await db.root(`SELECT title FROM \`${name}\`.entry WHERE title LIKE 'fo-%'`)).map((r) => r.title);
       const onB = new Set((await dbB.root(`SELECT title FROM \`${name}\`.entry WHERE title LIKE 'fo-%'`)).map((r) => r.title));
       const ackedAfter = results.filter((r) => r.acked && r.start >= switched).map((r) => r.title);
