@@ -94,12 +94,26 @@ static const struct config_var {
 
 #define NVARS (sizeof(config_vars) / sizeof(config_vars[0]))
 
-static const struct config_var *find_var(const char *name)
+static const struct config_var *lookup(const char *name)
 {
     for (size_t i = 0; i < NVARS; ++i)
         if (strcmp(config_vars[i].name, name) == 0)
             return &config_vars[i];
-    abort(); /* a name that is not in the table is a bug of this file */
+    return NULL;
+}
+
+static const struct config_var *find_var(const char *name)
+{
+    const struct config_var *v = lookup(name);
+    if (v == NULL)
+        abort(); /* a name that is not in the table is a bug of this file */
+    return v;
+}
+
+const char *config_default(const char *name)
+{
+    const struct config_var *v = lookup(name);
+    return v != NULL ? v->def : NULL;
 }
 
 void config_print_help(FILE *out)

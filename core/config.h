@@ -70,6 +70,10 @@ int config_load(config_t *cfg, const char *(*getenv_fn)(const char *name), char 
 /* Frees what config_load allocated. Safe on a zeroed config. */
 void config_free(config_t *cfg);
 
+/* The default of variable `name` as the table gives it ("8080" for PORT), or NULL when it has
+ * none or is not a variable. Static storage. */
+const char *config_default(const char *name);
+
 /* Prints the usage and the table of variables with their defaults. Can't fail. */
 void config_print_help(FILE *out);
 

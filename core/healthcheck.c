@@ -9,10 +9,12 @@
 #include <sys/time.h>
 #include <unistd.h>
 
+#include "config.h"
+
 int healthcheck_run(void)
 {
     const char *p = getenv("PORT");
-    int port = p != NULL && *p != '\0' ? atoi(p) : 8080;
+    int port = atoi(p != NULL && *p != '\0' ? p : config_default("PORT"));
     if (port < 1 || port > 65535) {
         fprintf(stderr, "healthcheck: PORT must be an integer from 1 to 65535\n");
         return 1;

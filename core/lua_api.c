@@ -376,6 +376,12 @@ static int open_module(lua_State *L)
     lua_setfield(L, -2, "worker");
     luaL_getmetatable(L, LUA_HOST_HTTP_ERROR_MT);
     lua_setfield(L, -2, "HttpError");
+    lua_newtable(L);
+    for (const http_status_t *st = http_status_table; st->status != 0; ++st) {
+        lua_pushstring(L, st->reason);
+        lua_rawseti(L, -2, st->status);
+    }
+    lua_setfield(L, -2, "status_text");
     return 1;
 }
 

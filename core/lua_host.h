@@ -57,6 +57,9 @@
  *   h2lua.parse_cookies(s)    -> table                  (malformed pairs are skipped)
  *   h2lua.utf8_valid(s)       -> boolean
  *   h2lua.escape_html(v)      -> "" for nil, else tostring(v) with & < > " ' escaped (templates)
+ *   h2lua.is_https(req)       -> boolean: req.scheme is "https", or the first element of its
+ *                             X-Forwarded-Proto is (the one rule, form_is_https)
+ *   h2lua.status_text         table status -> reason phrase (the core's, core/http_status.c)
  *   h2lua.hmac_sha256(data)   -> 64 hex digits: HMAC-SHA256 keyed with SECRET_KEY
  *   h2lua.random_hex(n)       -> 2n hex digits from the OS CSPRNG
  *   h2lua.equal(a, b)         constant-time string comparison

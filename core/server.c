@@ -48,6 +48,7 @@ typedef struct server {
     worker_t *workers;
     metrics_t **all_metrics;
     int nworkers;
+    pthread_barrier_t receivers; /* passed once every worker can be posted to */
 } server_t;
 
 /* The process's one server; static so that what workers leave to process exit stays reachable. */
@@ -222,6 +223,7 @@ static void *worker_main(void *arg)
     w->accept_ctx.hosts = s.globalconf.hosts;
     w->accept_ctx.ssl_ctx = s.ssl_ctx;
     h2o_multithread_register_receiver(w->ctx.queue, &w->control, on_control);
+    pthread_barrier_wait(&s.receivers); /* the main thread posts only after this */
     h2o_timeout_init(w->loop, &w->tick_timeout, 100);
     w->tick.cb = on_tick;
     h2o_timeout_link(w->loop, &w->tick_timeout, &w->tick);
@@ -321,8 +323,10 @@ int server_run(const config_t *cfg)
             return 1;
         }
     }
+    pthread_barrier_init(&s.receivers, NULL, (unsigned)s.nworkers + 1);
     for (int i = 0; i < s.nworkers; ++i)
         pthread_create(&s.workers[i].thread, NULL, worker_main, &s.workers[i]);
+    pthread_barrier_wait(&s.receivers); /* a signal from now on reaches every worker */
     log_infof(-1, "h2lua %s listening on %s:%d (%s) with %d workers, APP_ENV=%s", H2LUA_VERSION, cfg->host,
               cfg->port, s.ssl_ctx != NULL ? "https, http/2" : "http/1.1, h2c", s.nworkers,
               cfg->app_env == CONFIG_ENV_DEVELOPMENT ? "development" : "production");

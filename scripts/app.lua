@@ -11,7 +11,6 @@ local entries = require "handlers.entries"
 
 local views = view.load(h2lua.config.views_dir)
 local sessions = session.new { name = "session" }
-local pages = entries.new(views)
 
 -- An HTML page: the handler runs with req.session, which is saved into the response.
 local function page(fn)
@@ -32,19 +31,19 @@ local function form(fn)
 end
 
 local r = router.new()
-r:get("/", page(pages.index))
-r:get("/index", page(pages.index))
-r:post("/add", form(pages.add))
-r:get("/update/:id", page(pages.edit))
-r:post("/update/:id", form(pages.update))
-r:post("/turn/:id", form(pages.toggle))
-r:post("/delete/:id", form(pages.delete))
+r:get("/", page(entries.index))
+r:get("/index", page(entries.index))
+r:post("/add", form(entries.add))
+r:get("/update/:id[%d]", page(entries.edit))
+r:post("/update/:id[%d]", form(entries.update))
+r:post("/turn/:id[%d]", form(entries.toggle))
+r:post("/delete/:id[%d]", form(entries.delete))
 
 r:get("/api/entries", api.list)
 r:post("/api/entries", api.create)
-r:get("/api/entries/:id", api.show)
-r:patch("/api/entries/:id", api.update)
-r:delete("/api/entries/:id", api.delete)
+r:get("/api/entries/:id[%d]", api.show)
+r:patch("/api/entries/:id[%d]", api.update)
+r:delete("/api/entries/:id[%d]", api.delete)
 
 return web.new {
     router = r,
@@ -52,4 +51,9 @@ return web.new {
     env = h2lua.config.app_env,
     log_error = h2lua.log_error,
     error_response = api.error_response,
+    -- what every page's views get: the CSRF token of its forms and the flashes to show
+    locals = function(req)
+        if not req.session then return nil end
+        return { csrf_token = csrf.token(req.session), flashes = req.session:take_flashes() }
+    end,
 }

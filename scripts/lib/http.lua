@@ -5,6 +5,7 @@
 -- Each helper returns a new response with a new headers table the caller may change.
 
 local cjson = require "cjson"
+local h2lua = require "h2lua"
 
 local http = {}
 
@@ -15,17 +16,8 @@ local HTML = "text/html; charset=utf-8"
 local TEXT = "text/plain; charset=utf-8"
 local JSON = "application/json; charset=utf-8"
 
-http.status_text = {
-    [200] = "OK", [201] = "Created", [202] = "Accepted", [204] = "No Content",
-    [301] = "Moved Permanently", [302] = "Found", [303] = "See Other", [304] = "Not Modified",
-    [307] = "Temporary Redirect", [308] = "Permanent Redirect",
-    [400] = "Bad Request", [401] = "Unauthorized", [403] = "Forbidden", [404] = "Not Found",
-    [405] = "Method Not Allowed", [409] = "Conflict", [410] = "Gone", [413] = "Content Too Large",
-    [415] = "Unsupported Media Type", [418] = "I'm a teapot", [422] = "Unprocessable Content",
-    [429] = "Too Many Requests",
-    [500] = "Internal Server Error", [502] = "Bad Gateway", [503] = "Service Unavailable",
-    [504] = "Gateway Timeout",
-}
+-- The reason phrases of HTTP statuses: the core's one table (h2lua.status_text).
+http.status_text = h2lua.status_text
 
 local function response(content_type, body, status, headers)
     local h = { ["content-type"] = content_type }
@@ -83,29 +75,14 @@ function http.redirect(location, status)
     return { status = status or 303, headers = { location = location }, body = "" }
 end
 
--- HTTP errors: the core's (h2lua.http_error) when running in the server, else a local
--- implementation of the same shape, a table { status =, message = } with a metatable.
-local ok, h2lua = pcall(require, "h2lua")
-if ok and type(h2lua) == "table" and h2lua.http_error then
-    local raise = h2lua.http_error
-    -- Raises an HTTP error: the app answers with status and its error page showing message.
-    function http.error(status, message)
-        raise(status, message or http.status_text[status])
-    end
-    http.is_error = h2lua.is_http_error
-else
-    local HttpError = {}
-    HttpError.__index = HttpError
-    HttpError.__tostring = function(e) return format("HTTP %d: %s", e.status, tostring(e.message)) end
-    http.HttpError = HttpError
-
-    function http.error(status, message)
-        error(setmetatable({ status = status, message = message or http.status_text[status] }, HttpError))
-    end
-
-    function http.is_error(v)
-        return getmetatable(v) == HttpError
-    end
+-- HTTP errors are the core's (h2lua.http_error): a table { status =, message = } that
+-- h2lua.is_http_error recognises. Raises an HTTP error: the app answers with status and its
+-- error page showing message (default: the status text).
+local raise = h2lua.http_error
+function http.error(status, message)
+    raise(status, message or http.status_text[status])
 end
+http.is_error = h2lua.is_http_error
+http.HttpError = h2lua.HttpError
 
 return http

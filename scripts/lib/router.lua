@@ -4,9 +4,10 @@
 --   literal      "/entries/new"        matches exactly that text (a segment starting with ':'
 --                                      is a parameter; ':' elsewhere is literal)
 --   :name        "/tags/:name"         one non-empty segment, passed as a string
---   :id, :x_id   "/entries/:id"        a positive decimal integer without leading zeros,
---                                      1 .. 2^53-1, passed as a Lua integer; anything else
---                                      (0, 007, 9007199254740992, abc) does not match
+--   :name[%d]    "/entries/:id[%d]"    typed, as Lapis writes it: a positive decimal integer
+--                                      without leading zeros, 1 .. 2^53-1, passed as a Lua
+--                                      integer; anything else (0, 007, 9007199254740992, abc)
+--                                      does not match
 -- Matching is strict: "/a/" does not match "/a" and "/a" does not match "/a/".
 -- A literal pattern wins over a pattern with parameters; patterns with parameters are tried in
 -- the order they were added. HEAD is answered by the GET handler unless a HEAD route exists.
@@ -33,10 +34,6 @@ local function to_id(s)
     return n
 end
 
-local function is_typed(name)
-    return name == "id" or find(name, "_id$") ~= nil
-end
-
 local function escape_magic(s)
     return (gsub(s, "[%^%$%(%)%%%.%[%]%*%+%-%?]", "%%%0"))
 end
@@ -44,14 +41,17 @@ end
 -- Compiles a pattern with parameters into a function(path) -> params | nil.
 -- The generated code only ever embeds names checked to be identifiers and %q-quoted strings.
 local function compile(pattern)
-    local lua_pat, names, seen = { "^" }, {}, {}
+    local lua_pat, names, typed, seen = { "^" }, {}, {}, {}
     local pos = 1
     while pos <= #pattern do
         local seg_end = find(pattern, "/", pos + 1, true) or (#pattern + 1)
         local seg = sub(pattern, pos + 1, seg_end - 1)
         lua_pat[#lua_pat + 1] = "/"
         if sub(seg, 1, 1) == ":" then
-            local name = sub(seg, 2)
+            local name, type_ = match(seg, "^:([^%[]*)(.*)$")
+            if type_ ~= "" and type_ ~= "[%d]" then
+                error(format("router: unknown parameter type %q in pattern %q (only [%%d])", type_, pattern), 3)
+            end
             if not find(name, "^[%a_][%w_]*$") then
                 error(format("router: bad parameter %q in pattern %q", seg, pattern), 3)
             end
@@ -60,7 +60,8 @@ local function compile(pattern)
             end
             seen[name] = true
             names[#names + 1] = name
-            lua_pat[#lua_pat + 1] = is_typed(name) and "([1-9]%d*)" or "([^/]+)"
+            typed[#names] = type_ ~= ""
+            lua_pat[#lua_pat + 1] = typed[#names] and "([1-9]%d*)" or "([^/]+)"
         else
             lua_pat[#lua_pat + 1] = escape_magic(seg)
         end
@@ -71,7 +72,7 @@ local function compile(pattern)
     local vars, checks, fields = {}, {}, {}
     for i, name in ipairs(names) do
         vars[i] = "c" .. i
-        if is_typed(name) then
+        if typed[i] then
             checks[#checks + 1] = format("c%d = to_id(c%d) if not c%d then return nil end", i, i, i)
         end
         fields[i] = format("[%q] = c%d", name, i)
@@ -121,7 +122,7 @@ function Router:route(method, pattern, fn)
     end
     local route = self.by_pattern[pattern]
     if not route then
-        route = { pattern = pattern, handlers = {} }
+        route = { pattern = pattern, label = (gsub(pattern, "%[%%d%]", "")), handlers = {} }
         if find(pattern, "/:") then
             route.matcher = compile(pattern)
             self.dynamic[#self.dynamic + 1] = route
@@ -164,14 +165,16 @@ local function allowed(self, path)
 end
 
 -- Finds the handler for method and path.
--- Returns handler, params (a table; read-only and empty for a literal route), nil, pattern
+-- Returns handler, params, pattern   params a table (read-only and empty for a literal route),
+--                                    pattern the route's without its types ("/update/:id": the
+--                                    route label of the metrics)
 --      or nil, 404                   when no route matches the path
 --      or nil, 405, allow            when routes match the path but none for this method.
 function Router:match(method, path)
     local route = self.literal[path]
     if route then
         local h = route.handlers[method] or (method == "HEAD" and route.handlers.GET)
-        if h then return h, NO_PARAMS, nil, route.pattern end
+        if h then return h, NO_PARAMS, route.label end
     end
     local dynamic = self.dynamic
     for i = 1, #dynamic do
@@ -179,7 +182,7 @@ function Router:match(method, path)
         local h = route.handlers[method] or (method == "HEAD" and route.handlers.GET)
         if h then
             local params = route.matcher(path)
-            if params then return h, params, nil, route.pattern end
+            if params then return h, params, route.label end
         end
     end
     local allow = allowed(self, path)

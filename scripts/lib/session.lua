@@ -101,11 +101,7 @@ local function decode(value, t)
     return p, flashes
 end
 
-local function is_https(req)
-    if req.scheme == "https" then return true end
-    local proto = req.headers and req.headers["x-forwarded-proto"]
-    return type(proto) == "string" and match(proto, "^%s*([^,%s]*)") == "https"
-end
+local is_https = h2lua.is_https
 
 local function add_header(headers, name, value)
     local old = headers[name]

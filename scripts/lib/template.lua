@@ -16,26 +16,14 @@
 
 local template = {}
 
-local byte, concat, find, format, gsub, sub =
-    string.byte, table.concat, string.find, string.format, string.gsub, string.sub
+local byte, concat, find, format, gsub, match, sub =
+    string.byte, table.concat, string.find, string.format, string.gsub, string.match, string.sub
 local tostring, type, pairs, setmetatable, xpcall = tostring, type, pairs, setmetatable, xpcall
 local getinfo = debug.getinfo
 
-local ESCAPES = { ["&"] = "&amp;", ["<"] = "&lt;", [">"] = "&gt;", ['"'] = "&quot;", ["'"] = "&#39;" }
-
--- Returns v as HTML text: "" for nil, tostring otherwise, with & < > " ' escaped.
--- Inside the server the core's escape_html does it (a byte scan, several times faster than a
--- Lua pattern); the Lua version serves plain Lua (specs, tools).
-local function escape(v)
-    if v == nil then return "" end
-    if type(v) ~= "string" then v = tostring(v) end
-    if not find(v, "[&<>\"']") then return v end
-    return (gsub(v, "[&<>\"']", ESCAPES))
-end
-do
-    local ok, h2lua = pcall(require, "h2lua")
-    if ok and type(h2lua) == "table" and h2lua.escape_html then escape = h2lua.escape_html end
-end
+-- Returns v as HTML text: "" for nil, tostring otherwise, with & < > " ' escaped: the core's
+-- escape_html (the one HTML escaper).
+local escape = require("h2lua").escape_html
 template.escape = escape
 
 local function raw(v)
@@ -58,6 +46,42 @@ function template.new_base(extra)
     for k, v in pairs(template.base) do base[k] = v end
     for k, v in pairs(extra or {}) do base[k] = v end
     return base
+end
+
+-- The position of the "%>" that closes a tag whose code starts at pos: a "%>" inside a Lua string
+-- of the code ('...', "..." with their escapes, [[...]], [==[...]==]) does not close it, as in
+-- etlua. Code whose strings do not end (a Lua syntax error) falls back to the first "%>", so that
+-- Lua reports the error at its line.
+local function find_close(source, pos)
+    local start = pos
+    while true do
+        local at = find(source, "[%%'\"%[]", pos)
+        if not at then break end
+        local c = byte(source, at)
+        if c == 37 then -- %
+            if byte(source, at + 1) == 62 then return at end
+            pos = at + 1
+        elseif c == 91 then -- [
+            local eq = match(source, "^%[(=*)%[", at)
+            if eq then
+                local _, e = find(source, "]" .. eq .. "]", at + #eq + 2, true)
+                if not e then break end
+                pos = e + 1
+            else
+                pos = at + 1
+            end
+        else -- a quote: the string ends at the same quote not escaped by a backslash
+            local i, q = at + 1
+            while true do
+                q = find(source, c == 39 and "[\\'\n]" or '[\\"\n]', i)
+                if not q or byte(source, q) == 10 then return find(source, "%>", start, true) end
+                if byte(source, q) == c then break end
+                i = q + 2 -- a backslash escapes the next byte
+            end
+            pos = q + 1
+        end
+    end
+    return find(source, "%>", start, true)
 end
 
 local function count_newlines(s)
@@ -118,7 +142,7 @@ local function translate(source)
         if not open then break end
         local kind = sub(source, open + 2, open + 2)
         local start = (kind == "=" or kind == "-") and open + 3 or open + 2
-        local close = find(source, "%>", start, true)
+        local close = find_close(source, start)
         if not close then
             return nil, format("%d: unclosed '<%%'", tpl_line)
         end

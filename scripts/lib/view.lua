@@ -4,11 +4,12 @@
 -- the directory, without the extension: "index", "partials/flash". Inside a template,
 -- render(name, data) renders another view (no layout) and returns its text.
 
+local lfs = require "lfs"
 local template = require "lib.template"
 
 local view = {}
 
-local format, gmatch, gsub, sort, sub = string.format, string.gmatch, string.gsub, table.sort, string.sub
+local format, gsub, sort, sub = string.format, string.gsub, table.sort, string.sub
 
 local function read_file(path)
     local f, err = io.open(path, "rb")
@@ -18,43 +19,27 @@ local function read_file(path)
     return s
 end
 
-local function shell_quote(s)
-    return "'" .. gsub(s, "'", "'\\''") .. "'"
-end
-
--- Relative paths of the *.etlua files under dir, sorted. Raises when dir cannot be read.
+-- Relative paths of the *.etlua files under dir (LuaFileSystem, a declared dependency of the
+-- server, its image and the specs), sorted. Raises when dir cannot be read.
 local function list_templates(dir)
     local found = {}
-    local ok, lfs = pcall(require, "lfs")
-    if ok and type(lfs) == "table" then
-        local function walk(rel)
-            local abs = rel == "" and dir or dir .. "/" .. rel
-            local iter_ok, iter, state = pcall(lfs.dir, abs)
-            if not iter_ok then error("view: cannot read directory " .. abs .. ": " .. tostring(iter), 0) end
-            for entry in iter, state do
-                if entry ~= "." and entry ~= ".." then
-                    local path = rel == "" and entry or rel .. "/" .. entry
-                    local mode = lfs.attributes(dir .. "/" .. path, "mode")
-                    if mode == "directory" then
-                        walk(path)
-                    elseif mode == "file" and sub(entry, -6) == ".etlua" then
-                        found[#found + 1] = path
-                    end
+    local function walk(rel)
+        local abs = rel == "" and dir or dir .. "/" .. rel
+        local iter_ok, iter, state = pcall(lfs.dir, abs)
+        if not iter_ok then error("view: cannot read directory " .. abs .. ": " .. tostring(iter), 0) end
+        for entry in iter, state do
+            if entry ~= "." and entry ~= ".." then
+                local path = rel == "" and entry or rel .. "/" .. entry
+                local mode = lfs.attributes(dir .. "/" .. path, "mode")
+                if mode == "directory" then
+                    walk(path)
+                elseif mode == "file" and sub(entry, -6) == ".etlua" then
+                    found[#found + 1] = path
                 end
             end
         end
-        walk("")
-    else
-        -- Without LuaFileSystem (the server's state has only the standard libraries).
-        local p = io.popen("find -L " .. shell_quote(dir) .. " -type f -name '*.etlua' 2>/dev/null && echo .")
-        local out = p:read("a")
-        p:close()
-        if sub(out, -2) ~= ".\n" then error("view: cannot read directory " .. dir, 0) end
-        local prefix = #dir + 2
-        for line in gmatch(out, "[^\n]+") do
-            if line ~= "." then found[#found + 1] = sub(line, prefix) end
-        end
     end
+    walk("")
     sort(found)
     return found
 end

@@ -10,9 +10,15 @@
 --                                       and traceback are on the page only in development
 -- Error views get: status, title ("404 Not Found"), message, traceback (development 500s only),
 -- request_id. When the error view itself fails, the body is plain text.
--- Every response gets `route`: the matched pattern ("/update/:id"), or "404"/"405" — the server
--- counts requests by route and status in /metrics (a bounded set, unlike raw paths).
+-- Every response gets `route`: the matched pattern without its types ("/update/:id"), or
+-- "404"/"405" — the server counts requests by route and status in /metrics (a bounded set, unlike
+-- raw paths).
 -- The handler runs under xpcall, which lets C functions of the server yield the coroutine.
+--
+-- Each request also gets req.render(name, data, status) -> response: the view `name` rendered with
+-- data inside the layout (lib.view), as an HTML response with status (default 200). The values of
+-- opts.locals(req) (when given; e.g. the CSRF token and the flashes) are added to data once, at
+-- render time, without replacing what data holds.
 
 local http = require "lib.http"
 
@@ -40,6 +46,7 @@ end
 --              request_id, path, method
 -- opts.error_response  function(req, status, message, headers) -> response | nil, tried before
 --              the error views (e.g. JSON errors under /api/); nil falls back to the views
+-- opts.locals  function(req) -> table | nil: values every view rendered by req.render gets
 -- Returns handle(req) -> response table. handle does not raise.
 function web.new(opts)
     local router = assert(opts.router, "web.new: router required")
@@ -47,6 +54,18 @@ function web.new(opts)
     local development = opts.env == "development"
     local log_error = opts.log_error or log_to_stderr
     local error_response = opts.error_response
+    local locals = opts.locals
+
+    local function render(req, name, data, status)
+        data = data or {}
+        local extra = locals and locals(req)
+        if extra then
+            for k, v in pairs(extra) do
+                if data[k] == nil then data[k] = v end
+            end
+        end
+        return http.html(views.render(name, data), status)
+    end
 
     local function fields(req, tb)
         return { traceback = tb, request_id = req.id, path = req.path, method = req.method }
@@ -83,18 +102,22 @@ function web.new(opts)
     end
 
     return function(req)
-        local handler, params, allow, pattern = router:match(req.method, req.path)
+        local handler, params, pattern = router:match(req.method, req.path)
         if not handler then
+            local status, allow = params, pattern
             local res
-            if params == 405 then
+            if status == 405 then
                 res = error_page(req, 405, "Method Not Allowed", { allow = allow })
             else
                 res = error_page(req, 404, "Not Found")
             end
-            res.route = tostring(params)
+            res.route = tostring(status)
             return res
         end
         req.params = params
+        if views then
+            req.render = function(name, data, status) return render(req, name, data, status) end
+        end
         local ok, res = xpcall(handler, on_error, req)
         if ok then
             if type(res) ~= "table" then

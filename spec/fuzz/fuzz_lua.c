@@ -1,8 +1,8 @@
 /*
  * libFuzzer target for the Lua side, embedded in a real Lua 5.4 state with scripts/ on the path.
  * Built three times with FUZZ_MODE:
- *   1 router    — router:match(method, path) on the entries app's routes: returns a handler or
- *                 404/405, never raises
+ *   1 router    — router:match(method, path) on the entries app's routes: returns a handler with
+ *                 integer [%d] params, or 404/405, never raises
  *   2 template  — template.compile(source): a function or nil plus a message naming the template,
  *                 never an unexpected error
  *   3 json      — cjson.decode then encode of a request body, as the JSON API reads it: a value
@@ -23,6 +23,9 @@
 #ifndef SCRIPTS_DIR
 #define SCRIPTS_DIR "scripts"
 #endif
+#ifndef LUA_SUPPORT_DIR /* the specs' fake core: the libraries require "h2lua" */
+#define LUA_SUPPORT_DIR "spec/lua/support"
+#endif
 
 static lua_State *L;
 static int fn_ref;
@@ -32,16 +35,17 @@ static const char setup[] =
     "local router = require 'lib.router'\n"
     "local r = router.new()\n"
     "local h = function() return {} end\n"
-    "for _, p in ipairs{'/', '/index', '/add', '/update/:id', '/turn/:id', '/delete/:id', '/api/entries',\n"
-    "                   '/api/entries/:id', '/users/:name/items/:item_id'} do\n"
+    "for _, p in ipairs{'/', '/index', '/add', '/update/:id[%d]', '/turn/:id[%d]', '/delete/:id[%d]',\n"
+    "                   '/api/entries', '/api/entries/:id[%d]', '/users/:name/items/:item_id[%d]'} do\n"
     "  r:get(p, h); r:post(p, h)\n"
     "end\n"
-    "r:delete('/api/entries/:id', h); r:patch('/api/entries/:id', h)\n"
+    "r:delete('/api/entries/:id[%d]', h); r:patch('/api/entries/:id[%d]', h)\n"
     "local methods = {'GET', 'HEAD', 'POST', 'PUT', 'PATCH', 'DELETE', 'OPTIONS'}\n"
     "return function(s)\n"
     "  local m = methods[(#s % #methods) + 1]\n"
     "  local handler, params, allow = r:match(m, s)\n"
     "  if handler then\n"
+    "    if type(allow) ~= 'string' then error('no route label') end\n"
     "    for k, v in pairs(params) do\n"
     "      if (k == 'id' or k:match('_id$')) and (math.type(v) ~= 'integer' or v < 1) then error('bad id') end\n"
     "    end\n"
@@ -73,7 +77,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         L = luaL_newstate();
         luaL_openlibs(L);
         lua_getglobal(L, "package");
-        lua_pushstring(L, SCRIPTS_DIR "/?.lua;" SCRIPTS_DIR "/?/init.lua");
+        lua_pushstring(L, SCRIPTS_DIR "/?.lua;" SCRIPTS_DIR "/?/init.lua;" LUA_SUPPORT_DIR "/?.lua");
         lua_setfield(L, -2, "path");
         lua_pop(L, 1);
         if (luaL_loadstring(L, setup) != LUA_OK || lua_pcall(L, 0, 1, 0) != LUA_OK) {

@@ -1,8 +1,8 @@
 -- Run from the repository root:
---   lua5.4 /usr/bin/busted --lpath='./scripts/?.lua;./scripts/?/init.lua' spec/lua
+--   lua5.4 /usr/bin/busted --lpath='./scripts/?.lua;./scripts/?/init.lua;./spec/lua/support/?.lua' spec/lua
 -- Loads scripts/app.lua with stand-ins for the server's `h2lua` and `h2lua.db` modules (the
 -- end-to-end tests in spec/e2e run it on the real server and MariaDB).
-package.path = "./scripts/?.lua;./scripts/?/init.lua;" .. package.path
+package.path = "./scripts/?.lua;./scripts/?/init.lua;./spec/lua/support/?.lua;" .. package.path
 
 local cjson = require "cjson"
 local fake_h2lua = dofile("spec/lua/support/fake_h2lua.lua")

@@ -1,7 +1,7 @@
 -- Run from the repository root:
---   lua5.4 /usr/bin/busted --lpath='./scripts/?.lua;./scripts/?/init.lua' spec/lua
+--   lua5.4 /usr/bin/busted --lpath='./scripts/?.lua;./scripts/?/init.lua;./spec/lua/support/?.lua' spec/lua
 -- lib.db over a recording stand-in for the server's h2lua.db.
-package.path = "./scripts/?.lua;./scripts/?/init.lua;" .. package.path
+package.path = "./scripts/?.lua;./scripts/?/init.lua;./spec/lua/support/?.lua;" .. package.path
 
 describe("db", function()
     local db, calls, fail_commit, fail_rollback

@@ -1,8 +1,8 @@
 -- Run from the repository root:
---   lua5.4 /usr/bin/busted --lpath='./scripts/?.lua;./scripts/?/init.lua' spec/lua
+--   lua5.4 /usr/bin/busted --lpath='./scripts/?.lua;./scripts/?/init.lua;./spec/lua/support/?.lua' spec/lua
 -- Loads the end-to-end fixture app (spec/e2e/fixtures) with a stand-in for the server's `h2lua`
 -- module, so a broken fixture shows up here before the end-to-end run.
-package.path = "./scripts/?.lua;./scripts/?/init.lua;" .. package.path
+package.path = "./scripts/?.lua;./scripts/?/init.lua;./spec/lua/support/?.lua;" .. package.path
 
 local cjson = require "cjson"
 
@@ -10,11 +10,11 @@ local slept, logged
 
 local function load_fixture(env)
     slept, logged = {}, {}
-    package.loaded.h2lua = {
-        config = { views_dir = "spec/e2e/fixtures/views", app_env = env or "development" },
-        log_error = function(message, fields) logged[#logged + 1] = { message, fields } end,
-        sleep = function(s) slept[#slept + 1] = s end,
-    }
+    local fake = dofile("spec/lua/support/fake_h2lua.lua").new()
+    fake.config = { views_dir = "spec/e2e/fixtures/views", app_env = env or "development" }
+    fake.log_error = function(message, fields) logged[#logged + 1] = { message, fields } end
+    fake.sleep = function(s) slept[#slept + 1] = s end
+    package.loaded.h2lua = fake
     for name in pairs(package.loaded) do
         if name:find("^lib%.") then package.loaded[name] = nil end
     end

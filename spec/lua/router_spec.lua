@@ -1,6 +1,6 @@
 -- Run from the repository root:
---   lua5.4 /usr/bin/busted --lpath='./scripts/?.lua;./scripts/?/init.lua' spec/lua
-package.path = "./scripts/?.lua;./scripts/?/init.lua;" .. package.path
+--   lua5.4 /usr/bin/busted --lpath='./scripts/?.lua;./scripts/?/init.lua;./spec/lua/support/?.lua' spec/lua
+package.path = "./scripts/?.lua;./scripts/?/init.lua;./spec/lua/support/?.lua;" .. package.path
 
 local router = require "lib.router"
 
@@ -17,12 +17,12 @@ describe("router", function()
         r:get("/entries", handler("list"))
         r:post("/entries", handler("create"))
         r:get("/entries/new", handler("new"))
-        r:get("/entries/:id", handler("show"))
-        r:put("/entries/:id", handler("replace"))
-        r:patch("/entries/:id", handler("update"))
-        r:delete("/entries/:id", handler("destroy"))
+        r:get("/entries/:id[%d]", handler("show"))
+        r:put("/entries/:id[%d]", handler("replace"))
+        r:patch("/entries/:id[%d]", handler("update"))
+        r:delete("/entries/:id[%d]", handler("destroy"))
         r:get("/tags/:name", handler("tag"))
-        r:get("/users/:user_id/posts/:post_id", handler("post"))
+        r:get("/users/:user_id[%d]/posts/:post_id[%d]", handler("post"))
         r:route("OPTIONS", "/entries", handler("options"))
     end)
 
@@ -71,14 +71,14 @@ describe("router", function()
     end)
 
     describe("typed integer params", function()
-        it("match :id as a Lua integer", function()
+        it("match :id[%d] as a Lua integer", function()
             local h, params = r:match("GET", "/entries/42")
             assert.equal("show", h())
             assert.equal(42, params.id)
             assert.equal("integer", math.type(params.id))
         end)
 
-        it("match every :<name>_id as an integer", function()
+        it("match every :<name>[%d] as an integer", function()
             local h, params = r:match("GET", "/users/7/posts/9007199254740991")
             assert.equal("post", h())
             assert.same({ user_id = 7, post_id = 9007199254740991 }, params)
@@ -90,6 +90,24 @@ describe("router", function()
                                   "9007199254740992", "99999999999999999", "123456789012345678901234567890" } do
                 assert.same({ nil, 404 }, { r:match("GET", "/entries/" .. id) }, "id " .. id)
             end
+        end)
+
+        it("are typed by the pattern, not by the name: :id alone is a string", function()
+            r:get("/plain/:id", handler("plain"))
+            local h, params, pattern = r:match("GET", "/plain/007")
+            assert.equal("plain", h())
+            assert.same({ id = "007" }, params)
+            assert.equal("/plain/:id", pattern)
+        end)
+
+        it("give the route's pattern without its types as the third result", function()
+            assert.equal("/entries/:id", select(3, r:match("GET", "/entries/42")))
+            assert.equal("/entries", select(3, r:match("GET", "/entries")))
+        end)
+
+        it("reject a type other than [%d]", function()
+            assert.has_error(function() r:get("/x/:a[%w]", handler("x")) end)
+            assert.has_error(function() r:get("/x/:a[", handler("x")) end)
         end)
 
         it("accept the bounds", function()
@@ -145,8 +163,8 @@ describe("router", function()
 
     describe("definitions", function()
         it("reject a route added twice", function()
-            assert.has_error(function() r:get("/entries/:id", handler("again")) end,
-                "router: route GET /entries/:id added twice")
+            assert.has_error(function() r:get("/entries/:id[%d]", handler("again")) end,
+                "router: route GET /entries/:id[%d] added twice")
         end)
 
         it("reject bad patterns, methods and handlers", function()

@@ -1,6 +1,6 @@
 -- Run from the repository root:
---   lua5.4 /usr/bin/busted --lpath='./scripts/?.lua;./scripts/?/init.lua' spec/lua
-package.path = "./scripts/?.lua;./scripts/?/init.lua;" .. package.path
+--   lua5.4 /usr/bin/busted --lpath='./scripts/?.lua;./scripts/?/init.lua;./spec/lua/support/?.lua' spec/lua
+package.path = "./scripts/?.lua;./scripts/?/init.lua;./spec/lua/support/?.lua;" .. package.path
 
 local fake_h2lua = dofile("spec/lua/support/fake_h2lua.lua")
 local base64 = require "lib.base64"

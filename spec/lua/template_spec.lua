@@ -1,6 +1,6 @@
 -- Run from the repository root:
---   lua5.4 /usr/bin/busted --lpath='./scripts/?.lua;./scripts/?/init.lua' spec/lua
-package.path = "./scripts/?.lua;./scripts/?/init.lua;" .. package.path
+--   lua5.4 /usr/bin/busted --lpath='./scripts/?.lua;./scripts/?/init.lua;./spec/lua/support/?.lua' spec/lua
+package.path = "./scripts/?.lua;./scripts/?/init.lua;./spec/lua/support/?.lua;" .. package.path
 
 local template = require "lib.template"
 
@@ -15,6 +15,20 @@ describe("template", function()
             assert.equal("plain <b>text</b>\n% with 'quotes' \\ and \"more\"\r\n\0end",
                 render("plain <b>text</b>\n% with 'quotes' \\ and \"more\"\r\n\0end"))
             assert.equal("", render(""))
+        end)
+
+        it("does not end a tag at a %> inside a Lua string", function()
+            assert.equal("50%&gt;", render([[<%= "50%>" %>]]))
+            assert.equal("a%>b%>|", render([[<%- 'a%>' .. "b%>" %>|]]))
+            assert.equal([[it's %> "q%>"]], render([[<%- 'it\'s %>' .. " \"q%>\"" %>]]))
+            assert.equal("x%>y", render("<%- [==[x%>]==] .. [[y]] %>"))
+            assert.equal("7", render("<% local t = { 7 } %><%= t[1] %>"))
+        end)
+
+        it("reports an unfinished string in a tag at its line", function()
+            local fn, err = template.compile('<%= "abc %>', "views/s.etlua")
+            assert.is_nil(fn)
+            assert.matches("^views/s%.etlua:1: unfinished string", err)
         end)
 
         it("escapes all five HTML characters in <%= %>", function()

@@ -1,6 +1,6 @@
 -- Run from the repository root:
---   lua5.4 /usr/bin/busted --lpath='./scripts/?.lua;./scripts/?/init.lua' spec/lua
-package.path = "./scripts/?.lua;./scripts/?/init.lua;" .. package.path
+--   lua5.4 /usr/bin/busted --lpath='./scripts/?.lua;./scripts/?/init.lua;./spec/lua/support/?.lua' spec/lua
+package.path = "./scripts/?.lua;./scripts/?/init.lua;./spec/lua/support/?.lua;" .. package.path
 
 local router = require "lib.router"
 local view = require "lib.view"
@@ -30,7 +30,7 @@ describe("web", function()
         views = view.load(DIR)
         r = router.new()
         r:get("/", function() return http.html(views.render("page", { text = "home" })) end)
-        r:get("/items/:id", function(req)
+        r:get("/items/:id[%d]", function(req)
             return http.text("item " .. req.params.id .. " " .. math.type(req.params.id))
         end)
         r:post("/items", function() return http.text("created", 201) end)
@@ -53,6 +53,16 @@ describe("web", function()
         assert.equal("item 12 integer", item.body)
         assert.equal("/items/:id", item.route)
         assert.same({ id = 12 }, req.params)
+    end)
+
+    it("gives each request req.render: the view in its layout with the app's locals, as HTML", function()
+        r:get("/rendered", function(req) return req.render("page", { text = "rendered" }, 201) end)
+        local handle = web.new { router = r, view = views, locals = function(req) return { text = req.id } end }
+        local res = handle(request("GET", "/rendered"))
+        assert.same({ 201, "text/html; charset=utf-8", "<main><p>rendered</p>\n</main>\n" },
+            { res.status, res.headers["content-type"], res.body })
+        r:get("/from-locals", function(req) return req.render("page") end)
+        assert.equal("<main><p>00000000000000ab</p>\n</main>\n", handle(request("GET", "/from-locals")).body)
     end)
 
     it("answers HEAD with the GET handler", function()
@@ -166,8 +176,8 @@ describe("web", function()
         end
 
         it("answers errors it takes: router 404 and 405, HTTP errors, 500s", function()
-            r:get("/items/:id/boom", function() error("kaboom") end)
-            r:get("/items/:id/gone", function() http.error(410, "gone away") end)
+            r:get("/items/:id[%d]/boom", function() error("kaboom") end)
+            r:get("/items/:id[%d]/gone", function() http.error(410, "gone away") end)
             local handle = json_app(json_errors)
             assert.equal("404 Not Found", handle(request("GET", "/items/0")).body)
             local res = handle(request("PUT", "/items/1"))

@@ -1,6 +1,10 @@
--- A pure-Lua stand-in for the server's `h2lua` module, for specs of libraries that sign things:
--- hmac_sha256 is the real HMAC-SHA256 (in Lua), the clock is a field specs move, random_hex
--- counts. Usage (from a spec, run at the repository root):
+-- A pure-Lua stand-in for the server's `h2lua` module (core/lua_api.c, documented in
+-- core/lua_host.h): the libraries in scripts/lib require the core and have no copy of it, so every
+-- spec runs them on this. hmac_sha256 is the real HMAC-SHA256 (in Lua), the clock is a field specs
+-- move, random_hex counts, status_text is read from the core's own table (core/http_status.c).
+-- `require "h2lua"` finds a default instance (spec/lua/support/h2lua.lua) when
+-- spec/lua/support is on the path, as ops/test puts it. Usage (from a spec, run at the
+-- repository root):
 --
 --   local fake = dofile("spec/lua/support/fake_h2lua.lua").new { secret_key = "..." }
 --   package.loaded.h2lua = fake
@@ -71,6 +75,20 @@ function fake_h2lua.hmac_sha256(key, data)
     return hex(fake_h2lua.sha256(xor_pad(key, 0x5c) .. inner))
 end
 
+-- The reason phrases of core/http_status.c, the one table the core exports as h2lua.status_text.
+local function read_status_text()
+    local here = debug.getinfo(1, "S").source:match("^@(.*)/[^/]*$") or "."
+    local f = assert(io.open(here .. "/../../../core/http_status.c", "rb"))
+    local src = f:read("a")
+    f:close()
+    local t = {}
+    for code, reason in src:gmatch('{(%d%d%d), "([^"]*)"}') do t[tonumber(code)] = reason end
+    return t
+end
+local STATUS_TEXT = read_status_text()
+
+local ESCAPES = { ["&"] = "&amp;", ["<"] = "&lt;", [">"] = "&gt;", ['"'] = "&quot;", ["'"] = "&#39;" }
+
 -- A fake module. opts.secret_key (default a fixed test key), opts.clock (default 1.7e9).
 function fake_h2lua.new(opts)
     opts = opts or {}
@@ -96,6 +114,23 @@ function fake_h2lua.new(opts)
     function fake.now() return fake.clock end
     function fake.log_error(message, fields) fake.logged[#fake.logged + 1] = { message, fields } end
     function fake.utf8_valid(s) return utf8.len(s) ~= nil end
+    fake.status_text = STATUS_TEXT
+    local HttpError = {}
+    HttpError.__tostring = function(e) return format("HTTP %d: %s", e.status, tostring(e.message)) end
+    fake.HttpError = HttpError
+    function fake.http_error(status, message)
+        error(setmetatable({ status = status, message = message or "" }, HttpError))
+    end
+    function fake.is_http_error(v) return getmetatable(v) == HttpError end
+    function fake.escape_html(v)
+        if v == nil then return "" end
+        return (tostring(v):gsub("[&<>\"']", ESCAPES))
+    end
+    function fake.is_https(req)
+        if req.scheme == "https" then return true end
+        local proto = req.headers and req.headers["x-forwarded-proto"]
+        return type(proto) == "string" and proto:match("^[ \t]*([^,%s]*)") == "https"
+    end
     return fake
 end
 
