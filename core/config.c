@@ -42,6 +42,8 @@ static const struct config_var {
     {"DATABASE_PASSWORD", "(empty)", "password, unless DATABASE_URL names one; never logged"},
     {"DATABASE_NAME", "flaskcrud", "database, unless DATABASE_URL names one"},
     {"DATABASE_PORT", "3306", "port, unless DATABASE_URL names one"},
+    {"DATABASE_TLS", "preferred", "off | preferred (TLS when offered) | required | verify-identity (CA and host name)"},
+    {"DATABASE_CA", "(none)", "PEM bundle of the CA that signs the database's certificate; needed by verify-identity"},
     {"DB_POOL_SIZE", "8", "connections per worker to each database (1-1000)"},
     {"DB_QUEUE_MAX", "1024", "queries waiting for a connection per worker; beyond it: 503 at once"},
     {"DB_TIMEOUT", "5", "seconds a query may take (queueing included) before it fails with 503"},
@@ -255,6 +257,57 @@ int config_parse_db_url(config_db_t *db, const char *url, char *errbuf, size_t e
     return 0;
 }
 
+static const char *const db_tls_names[] = {"off", "preferred", "required", "verify-identity"};
+
+const char *config_db_tls_name(int mode)
+{
+    return mode >= 0 && mode <= CONFIG_DB_TLS_VERIFY_IDENTITY ? db_tls_names[mode] : "?";
+}
+
+/* DATABASE_TLS and DATABASE_CA. The bundle is read once here so that a wrong path or a file that holds
+ * no certificate is a start-up error, not a failed connection later. */
+static int load_db_tls(config_t *cfg, const char *(*getenv_fn)(const char *), char *errbuf, size_t errlen)
+{
+    const char *s = getenv_fn("DATABASE_TLS");
+    cfg->db_tls = CONFIG_DB_TLS_PREFERRED;
+    if (s != NULL && *s != '\0') {
+        cfg->db_tls = -1;
+        for (int i = 0; i <= CONFIG_DB_TLS_VERIFY_IDENTITY; ++i)
+            if (strcmp(s, db_tls_names[i]) == 0)
+                cfg->db_tls = i;
+        if (cfg->db_tls < 0)
+            return fail(errbuf, errlen, "DATABASE_TLS must be 'off', 'preferred', 'required' or 'verify-identity', got '%.40s'",
+                        s);
+    }
+    cfg->db_ca = get_str(getenv_fn, "DATABASE_CA", NULL);
+    if (cfg->db_ca == NULL) {
+        if (cfg->db_tls == CONFIG_DB_TLS_VERIFY_IDENTITY)
+            return fail(errbuf, errlen,
+                        "DATABASE_CA is required with DATABASE_TLS=verify-identity (a PEM bundle of the CA that signs the "
+                        "database's certificate, e.g. the RDS bundle)");
+        return 0;
+    }
+    if (cfg->db_tls != CONFIG_DB_TLS_VERIFY_IDENTITY)
+        return fail(errbuf, errlen,
+                    "DATABASE_CA is used only with DATABASE_TLS=verify-identity (the CA and the host name are checked "
+                    "together), got DATABASE_TLS=%s",
+                    db_tls_names[cfg->db_tls]);
+    FILE *fp = fopen(cfg->db_ca, "rb");
+    if (fp == NULL)
+        return fail(errbuf, errlen, "DATABASE_CA must be a readable file, got '%.200s' (%s)", cfg->db_ca, strerror(errno));
+    static const char begin[] = "-----BEGIN CERTIFICATE-----";
+    enum { HEAD = 65536 }; /* the first certificate of a bundle starts near its top */
+    char *head = util_malloc(HEAD);
+    size_t n = fread(head, 1, HEAD, fp);
+    int found = memmem(head, n, begin, sizeof(begin) - 1) != NULL;
+    free(head);
+    fclose(fp);
+    if (!found)
+        return fail(errbuf, errlen, "DATABASE_CA must be a PEM bundle of certificates ('%s'), got '%.200s'", begin,
+                    cfg->db_ca);
+    return 0;
+}
+
 static int load_db(config_db_t *db, const char *(*getenv_fn)(const char *), const char *url_var, char *errbuf,
                    size_t errlen)
 {
@@ -404,6 +457,8 @@ int config_load(config_t *cfg, const char *(*getenv_fn)(const char *name), char 
         goto Error;
     if ((ret = load_db(&cfg->db_read, getenv_fn, "DATABASE_READ_URL", errbuf, errlen)) != 0)
         goto Error;
+    if ((ret = load_db_tls(cfg, getenv_fn, errbuf, errlen)) != 0)
+        goto Error;
     return 0;
 
 Error:
@@ -425,6 +480,7 @@ void config_free(config_t *cfg)
         util_secure_free(cfg->metrics_token);
     free(cfg->tls_cert);
     free(cfg->tls_key);
+    free(cfg->db_ca);
     db_free(&cfg->db);
     db_free(&cfg->db_read);
     memset(cfg, 0, sizeof(*cfg));
