@@ -27,8 +27,9 @@ static const struct config_var {
     {"STATIC_DIR", "<VIEWS_DIR>/static", "files served under /static/"},
     {"BOOTSTRAP_DIR", "/usr/share/javascript/bootstrap5", "Bootstrap served under /static/bootstrap/"},
     {"MIGRATIONS_DIR", "./db/migrations", "SQL migrations applied at start and by h2lua migrate"},
-    {"TLS_CERT", "(none)", "PEM certificate chain; with TLS_KEY serves HTTPS with HTTP/2 over ALPN"},
+    {"TLS_CERT", "(none)", "PEM certificate chain; with TLS_KEY serves HTTPS (HTTP/2 over ALPN with HTTP2=on)"},
     {"TLS_KEY", "(none)", "PEM private key"},
+    {"HTTP2", "off", "off | on: HTTP/2 (h2c and ALPN h2); off because libh2o 2.2.5 has no rapid-reset defence"},
     {"MAX_BODY", "1048576", "largest request body in bytes (larger: 413)"},
     {"MAX_FORM_FIELDS", "256", "most fields in a form or query (more: 400)"},
     {"MAX_HEADER_BYTES", "8192", "largest request line plus headers in bytes (larger: 431; over 100 headers: 400)"},
@@ -390,6 +391,16 @@ int config_load(config_t *cfg, const char *(*getenv_fn)(const char *name), char 
         cfg->log_format = CONFIG_LOG_TEXT;
     } else {
         ret = fail(errbuf, errlen, "LOG_FORMAT must be 'json' or 'text', got '%.40s'", s);
+        goto Error;
+    }
+
+    s = getenv_fn("HTTP2");
+    if (s == NULL || *s == '\0' || strcmp(s, "off") == 0) {
+        cfg->http2 = 0;
+    } else if (strcmp(s, "on") == 0) {
+        cfg->http2 = 1;
+    } else {
+        ret = fail(errbuf, errlen, "HTTP2 must be 'on' or 'off', got '%.40s'", s);
         goto Error;
     }
 

@@ -40,6 +40,7 @@ static void test_defaults(void)
     CHECK(cfg.db.host == NULL);
     CHECK(strcmp(cfg.db.name, "flaskcrud") == 0);
     CHECK(strcmp(cfg.static_dir, "./static") == 0);
+    CHECK(cfg.http2 == 0);
     config_free(&cfg);
 }
 
@@ -75,6 +76,8 @@ static void test_invalid(void)
     expect_error(dir, "SCRIPTS_DIR must be a readable directory");
     const char *tls[] = {"SECRET_KEY", "0123456789abcdef", "SCRIPTS_DIR", ".", "VIEWS_DIR", ".", "TLS_CERT", "x.pem", NULL};
     expect_error(tls, "TLS_CERT is set but TLS_KEY is not");
+    const char *h2[] = {"SECRET_KEY", "0123456789abcdef", "SCRIPTS_DIR", ".", "VIEWS_DIR", ".", "HTTP2", "yes", NULL};
+    expect_error(h2, "HTTP2 must be 'on' or 'off', got 'yes'");
     const char *body[] = {"SECRET_KEY", "0123456789abcdef", "SCRIPTS_DIR", ".", "VIEWS_DIR", ".", "MAX_BODY", "1k", NULL};
     expect_error(body, "MAX_BODY");
     const char *url[] = {"SECRET_KEY", "0123456789abcdef", "SCRIPTS_DIR", ".", "VIEWS_DIR", ".", "DATABASE_URL",

@@ -74,6 +74,7 @@ cmd_start() {
             if ! mariadb-install-db --no-defaults --user=root --datadir="$dir/data" \
                 --auth-root-authentication-method=normal --skip-test-db \
                 >"$dir/install.log" 2>&1; then
+                grep -m 10 -i -E 'error|fail' "$dir/install.log" >&2 || true
                 tail -n 25 "$dir/install.log" >&2
                 die "mariadb-install-db failed in $dir/data"
             fi
