@@ -7,11 +7,14 @@
  *   preferred        MYSQL_OPT_SSL_ENFORCE alone. Despite its name, Connector/C 3.3 then uses TLS when
  *                    the server offers it and goes on in plain text when it does not (it refuses a
  *                    server without TLS only when verification is on). The certificate is not checked.
- *   required         the same, and a session that came up in plain text is refused (db_tls_check), since
- *                    Connector/C 3.3 has no option that refuses it during the handshake. No password
- *                    crosses in clear even then: mysql_native_password sends a scramble,
- *                    caching_sha2_password refuses clear text without TLS or RSA, and the clear-text
- *                    plugin is never enabled. The certificate is not checked.
+ *   required         the same, and a session that came up in plain text is refused after the handshake
+ *                    (db_tls_check), since Connector/C 3.3 has no option that refuses it during the
+ *                    handshake; the migrations' connection, the first of the process, checks it (so a
+ *                    primary without TLS stops the start with exit 2). No password crosses in clear even
+ *                    then: mysql_native_password sends a scramble, caching_sha2_password sends it
+ *                    RSA-encrypted without TLS, and the clear-text plugin is never enabled. The
+ *                    certificate is not checked: over an unverified session caching_sha2_password's full
+ *                    authentication sends the password itself, which only verify-identity protects.
  *   verify-identity  MYSQL_OPT_SSL_ENFORCE + MYSQL_OPT_SSL_VERIFY_SERVER_CERT + MYSQL_OPT_SSL_CA: during
  *                    the handshake, before any credential is sent, the chain must lead to DATABASE_CA and
  *                    the certificate must name the host of DATABASE_URL (a DNS or IP subjectAltName).
