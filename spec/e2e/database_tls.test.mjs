@@ -71,8 +71,11 @@ before(async () => {
 });
 
 after(async () => {
-  if (db) await db.destroy();
-  if (tmp) fs.rmSync(tmp, { recursive: true, force: true });
+  try {
+    if (db) await db.destroy();
+  } finally {
+    if (tmp) fs.rmSync(tmp, { recursive: true, force: true });
+  }
 });
 
 describe('DATABASE_TLS against a server with require_secure_transport=ON', () => {
