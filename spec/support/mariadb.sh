@@ -68,10 +68,13 @@ cmd_start() {
     fi
 
     if ! running_pid "$dir" >/dev/null; then
+        # its own tmpdir: a starting mariadbd deletes the #sql temp files it finds in its tmpdir, and
+        # mariadb-install-db's bootstrap fails when another instance does that in a shared /tmp
+        mkdir -p "$dir/tmp"
         if [ ! -d "$dir/data/mysql" ]; then
             rm -rf "$dir/data"
             mkdir -p "$dir/data"
-            if ! mariadb-install-db --no-defaults --user=root --datadir="$dir/data" \
+            if ! mariadb-install-db --no-defaults --user=root --datadir="$dir/data" --tmpdir="$dir/tmp" \
                 --auth-root-authentication-method=normal --skip-test-db \
                 >"$dir/install.log" 2>&1; then
                 grep -m 10 -i -E 'error|fail' "$dir/install.log" >&2 || true
@@ -81,7 +84,7 @@ cmd_start() {
         fi
         rm -f "$dir/mysqld.pid" "$dir/mysqld.sock"
         setsid mariadbd --no-defaults --user=root \
-            --datadir="$dir/data" --socket="$dir/mysqld.sock" --pid-file="$dir/mysqld.pid" \
+            --datadir="$dir/data" --tmpdir="$dir/tmp" --socket="$dir/mysqld.sock" --pid-file="$dir/mysqld.pid" \
             --port="$port" --bind-address=127.0.0.1 --log-error="$dir/error.log" \
             --skip-name-resolve --innodb-buffer-pool-size=256M --max-connections=500 \
             --character-set-server=utf8mb4 --collation-server=utf8mb4_unicode_ci "${tls[@]}" \
