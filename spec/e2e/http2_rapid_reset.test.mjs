@@ -3,7 +3,7 @@
 //
 // Default (HTTP2 off): the attacker gets no HTTP/2 at all — the h2c preface is answered 400,
 // Upgrade: h2c is served as HTTP/1.1, TLS offers no h2 by ALPN — and a second client on HTTP/1.1
-// stays served (p99 under 100 ms) while the attacker keeps trying for the whole attack.
+// stays served (p99 under 100 ms; on the ASan build only "served") while the attacker keeps trying.
 // HTTP2=on: one client opens streams and resets each at once (HEADERS then RST_STREAM CANCEL), as
 // fast as it can; the server must survive it with the second client never failing and its RSS
 // bounded. The second client's latency is printed, not asserted: it is why HTTP/2 is off.
@@ -20,7 +20,9 @@ import { BIN, ROOT, describeServer, rawExchange, request, sleep } from './suppor
 
 const ATTACK_MS = Number(process.env.RAPID_RESET_MS || 5000);
 const VERBOSE = Boolean(process.env.RAPID_RESET_VERBOSE);
-const SANITIZED = /build-asan/.test(BIN); // ASan's quarantine holds freed memory: RSS says nothing there
+// the ASan build: its quarantine holds freed memory, so RSS says nothing, and it runs everything several
+// times slower, so latency says nothing of the product either; both are asserted on the normal build
+const SANITIZED = /build-asan/.test(BIN);
 const CERT = path.join(ROOT, 'spec/e2e/support/tls/cert.pem');
 const KEY = path.join(ROOT, 'spec/e2e/support/tls/key.pem');
 const PREFACE = 'PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n';
@@ -179,7 +181,7 @@ describeServer('rapid reset with HTTP/2 off (the default)', { WORKERS: '2' }, (h
       assert.equal(f.sessions, 0, `the server accepted an HTTP/2 session; ${f.text}`);
       assert.equal(f.failures, 0, f.text);
       assert.ok(f.n >= 20, `the victim got only ${f.n} answers; ${f.text}`);
-      assert.ok(f.p99 < 100, `victim p99 ${f.p99.toFixed(1)} ms >= 100 ms; ${f.text}`);
+      if (!SANITIZED) assert.ok(f.p99 < 100, `victim p99 ${f.p99.toFixed(1)} ms >= 100 ms; ${f.text}`);
       assert.equal(h.server.exited, null, 'the server is still running');
     } finally {
       agent.destroy();
