@@ -36,7 +36,7 @@ static const struct config_var {
     long min, max;     /* VAR_INT/VAR_SIZE: the range; VAR_SECRET: min is the least length */
     long scale;        /* VAR_INT: the field holds value * scale (seconds kept as milliseconds) */
     size_t field;
-    const char *choices[2];
+    const char *choices[4]; /* VAR_CHOICE: the values, in the order of the field's enum */
     const char *help;
 } config_vars[] = {
     {"PORT", VAR_INT, "8080", NULL, 1, 65535, 1, FIELD(port), {0}, "TCP port to listen on"},
@@ -57,8 +57,10 @@ static const struct config_var {
     {"MIGRATIONS_DIR", VAR_STR, "./db/migrations", NULL, 0, 0, 0, FIELD(migrations_dir), {0},
      "SQL migrations applied at start and by h2lua migrate"},
     {"TLS_CERT", VAR_STR, NULL, NULL, 0, 0, 0, FIELD(tls_cert), {0},
-     "PEM certificate chain; with TLS_KEY serves HTTPS with HTTP/2 over ALPN"},
+     "PEM certificate chain; with TLS_KEY serves HTTPS (HTTP/2 over ALPN with HTTP2=on)"},
     {"TLS_KEY", VAR_STR, NULL, NULL, 0, 0, 0, FIELD(tls_key), {0}, "PEM private key"},
+    {"HTTP2", VAR_CHOICE, "off", NULL, 0, 0, 0, FIELD(http2), {"off", "on"},
+     "off | on: HTTP/2 (h2c and ALPN h2); off because libh2o 2.2.5 has no rapid-reset defence"},
     {"MAX_BODY", VAR_SIZE, "1048576", NULL, 1, 1L << 30, 1, FIELD(max_body), {0}, "largest request body in bytes (larger: 413)"},
     {"MAX_FORM_FIELDS", VAR_INT, "256", NULL, 1, 100000, 1, FIELD(max_form_fields), {0},
      "most fields in a form or query (more: 400)"},
@@ -79,6 +81,10 @@ static const struct config_var {
     {"DATABASE_PASSWORD", VAR_DB, "", "empty", 0, 0, 0, NO_FIELD, {0}, "password, unless DATABASE_URL names one; never logged"},
     {"DATABASE_NAME", VAR_DB, "flaskcrud", NULL, 0, 0, 0, NO_FIELD, {0}, "database, unless DATABASE_URL names one"},
     {"DATABASE_PORT", VAR_DB, "3306", NULL, 1, 65535, 0, NO_FIELD, {0}, "port, unless DATABASE_URL names one"},
+    {"DATABASE_TLS", VAR_CHOICE, "preferred", NULL, 0, 0, 0, FIELD(db_tls), {"off", "preferred", "required", "verify-identity"},
+     "off | preferred (TLS when offered) | required | verify-identity (CA and host name)"},
+    {"DATABASE_CA", VAR_STR, NULL, NULL, 0, 0, 0, FIELD(db_ca), {0},
+     "PEM bundle of the CA that signs the database's certificate; needed by verify-identity"},
     {"DB_POOL_SIZE", VAR_INT, "8", NULL, 1, 1000, 1, FIELD(db_pool_size), {0}, "connections per worker to each database"},
     {"DB_QUEUE_MAX", VAR_INT, "1024", NULL, 0, 1000000, 1, FIELD(db_queue_max), {0},
      "queries waiting for a connection per worker; beyond it: 503 at once"},
@@ -329,6 +335,44 @@ int config_parse_db_url(config_db_t *db, const char *url, char *errbuf, size_t e
     return 0;
 }
 
+const char *config_db_tls_name(int mode)
+{
+    const struct config_var *v = find_var("DATABASE_TLS");
+    return mode >= 0 && mode <= CONFIG_DB_TLS_VERIFY_IDENTITY ? v->choices[mode] : "?";
+}
+
+/* DATABASE_CA goes with verify-identity. The bundle is read once here so that a wrong path or a file
+ * that holds no certificate is a start-up error, not a failed connection later. */
+static int check_db_tls(const config_t *cfg, char *errbuf, size_t errlen)
+{
+    if (cfg->db_ca == NULL) {
+        if (cfg->db_tls == CONFIG_DB_TLS_VERIFY_IDENTITY)
+            return fail(errbuf, errlen,
+                        "DATABASE_CA is required with DATABASE_TLS=verify-identity (a PEM bundle of the CA that signs the "
+                        "database's certificate, e.g. the RDS bundle)");
+        return 0;
+    }
+    if (cfg->db_tls != CONFIG_DB_TLS_VERIFY_IDENTITY)
+        return fail(errbuf, errlen,
+                    "DATABASE_CA is used only with DATABASE_TLS=verify-identity (the CA and the host name are checked "
+                    "together), got DATABASE_TLS=%s",
+                    config_db_tls_name(cfg->db_tls));
+    FILE *fp = fopen(cfg->db_ca, "rb");
+    if (fp == NULL)
+        return fail(errbuf, errlen, "DATABASE_CA must be a readable file, got '%.200s' (%s)", cfg->db_ca, strerror(errno));
+    static const char begin[] = "-----BEGIN CERTIFICATE-----";
+    enum { HEAD = 65536 }; /* the first certificate of a bundle starts near its top */
+    char *head = util_malloc(HEAD);
+    size_t n = fread(head, 1, HEAD, fp);
+    int found = memmem(head, n, begin, sizeof(begin) - 1) != NULL;
+    free(head);
+    fclose(fp);
+    if (!found)
+        return fail(errbuf, errlen, "DATABASE_CA must be a PEM bundle of certificates ('%s'), got '%.200s'", begin,
+                    cfg->db_ca);
+    return 0;
+}
+
 static int load_db(config_db_t *db, const char *(*getenv_fn)(const char *), const char *url_var, char *errbuf,
                    size_t errlen)
 {
@@ -386,15 +430,23 @@ static int load_var(config_t *cfg, const struct config_var *v, const char *(*get
         if (v->kind == VAR_SECRET && *(char **)field != NULL && strlen(*(char **)field) < (size_t)v->min)
             return fail(errbuf, errlen, "%s must be at least %ld characters long", v->name, v->min);
         return 0;
-    case VAR_CHOICE:
-        if (s == NULL || *s == '\0' || strcmp(s, v->choices[0]) == 0) {
-            *(int *)field = 0;
-        } else if (strcmp(s, v->choices[1]) == 0) {
-            *(int *)field = 1;
-        } else {
-            return fail(errbuf, errlen, "%s must be '%s' or '%s', got '%.40s'", v->name, v->choices[0], v->choices[1], s);
+    case VAR_CHOICE: {
+        int n = 0;
+        while (n < 4 && v->choices[n] != NULL)
+            ++n;
+        const char *want = s != NULL && *s != '\0' ? s : v->def;
+        for (int i = 0; i < n; ++i) {
+            if (strcmp(want, v->choices[i]) == 0) {
+                *(int *)field = i;
+                return 0;
+            }
         }
-        return 0;
+        char list[160] = "";
+        for (int i = 0; i < n; ++i)
+            snprintf(list + strlen(list), sizeof(list) - strlen(list), "%s'%s'", i == 0 ? "" : i == n - 1 ? " or " : ", ",
+                     v->choices[i]);
+        return fail(errbuf, errlen, "%s must be %s, got '%.40s'", v->name, list, s);
+    }
     default:
         return 0; /* VAR_DB: load_db */
     }
@@ -454,6 +506,8 @@ int config_load(config_t *cfg, const char *(*getenv_fn)(const char *name), char 
     if ((ret = load_db(&cfg->db, getenv_fn, "DATABASE_URL", errbuf, errlen)) != 0)
         goto Error;
     if ((ret = load_db(&cfg->db_read, getenv_fn, "DATABASE_READ_URL", errbuf, errlen)) != 0)
+        goto Error;
+    if ((ret = check_db_tls(cfg, errbuf, errlen)) != 0)
         goto Error;
     return 0;
 

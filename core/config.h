@@ -14,6 +14,11 @@
 
 enum { CONFIG_ENV_PRODUCTION = 0, CONFIG_ENV_DEVELOPMENT = 1 };
 enum { CONFIG_LOG_JSON = 0, CONFIG_LOG_TEXT = 1 };
+/* DATABASE_TLS, weakest first (what each means on a connection: core/db_tls.h). */
+enum { CONFIG_DB_TLS_OFF = 0, CONFIG_DB_TLS_PREFERRED, CONFIG_DB_TLS_REQUIRED, CONFIG_DB_TLS_VERIFY_IDENTITY };
+
+/* The DATABASE_TLS value of a CONFIG_DB_TLS_* mode ("off", "preferred", ...). Can't fail. */
+const char *config_db_tls_name(int mode);
 
 /* Error code of config_load: the environment holds an invalid value (the message names it). */
 #define CONFIG_EINVAL (-22)
@@ -42,6 +47,7 @@ typedef struct config {
     char *migrations_dir;
     char *tls_cert;
     char *tls_key;
+    int http2; /* HTTP2=on: h2c (prior knowledge, Upgrade) and h2 over ALPN; off by default */
     size_t max_body;
     int max_form_fields;
     int max_header_bytes;
@@ -51,6 +57,8 @@ typedef struct config {
     int drain_timeout_ms;
     config_db_t db;      /* the primary (writes) */
     config_db_t db_read; /* the replica; host NULL when none */
+    int db_tls;    /* CONFIG_DB_TLS_*, for the primary and the replica */
+    char *db_ca;   /* DATABASE_CA: PEM bundle path (verify-identity only), or NULL */
     int db_pool_size;
     int db_queue_max;
     int db_timeout_ms;

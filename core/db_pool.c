@@ -12,6 +12,7 @@
 #include <unistd.h>
 
 #include "config.h"
+#include "db_tls.h"
 #include "log.h"
 #include "util.h"
 
@@ -411,8 +412,9 @@ static void connect_done(db_conn_t *c)
     if (h2o_timeout_is_linked(&c->timeout))
         h2o_timeout_unlink(&c->timeout);
     if (c->cret == NULL) {
-        char why[256];
-        snprintf(why, sizeof(why), "connect to %s:%d failed: %s", c->addr, pool->db->port, mysql_error(c->mysql));
+        char why[256], reason[192];
+        snprintf(why, sizeof(why), "connect to %s:%d failed: %s", c->addr, pool->db->port,
+                 db_tls_describe_error(c->mysql, pool->cfg, pool->db->host, reason, sizeof(reason)));
         connect_failed(c, why);
         return;
     }
@@ -446,12 +448,13 @@ static void start_connect(db_conn_t *c)
     if (c->mysql == NULL)
         util_malloc((size_t)-1); /* the one out-of-memory path */
     mysql_options(c->mysql, MYSQL_OPT_NONBLOCK, 0);
+    db_tls_apply(c->mysql, pool->cfg);
     mysql_options(c->mysql, MYSQL_SET_CHARSET_NAME, "utf8mb4");
     mysql_options(c->mysql, MYSQL_INIT_COMMAND,
                   "SET time_zone='+00:00', sql_mode='STRICT_ALL_TABLES,NO_ZERO_DATE,NO_ZERO_IN_DATE,"
                   "ERROR_FOR_DIVISION_BY_ZERO,NO_ENGINE_SUBSTITUTION'");
-    int st = mysql_real_connect_start(&c->cret, c->mysql, c->addr, db->user, db->password, db->name,
-                                      (unsigned)db->port, NULL, 0);
+    int st = mysql_real_connect_start(&c->cret, c->mysql, db_tls_host(pool->cfg, db, c->addr), db->user, db->password,
+                                      db->name, (unsigned)db->port, NULL, 0);
     if (st != 0)
         arm(c, st);
     else

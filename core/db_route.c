@@ -14,6 +14,8 @@
 #include "worker.h"
 
 #define CHECK_INTERVAL_MS 1000
+/* MariaDB 10.5.1+ and MySQL 8.0.22+; MySQL 8.4 no longer knows SHOW SLAVE STATUS */
+#define DB_ROUTE_CHECK_SQL "SHOW REPLICA STATUS"
 
 /* The worker's routing state (w->route), only with a replica. */
 struct db_route {
@@ -61,10 +63,12 @@ static void on_check_done(void *data, int err, const char *msg, db_result_t *res
     unsigned nf = mysql_num_fields(result->res);
     MYSQL_FIELD *f = mysql_fetch_fields(result->res);
     for (unsigned i = 0; i < nf; ++i) {
+        /* MariaDB 10.11 keeps Seconds_Behind_Master in SHOW REPLICA STATUS; MySQL 8.4 names it
+         * Seconds_Behind_Source */
         if (strcmp(f[i].name, "Seconds_Behind_Master") != 0 && strcmp(f[i].name, "Seconds_Behind_Source") != 0)
             continue;
         if (row[i] == NULL) {
-            set_replica_ok(w, 0, "replication is stopped (Seconds_Behind_Master is NULL)");
+            set_replica_ok(w, 0, "replication is stopped (the replica's lag is NULL)");
         } else if (atol(row[i]) > w->cfg->replica_max_lag_s) {
             char why[96];
             snprintf(why, sizeof(why), "lag %s s > REPLICA_MAX_LAG %d s", row[i], w->cfg->replica_max_lag_s);
@@ -83,7 +87,7 @@ static void on_tick(h2o_timeout_entry_t *entry)
     worker_t *w = r->w;
     if (!r->checking && !w->shutting_down) {
         const char *msg = NULL;
-        if (db_pool_run(w->db_read, "SHOW SLAVE STATUS", w, on_check_done, NULL, &msg) == 0)
+        if (db_pool_run(w->db_read, DB_ROUTE_CHECK_SQL, w, on_check_done, NULL, &msg) == 0)
             r->checking = 1;
         else
             set_replica_ok(w, 0, msg);

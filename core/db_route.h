@@ -1,7 +1,9 @@
 /*
  * db_route — where a read goes: the replica (DATABASE_READ_URL) when it is up and within
- * REPLICA_MAX_LAG seconds, checked every second with SHOW SLAVE STATUS (Seconds_Behind_Master;
- * NULL, an error or no answer means not usable), else the primary. Read-your-writes: after a
+ * REPLICA_MAX_LAG seconds, checked every second with SHOW REPLICA STATUS (Seconds_Behind_Master on
+ * MariaDB, Seconds_Behind_Source on MySQL 8.4; NULL, an error or no answer means not usable; no
+ * privilege to read it — MariaDB's REPLICA MONITOR, MySQL's REPLICATION CLIENT — means usable), else
+ * the primary. Read-your-writes: after a
  * request of a client wrote, the client carries for READ_YOUR_WRITES_S seconds a signed cookie
  * (`h2lua_ryw`, HMAC-SHA256 with SECRET_KEY) and its reads go to the primary, so that nobody adds an
  * entry and then fails to see it. Everything runs on the worker's thread.

@@ -11,12 +11,14 @@
 #include <unistd.h>
 
 #include "config.h"
+#include "db_tls.h"
 #include "log.h"
 #include "util.h"
 
 #define LOCK_NAME "h2lua.migrations"
 
-enum { MIGRATE_RETRY = -1, MIGRATE_REFUSED = -2 };
+/* MIGRATE_TLS: the TLS settings do not fit the server (db_tls_is_config_error, db_tls_check). */
+enum { MIGRATE_RETRY = -1, MIGRATE_REFUSED = -2, MIGRATE_TLS = -3 };
 
 static atomic_int migrations_done;
 
@@ -143,17 +145,26 @@ static int apply(const config_t *cfg, char *err, size_t errlen)
         return MIGRATE_REFUSED;
 
     MYSQL *db = mysql_init(NULL);
-    unsigned proto = MYSQL_PROTOCOL_TCP, timeout = (unsigned)(cfg->db_connect_timeout_ms / 1000), rw = 60;
-    mysql_options(db, MYSQL_OPT_PROTOCOL, &proto);
+    unsigned timeout = (unsigned)(cfg->db_connect_timeout_ms / 1000), rw = 60;
+    db_tls_apply(db, cfg);
     mysql_options(db, MYSQL_OPT_CONNECT_TIMEOUT, &timeout);
     mysql_options(db, MYSQL_OPT_READ_TIMEOUT, &rw);
     mysql_options(db, MYSQL_OPT_WRITE_TIMEOUT, &rw);
     mysql_options(db, MYSQL_SET_CHARSET_NAME, "utf8mb4");
     int ret = MIGRATE_RETRY, locked = 0;
     char value[128];
-    if (mysql_real_connect(db, cfg->db.host, cfg->db.user, cfg->db.password, cfg->db.name, (unsigned)cfg->db.port, NULL,
-                           CLIENT_MULTI_STATEMENTS) == NULL) {
-        snprintf(err, errlen, "cannot connect to %s:%d: %s", cfg->db.host, cfg->db.port, mysql_error(db));
+    char reason[512];
+    if (mysql_real_connect(db, db_tls_host(cfg, &cfg->db, cfg->db.host), cfg->db.user, cfg->db.password, cfg->db.name,
+                           (unsigned)cfg->db.port, NULL, CLIENT_MULTI_STATEMENTS) == NULL) {
+        snprintf(err, errlen, "cannot connect to %s:%d: %s", cfg->db.host, cfg->db.port,
+                 db_tls_describe_error(db, cfg, cfg->db.host, reason, sizeof(reason)));
+        if (db_tls_is_config_error(db, cfg))
+            ret = MIGRATE_TLS;
+        goto Exit;
+    }
+    if (db_tls_check(db, cfg, reason, sizeof(reason)) != 0) {
+        snprintf(err, errlen, "%s (%s:%d)", reason, cfg->db.host, cfg->db.port);
+        ret = MIGRATE_TLS;
         goto Exit;
     }
     if (query_value(db, "SELECT GET_LOCK('" LOCK_NAME "', 60)", value, sizeof(value)) != 0 || strcmp(value, "1") != 0) {
@@ -228,7 +239,12 @@ int migrate_run_once(const config_t *cfg)
         log_errorf(-1, "DATABASE_URL is not set: nothing to migrate");
         return 1;
     }
-    if (apply(cfg, err, sizeof(err)) != 0) {
+    int ret = apply(cfg, err, sizeof(err));
+    if (ret == MIGRATE_TLS) {
+        log_errorf(-1, "invalid configuration: %s", err);
+        return 2;
+    }
+    if (ret != 0) {
         log_errorf(-1, "migrations failed: %s", err);
         return 1;
     }
@@ -244,6 +260,12 @@ static void *migrate_thread(void *arg)
         int ret = apply(cfg, err, sizeof(err));
         if (ret == 0)
             break;
+        if (ret == MIGRATE_TLS) {
+            /* a certificate that does not verify is a configuration error, not an outage: no retry
+             * cures it, and serving 503 for ever would hide it */
+            log_errorf(-1, "invalid configuration: %s", err);
+            _exit(2);
+        }
         log_errorf(-1, "migrations not applied, retrying in %u s: %s", delay, err);
         sleep(delay);
         delay = delay * 2 > 30 ? 30 : delay * 2;

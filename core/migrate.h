@@ -13,13 +13,21 @@
 
 struct config;
 
-/* `h2lua migrate`: one attempt; returns the exit code (0 applied or nothing to do, 1 failed). */
+/*
+ * `h2lua migrate`: one attempt; returns the exit code (0 applied or nothing to do, 1 failed, 2 the TLS
+ * settings do not fit the server: see below).
+ */
 int migrate_run_once(const struct config *cfg);
 
 /*
  * At server start: applies the migrations on a background thread, retrying with backoff (1 s
  * doubling to 30 s) while the database is unreachable or a migration is refused, logging why.
  * With no database configured, migrate_is_done() is true at once.
+ * Its connection is the first the process makes, so it is where start-up finds out that the TLS
+ * settings do not fit the primary (a certificate that does not verify against DATABASE_CA or does not
+ * name the host; DATABASE_TLS=required and no TLS offered — db_tls.h): then it logs one line
+ * "invalid configuration: DATABASE_TLS=...: <reason>" and ends the process with exit code 2, as an
+ * invalid variable does. A database that is merely down is retried, as above.
  */
 void migrate_start(const struct config *cfg);
 

@@ -72,6 +72,9 @@ static void build_globalconf(server_t *sv)
      * handler, which answers a full 413; only grossly oversized bodies meet libh2o's refusal. */
     sv->globalconf.max_request_entity_size = cfg->max_body > SIZE_MAX / 4 ? cfg->max_body : cfg->max_body * 2 + 65536;
     sv->globalconf.http1.req_timeout = (uint64_t)cfg->req_timeout_ms;
+    /* HTTP2=off (the default): libh2o neither takes "PRI * HTTP/2" (prior knowledge; answered 400) nor
+     * Upgrade: h2c, and setup_tls offers no h2 by ALPN — see the README on rapid reset */
+    sv->globalconf.http1.upgrade_to_http2 = cfg->http2;
     sv->globalconf.http2.idle_timeout = (uint64_t)cfg->req_timeout_ms;
     sv->globalconf.http2.graceful_shutdown_timeout = (uint64_t)cfg->drain_timeout_ms;
     sv->globalconf.handshake_timeout = (uint64_t)cfg->req_timeout_ms;
@@ -100,7 +103,8 @@ static int setup_tls(server_t *sv)
         SSL_CTX_free(ctx);
         return -1;
     }
-    h2o_ssl_register_alpn_protocols(ctx, h2o_http2_alpn_protocols);
+    if (cfg->http2)
+        h2o_ssl_register_alpn_protocols(ctx, h2o_http2_alpn_protocols);
     sv->ssl_ctx = ctx;
     return 0;
 }
@@ -328,7 +332,9 @@ int server_run(const config_t *cfg)
         pthread_create(&s.workers[i].thread, NULL, worker_main, &s.workers[i]);
     pthread_barrier_wait(&s.receivers); /* a signal from now on reaches every worker */
     log_infof(-1, "h2lua %s listening on %s:%d (%s) with %d workers, APP_ENV=%s", H2LUA_VERSION, cfg->host,
-              cfg->port, s.ssl_ctx != NULL ? "https, http/2" : "http/1.1, h2c", s.nworkers,
+              cfg->port,
+              s.ssl_ctx != NULL ? (cfg->http2 ? "https, http/2" : "https, http/1.1") : (cfg->http2 ? "http/1.1, h2c" : "http/1.1"),
+              s.nworkers,
               cfg->app_env == CONFIG_ENV_DEVELOPMENT ? "development" : "production");
 
     migrate_start(cfg);

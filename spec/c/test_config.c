@@ -1,6 +1,8 @@
 /* Unit tests of core/config.c: defaults, validation messages, DATABASE_URL forms. */
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "check.h"
 #include "config.h"
@@ -38,6 +40,7 @@ static void test_defaults(void)
     CHECK(cfg.db.host == NULL);
     CHECK(strcmp(cfg.db.name, "flaskcrud") == 0);
     CHECK(strcmp(cfg.static_dir, "./static") == 0);
+    CHECK(cfg.http2 == 0);
     config_free(&cfg);
 }
 
@@ -73,6 +76,8 @@ static void test_invalid(void)
     expect_error(dir, "SCRIPTS_DIR must be a readable directory");
     const char *tls[] = {"SECRET_KEY", "0123456789abcdef", "SCRIPTS_DIR", ".", "VIEWS_DIR", ".", "TLS_CERT", "x.pem", NULL};
     expect_error(tls, "TLS_CERT is set but TLS_KEY is not");
+    const char *h2[] = {"SECRET_KEY", "0123456789abcdef", "SCRIPTS_DIR", ".", "VIEWS_DIR", ".", "HTTP2", "yes", NULL};
+    expect_error(h2, "HTTP2 must be 'on' or 'off', got 'yes'");
     const char *body[] = {"SECRET_KEY", "0123456789abcdef", "SCRIPTS_DIR", ".", "VIEWS_DIR", ".", "MAX_BODY", "1k", NULL};
     expect_error(body, "MAX_BODY");
     const char *url[] = {"SECRET_KEY", "0123456789abcdef", "SCRIPTS_DIR", ".", "VIEWS_DIR", ".", "DATABASE_URL",
@@ -119,11 +124,60 @@ static void test_db_url(void)
     free(db.host), free(db.user), free(db.password), free(db.name);
 }
 
+/* A temporary file holding `text`; its path in path (unlinked by the caller). */
+static void temp_file(char *path, const char *text)
+{
+    strcpy(path, "/tmp/h2lua-test-ca-XXXXXX");
+    int fd = mkstemp(path);
+    CHECK(fd >= 0);
+    CHECK(write(fd, text, strlen(text)) == (ssize_t)strlen(text));
+    close(fd);
+}
+
+static void test_database_tls(void)
+{
+    config_t cfg;
+    char err[512], pem[64], junk[64];
+    temp_file(pem, "# a bundle\n-----BEGIN CERTIFICATE-----\nMIIB\n-----END CERTIFICATE-----\n");
+    temp_file(junk, "not a certificate\n");
+#define BASE "SECRET_KEY", "0123456789abcdef", "SCRIPTS_DIR", ".", "VIEWS_DIR", "."
+    const char *def[] = {BASE, NULL};
+    CHECK(load(&cfg, err, def) == 0);
+    CHECK(cfg.db_tls == CONFIG_DB_TLS_PREFERRED && cfg.db_ca == NULL);
+    config_free(&cfg);
+    static const char *const modes[] = {"off", "preferred", "required"};
+    for (int i = 0; i < 3; ++i) {
+        const char *env[] = {BASE, "DATABASE_TLS", modes[i], NULL};
+        CHECK(load(&cfg, err, env) == 0);
+        CHECK(cfg.db_tls == i && strcmp(config_db_tls_name(cfg.db_tls), modes[i]) == 0);
+        config_free(&cfg);
+    }
+    const char *verify[] = {BASE, "DATABASE_TLS", "verify-identity", "DATABASE_CA", pem, NULL};
+    CHECK(load(&cfg, err, verify) == 0);
+    CHECK(cfg.db_tls == CONFIG_DB_TLS_VERIFY_IDENTITY && strcmp(cfg.db_ca, pem) == 0);
+    config_free(&cfg);
+
+    const char *bad[] = {BASE, "DATABASE_TLS", "on", NULL};
+    expect_error(bad, "DATABASE_TLS must be 'off', 'preferred', 'required' or 'verify-identity', got 'on'");
+    const char *noca[] = {BASE, "DATABASE_TLS", "verify-identity", NULL};
+    expect_error(noca, "DATABASE_CA is required with DATABASE_TLS=verify-identity");
+    const char *unused[] = {BASE, "DATABASE_TLS", "required", "DATABASE_CA", pem, NULL};
+    expect_error(unused, "DATABASE_CA is used only with DATABASE_TLS=verify-identity");
+    const char *missing[] = {BASE, "DATABASE_TLS", "verify-identity", "DATABASE_CA", "/nonexistent/ca.pem", NULL};
+    expect_error(missing, "DATABASE_CA must be a readable file, got '/nonexistent/ca.pem'");
+    const char *notpem[] = {BASE, "DATABASE_TLS", "verify-identity", "DATABASE_CA", junk, NULL};
+    expect_error(notpem, "DATABASE_CA must be a PEM bundle of certificates");
+#undef BASE
+    unlink(pem);
+    unlink(junk);
+}
+
 int main(void)
 {
     test_defaults();
     test_invalid();
     test_development();
     test_db_url();
+    test_database_tls();
     return CHECK_DONE();
 }

@@ -65,7 +65,7 @@ describe(`hostile input (${APP ? 'entries app' : 'fixture app'})`, () => {
     db = await startMariaDB();
     name = await db.freshDatabase('flaskcrud_hostile');
     server = await startServer({
-      env: { ...target.env, DATABASE_URL: db.url(name), WORKERS: '2', MAX_BODY: String(MAX_BODY), REQ_TIMEOUT: String(REQ_TIMEOUT) },
+      env: { ...target.env, DATABASE_URL: db.url(name), WORKERS: '2', MAX_BODY: String(MAX_BODY), REQ_TIMEOUT: String(REQ_TIMEOUT), HTTP2: 'on' },
     });
     await waitReady(server);
     const seeded = await server.request('/api/entries', {

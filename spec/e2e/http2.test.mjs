@@ -31,7 +31,7 @@ function connect(origin) {
   });
 }
 
-describeServer('http2 (h2c prior knowledge)', { WORKERS: '1' }, (h) => {
+describeServer('http2 (h2c prior knowledge)', { WORKERS: '1', HTTP2: 'on' }, (h) => {
   it('serves a GET and tells the app the version', async () => {
     const session = await connect(h.server.origin);
     try {

@@ -77,7 +77,7 @@ describe('signals', () => {
   });
 
   it('an open HTTP/2 session does not hold up the exit', async () => {
-    const server = await startServer({ env: { WORKERS: '1', DRAIN_TIMEOUT: '20' } });
+    const server = await startServer({ env: { WORKERS: '1', DRAIN_TIMEOUT: '20', HTTP2: 'on' } });
     const session = http2.connect(server.origin);
     session.on('error', () => {});
     try {

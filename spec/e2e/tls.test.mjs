@@ -25,7 +25,7 @@ function httpsGet(port, p) {
   });
 }
 
-describeServer('tls', { TLS_CERT: CERT, TLS_KEY: KEY, WORKERS: '1' }, (h) => {
+describeServer('tls', { TLS_CERT: CERT, TLS_KEY: KEY, WORKERS: '1', HTTP2: 'on' }, (h) => {
   it('serves HTTPS over HTTP/1.1', async () => {
     const res = await httpsGet(h.server.port, '/echo');
     assert.equal(res.status, 200);

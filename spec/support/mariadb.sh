@@ -1,15 +1,17 @@
 #!/usr/bin/env bash
-# usage: spec/support/mariadb.sh start DIR PORT | stop DIR | kill DIR
+# usage: spec/support/mariadb.sh start DIR PORT [--tls CERTDIR] | stop DIR | kill DIR
 #   start  creates a private MariaDB in DIR (data in DIR/data) unless there is one, starts it on
 #          127.0.0.1:PORT and DIR/mysqld.sock, waits until it answers and creates the database
 #          `flaskcrud` and the user h2lua / h2lua-test-pw (from 127.0.0.1 and localhost) with all
 #          privileges on flaskcrud and flaskcrud_* databases. Does nothing when it already runs.
+#          --tls: TLS with CERTDIR/ca.pem, server-cert.pem, server-key.pem and
+#          require_secure_transport=ON (TCP clients must use TLS; the unix socket stays open).
 #   stop   SIGTERM by DIR/mysqld.pid, then SIGKILL after 20 s.
 #   kill   SIGKILL at once (fault tests); `start` again recovers the same data.
 # Prints nothing but errors. The server's log is DIR/error.log.
 set -euo pipefail
 
-usage() { sed -n '2,9s/^# \{0,1\}//p' "$0"; }
+usage() { sed -n '2,11s/^# \{0,1\}//p' "$0"; }
 
 DB_NAME=flaskcrud
 DB_USER=h2lua
@@ -46,8 +48,16 @@ log_tail() {
 }
 
 cmd_start() {
-    local dir="$1" port="$2"
+    local dir="$1" port="$2" certs="${3:-}" tls=() f
     [[ "$port" =~ ^[0-9]+$ ]] || die "PORT must be a number, got '$port'"
+    if [ -n "$certs" ]; then
+        for f in ca.pem server-cert.pem server-key.pem; do
+            [ -r "$certs/$f" ] || die "--tls: $certs/$f is missing"
+        done
+        certs=$(cd "$certs" && pwd)
+        tls=(--ssl-ca="$certs/ca.pem" --ssl-cert="$certs/server-cert.pem" --ssl-key="$certs/server-key.pem"
+            --require-secure-transport=ON)
+    fi
     command -v mariadbd >/dev/null 2>&1 || [ -x /usr/sbin/mariadbd ] ||
         die "mariadbd is not installed (apt-get install -y mariadb-server mariadb-client)"
     export PATH="$PATH:/usr/sbin"
@@ -67,6 +77,7 @@ cmd_start() {
             if ! mariadb-install-db --no-defaults --user=root --datadir="$dir/data" --tmpdir="$dir/tmp" \
                 --auth-root-authentication-method=normal --skip-test-db \
                 >"$dir/install.log" 2>&1; then
+                grep -m 10 -i -E 'error|fail' "$dir/install.log" >&2 || true
                 tail -n 25 "$dir/install.log" >&2
                 die "mariadb-install-db failed in $dir/data"
             fi
@@ -76,7 +87,7 @@ cmd_start() {
             --datadir="$dir/data" --tmpdir="$dir/tmp" --socket="$dir/mysqld.sock" --pid-file="$dir/mysqld.pid" \
             --port="$port" --bind-address=127.0.0.1 --log-error="$dir/error.log" \
             --skip-name-resolve --innodb-buffer-pool-size=256M --max-connections=500 \
-            --character-set-server=utf8mb4 --collation-server=utf8mb4_unicode_ci \
+            --character-set-server=utf8mb4 --collation-server=utf8mb4_unicode_ci "${tls[@]}" \
             </dev/null >/dev/null 2>&1 &
         local child=$! waited=0
         disown "$child" 2>/dev/null || true
@@ -127,8 +138,12 @@ cmd_stop() {
 
 case "${1:-}" in
 start)
-    [ $# -eq 3 ] || { usage >&2; exit 2; }
-    cmd_start "$2" "$3"
+    if [ $# -eq 5 ] && [ "$4" = --tls ]; then
+        cmd_start "$2" "$3" "$5"
+    else
+        [ $# -eq 3 ] || { usage >&2; exit 2; }
+        cmd_start "$2" "$3"
+    fi
     ;;
 stop)
     [ $# -eq 2 ] || { usage >&2; exit 2; }

@@ -5,6 +5,9 @@
 //   await db.root('SELECT ...', [params])   query as root over the unix socket (mysql2)
 //   await db.kill(); await db.start();      fault injection (SIGKILL, then start on the same data)
 //   await db.destroy()                      stop and remove the directory
+//   await startMariaDB({ tls: dir })        TLS with dir/ca.pem, server-cert.pem, server-key.pem and
+//                                           require_secure_transport=ON (db.tls = other dir, then
+//                                           stop() and start(), serves another certificate)
 
 import { execFile, execFileSync } from 'node:child_process';
 import fs from 'node:fs';
@@ -33,21 +36,23 @@ process.on('exit', () => {
 });
 
 export class MariaDB {
-  constructor(dir, port) {
+  constructor(dir, port, tls = null) {
     this.dir = dir;
     this.port = port;
+    this.tls = tls;
     this.socket = path.join(dir, 'mysqld.sock');
     this.conn = null;
   }
 
   /** DATABASE_URL for h2lua on database `name`. */
-  url(name = 'flaskcrud') {
-    return `mysql://${DB_USER}:${DB_PASSWORD}@127.0.0.1:${this.port}/${name}`;
+  url(name = 'flaskcrud', host = '127.0.0.1') {
+    return `mysql://${DB_USER}:${DB_PASSWORD}@${host}:${this.port}/${name}`;
   }
 
   async start() {
     try {
-      await run(SCRIPT, ['start', this.dir, String(this.port)], { timeout: 60000 });
+      const tls = this.tls ? ['--tls', this.tls] : [];
+      await run(SCRIPT, ['start', this.dir, String(this.port), ...tls], { timeout: 60000 });
     } catch (e) {
       throw new Error(`mariadb.sh start failed: ${e.stderr || e.message}`);
     }
@@ -100,9 +105,9 @@ function assertName(name) {
   if (!/^flaskcrud_[a-z0-9_]+$/.test(name)) throw new Error(`database name ${name} must match flaskcrud_[a-z0-9_]+`);
 }
 
-export async function startMariaDB() {
+export async function startMariaDB({ tls = null } = {}) {
   const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'h2lua-db-'));
-  const db = new MariaDB(dir, await freePort());
+  const db = new MariaDB(dir, await freePort(), tls);
   live.add(db);
   try {
     await db.start();
