@@ -77,7 +77,7 @@ static void test_invalid(void)
     const char *tls[] = {"SECRET_KEY", "0123456789abcdef", "SCRIPTS_DIR", ".", "VIEWS_DIR", ".", "TLS_CERT", "x.pem", NULL};
     expect_error(tls, "TLS_CERT is set but TLS_KEY is not");
     const char *h2[] = {"SECRET_KEY", "0123456789abcdef", "SCRIPTS_DIR", ".", "VIEWS_DIR", ".", "HTTP2", "yes", NULL};
-    expect_error(h2, "HTTP2 must be 'on' or 'off', got 'yes'");
+    expect_error(h2, "HTTP2 must be 'off' or 'on', got 'yes'");
     const char *body[] = {"SECRET_KEY", "0123456789abcdef", "SCRIPTS_DIR", ".", "VIEWS_DIR", ".", "MAX_BODY", "1k", NULL};
     expect_error(body, "MAX_BODY");
     const char *url[] = {"SECRET_KEY", "0123456789abcdef", "SCRIPTS_DIR", ".", "VIEWS_DIR", ".", "DATABASE_URL",
