@@ -79,8 +79,7 @@ static void push_result(lua_State *L, db_result_t *r)
             if (row[i] == NULL) {
                 PUSH_NULL(L);
             } else if (is_integer_type(fields[i].type)) {
-                if (lua_stringtonumber(L, row[i]) == 0)
-                    lua_pushlstring(L, row[i], lens[i]);
+                lua_compat_push_int64(L, row[i], lens[i]);
             } else if (is_float_type(fields[i].type)) {
                 lua_pushnumber(L, strtod(row[i], NULL));
             } else {
@@ -244,20 +243,38 @@ static void op_complete(struct db_op *op, int err, const char *msg, db_result_t 
     lua_host_resume(lr, 3);
 }
 
-/* The continuation: the stack ends with (ok, a, b) pushed by on_done or resume_error. */
-static int k_result(lua_State *L, int status, lua_KContext ctx)
+/*
+ * raise(code, message): the failure of a statement, raised in the caller's coroutine after it was
+ * resumed with (false, code, message): an HTTP 503 error, or "db: message" for a statement the
+ * server refused (500).
+ */
+static int l_raise(lua_State *L)
 {
-    (void)status, (void)ctx;
-    int top = lua_gettop(L);
-    if (lua_toboolean(L, top - 2)) {
-        lua_pushvalue(L, top - 1);
-        return 1;
-    }
-    const char *msg = lua_tostring(L, top);
-    if (lua_tointeger(L, top - 1) == 503)
+    const char *msg = luaL_optstring(L, 2, "database error");
+    if (lua_tointeger(L, 1) == 503)
         return lua_host_raise_http_error(L, 503, msg);
     return luaL_error(L, "db: %s", msg);
 }
+
+/*
+ * The functions the application calls. Each C function yields without a continuation (both VMs
+ * allow that) and is resumed with (ok, value, message); these few lines turn that into a value or
+ * an error. Arguments: the raw module, the raw tx methods, l_raise.
+ */
+static const char wrappers[] = "local raw, raw_tx, raise = ...\n"
+                               "local function result(ok, value, message)\n"
+                               "  if ok then return value end\n"
+                               "  return raise(value, message)\n"
+                               "end\n"
+                               "local db = { escape = raw.escape, ready = raw.ready, null = raw.null }\n"
+                               "function db.query(...) return result(raw.query(...)) end\n"
+                               "function db.read(...) return result(raw.read(...)) end\n"
+                               "function db.begin() return result(raw.begin()) end\n"
+                               "local tx = {}\n"
+                               "function tx:query(...) return result(raw_tx.query(self, ...)) end\n"
+                               "function tx:commit() return result(raw_tx.commit(self)) end\n"
+                               "function tx:rollback() return result(raw_tx.rollback(self)) end\n"
+                               "return db, tx\n";
 
 static lua_req_t *request_or_error(lua_State *L, const char *what)
 {
@@ -295,7 +312,7 @@ static int run_op(lua_State *L, struct db_op *op, db_pool_t *pool)
         return lua_host_raise_http_error(L, 503, buf);
     }
     lua_host_suspend(op->lr);
-    return lua_yieldk(L, 0, 0, k_result);
+    return lua_yield(L, 0);
 }
 
 static struct db_op *new_op(lua_req_t *lr, enum op_kind kind, db_stmt_kind_t stmt)
@@ -419,18 +436,23 @@ static int open_db(lua_State *L)
     static const luaL_Reg tx_methods[] = {
         {"query", l_tx_query}, {"commit", l_tx_commit}, {"rollback", l_tx_rollback}, {NULL, NULL},
     };
+    if (luaL_loadbuffer(L, wrappers, sizeof(wrappers) - 1, "=h2lua.db") != LUA_OK)
+        return lua_error(L);
+    luaL_newlib(L, funcs);
+    PUSH_NULL(L);
+    lua_setfield(L, -2, "null");
+    luaL_newlib(L, tx_methods);
+    lua_pushcfunction(L, l_raise);
+    lua_call(L, 3, 2); /* -> db, tx methods */
     if (luaL_newmetatable(L, TX_MT)) {
-        luaL_newlib(L, tx_methods);
+        lua_pushvalue(L, -2);
         lua_setfield(L, -2, "__index");
         lua_pushcfunction(L, l_tx_gc);
         lua_setfield(L, -2, "__gc");
         lua_pushcfunction(L, l_tx_gc);
         lua_setfield(L, -2, "__close");
     }
-    lua_pop(L, 1);
-    luaL_newlib(L, funcs);
-    PUSH_NULL(L);
-    lua_setfield(L, -2, "null");
+    lua_pop(L, 2);
     return 1;
 }
 

@@ -28,7 +28,7 @@
 #ifndef H2LUA_DB_API_H
 #define H2LUA_DB_API_H
 
-#include <lua.h>
+#include "lua_compat.h"
 
 struct config;
 struct worker;

@@ -1,6 +1,6 @@
 #include "lua_api.h"
 
-#include <lauxlib.h>
+#include "lua_compat.h"
 #include <openssl/crypto.h>
 #include <stdlib.h>
 #include <string.h>

@@ -5,7 +5,7 @@
 #ifndef H2LUA_LUA_API_H
 #define H2LUA_LUA_API_H
 
-#include <lua.h>
+#include "lua_compat.h"
 
 struct config;
 struct worker;

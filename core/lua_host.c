@@ -1,7 +1,6 @@
 #include "lua_host.h"
 
-#include <lauxlib.h>
-#include <lualib.h>
+#include "lua_compat.h"
 #include <netdb.h>
 #include <stdlib.h>
 #include <string.h>
@@ -48,9 +47,12 @@ static void on_req_link_dispose(void *p)
     }
 }
 
+/* The request whose coroutine this worker thread is running (one at a time per thread), or NULL. */
+static _Thread_local lua_req_t *running;
+
 lua_req_t *lua_host_req(lua_State *L)
 {
-    return *(lua_req_t **)lua_getextraspace(L);
+    return running != NULL && running->co == L ? running : NULL;
 }
 
 worker_t *lua_req_worker(lua_req_t *lr)
@@ -127,8 +129,7 @@ int lua_host_open(lua_host_t **out, const config_t *cfg, worker_t *worker, const
         snprintf(errbuf, errlen, "cannot create a Lua state (out of memory)");
         return -1;
     }
-    *(lua_req_t **)lua_getextraspace(L) = NULL;
-    luaL_openlibs(L);
+    lua_compat_openlibs(L);
     struct lua_host_priv *host = util_malloc(sizeof(*host));
     memset(host, 0, sizeof(*host));
     host->super.L = L;
@@ -148,7 +149,7 @@ int lua_host_open(lua_host_t **out, const config_t *cfg, worker_t *worker, const
     luaL_newmetatable(L, LUA_HOST_REQUEST_MT);
     host->super.req_mt_ref = luaL_ref(L, LUA_REGISTRYINDEX);
 
-    luaL_getsubtable(L, LUA_REGISTRYINDEX, LUA_PRELOAD_TABLE);
+    lua_compat_push_preload(L);
     for (const lua_host_preload_fn *p = preloads; *p != NULL; ++p)
         (*p)(L, cfg, worker);
     lua_pop(L, 1);
@@ -296,7 +297,10 @@ static void run(lua_req_t *lr, int nargs)
     lua_State *co = lr->co;
     int nres;
     lr->pending = 0;
-    int status = lua_resume(co, lr->host->super.L, nargs, &nres);
+    lua_req_t *outer = running;
+    running = lr;
+    int status = lua_compat_resume(co, lr->host->super.L, nargs, &nres);
+    running = outer;
     if (status == LUA_YIELD) {
         if (lr->pending)
             return; /* a C function will resume it */
@@ -365,7 +369,6 @@ static int on_req(h2o_handler_t *self, h2o_req_t *req)
         lr->co = lua_newthread(L);
         lr->co_ref = luaL_ref(L, LUA_REGISTRYINDEX);
     }
-    *(lua_req_t **)lua_getextraspace(lr->co) = lr;
     ++w->inflight;
     ++host->super.inflight;
 

@@ -71,7 +71,7 @@
 #define H2LUA_LUA_HOST_H
 
 #include <h2o.h>
-#include <lua.h>
+#include "lua_compat.h"
 
 struct config;
 struct worker;

@@ -1,6 +1,6 @@
 #include "lua_response.h"
 
-#include <lauxlib.h>
+#include "lua_compat.h"
 #include <string.h>
 
 #include "http_status.h"

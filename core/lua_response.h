@@ -10,7 +10,7 @@
 #define H2LUA_LUA_RESPONSE_H
 
 #include <h2o.h>
-#include <lua.h>
+#include "lua_compat.h"
 
 /* What the core adds to every response it sends for the application. */
 typedef struct lua_response_core {

@@ -12,8 +12,7 @@
 #ifndef H2LUA_SQL_BIND_H
 #define H2LUA_SQL_BIND_H
 
-#include <lauxlib.h>
-#include <lua.h>
+#include "lua_compat.h"
 #include <stddef.h>
 
 /* The address that stands for SQL NULL in Lua (db.null is a light userdata pointing here). */

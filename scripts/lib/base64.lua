@@ -2,7 +2,7 @@
 
 local base64 = {}
 
-local byte, char, concat, find, sub = string.byte, string.char, table.concat, string.find, string.sub
+local byte, char, concat, find, sub, floor = string.byte, string.char, table.concat, string.find, string.sub, math.floor
 
 local ALPHABET = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_"
 local ENC, DEC = {}, {}
@@ -12,23 +12,23 @@ for i = 1, 64 do
     DEC[byte(c)] = i - 1
 end
 
+-- Arithmetic on 6-bit groups rather than bit operators: the same code runs on Lua 5.4 and LuaJIT.
+
 -- Returns s encoded with the URL-safe alphabet, without "=" padding.
 function base64.url_encode(s)
     local out, n = {}, 0
     for i = 1, #s - 2, 3 do
         local a, b, c = byte(s, i, i + 2)
-        local v = a << 16 | b << 8 | c
         n = n + 1
-        out[n] = ENC[v >> 18] .. ENC[v >> 12 & 63] .. ENC[v >> 6 & 63] .. ENC[v & 63]
+        out[n] = ENC[floor(a / 4)] .. ENC[a % 4 * 16 + floor(b / 16)] .. ENC[b % 16 * 4 + floor(c / 64)] .. ENC[c % 64]
     end
     local rest = #s % 3
     if rest == 1 then
-        local v = byte(s, #s) << 16
-        out[n + 1] = ENC[v >> 18] .. ENC[v >> 12 & 63]
+        local a = byte(s, #s)
+        out[n + 1] = ENC[floor(a / 4)] .. ENC[a % 4 * 16]
     elseif rest == 2 then
         local a, b = byte(s, #s - 1, #s)
-        local v = a << 16 | b << 8
-        out[n + 1] = ENC[v >> 18] .. ENC[v >> 12 & 63] .. ENC[v >> 6 & 63]
+        out[n + 1] = ENC[floor(a / 4)] .. ENC[a % 4 * 16 + floor(b / 16)] .. ENC[b % 16 * 4]
     end
     return concat(out)
 end
@@ -40,19 +40,19 @@ function base64.url_decode(s)
     local out, n = {}, 0
     for i = 1, #s - 3, 4 do
         local a, b, c, d = byte(s, i, i + 3)
-        local v = DEC[a] << 18 | DEC[b] << 12 | DEC[c] << 6 | DEC[d]
+        a, b, c, d = DEC[a], DEC[b], DEC[c], DEC[d]
         n = n + 1
-        out[n] = char(v >> 16, v >> 8 & 255, v & 255)
+        out[n] = char(a * 4 + floor(b / 16), b % 16 * 16 + floor(c / 4), c % 4 * 64 + d)
     end
     local rest = #s % 4
     if rest == 2 then
-        local v = DEC[byte(s, -2)] << 18 | DEC[byte(s, -1)] << 12
-        if v & 0xffff ~= 0 then return nil end
-        out[n + 1] = char(v >> 16)
+        local a, b = DEC[byte(s, -2)], DEC[byte(s, -1)]
+        if b % 16 ~= 0 then return nil end
+        out[n + 1] = char(a * 4 + floor(b / 16))
     elseif rest == 3 then
-        local v = DEC[byte(s, -3)] << 18 | DEC[byte(s, -2)] << 12 | DEC[byte(s, -1)] << 6
-        if v & 0xff ~= 0 then return nil end
-        out[n + 1] = char(v >> 16, v >> 8 & 255)
+        local a, b, c = DEC[byte(s, -3)], DEC[byte(s, -2)], DEC[byte(s, -1)]
+        if c % 4 ~= 0 then return nil end
+        out[n + 1] = char(a * 4 + floor(b / 16), b % 16 * 16 + floor(c / 4))
     end
     return concat(out)
 end

@@ -20,6 +20,9 @@ local byte, concat, find, format, gsub, match, sub =
     string.byte, table.concat, string.find, string.format, string.gsub, string.match, string.sub
 local tostring, type, pairs, setmetatable, xpcall = tostring, type, pairs, setmetatable, xpcall
 local getinfo = debug.getinfo
+-- Lua 5.4 hands a template its environment as the _ENV parameter; LuaJIT (Lua 5.1) has no _ENV,
+-- so there the compiled function sets its own environment with setfenv, on the same line.
+local setfenv = rawget(_G, "setfenv")
 
 -- Returns v as HTML text: "" for nil, tostring otherwise, with & < > " ' escaped: the core's
 -- escape_html (the one HTML escaper).
@@ -129,7 +132,8 @@ local function translate(source)
     -- The table of pieces is kept for the next render of this template (it grows once, not on
     -- every render); a render that finds it taken (a render inside itself, or one interrupted by an
     -- error or still suspended in a coroutine) makes its own.
-    emit("local _esc, _raw, _concat = ... local _free return function(_ENV) "
+    emit("local _esc, _raw, _concat, _setfenv = ... local _free return function(_ENV) "
+        .. (setfenv and "_setfenv(1, _ENV) " or "")
         .. "local _b, _n = _free or {}, 0 _free = nil ")
     local pos, len = 1, #source
     while pos <= len do
@@ -205,7 +209,7 @@ function template.compile(source, chunkname, base)
         end)
         return nil, translate_msg(err)
     end
-    local fn = chunk(escape, raw, concat)
+    local fn = chunk(escape, raw, concat, setfenv)
 
     local source_name = "=" .. private
     local function on_error(e)

@@ -24,14 +24,15 @@ local http = require "lib.http"
 
 local web = {}
 
-local traceback, xpcall, pcall, type, tostring = debug.traceback, xpcall, pcall, type, tostring
+local traceback, xpcall, pcall, type, tostring, gsub = debug.traceback, xpcall, pcall, type, tostring, string.gsub
 local format = string.format
 
 local Failure = {} -- metatable of the error record made by on_error for non-HTTP errors
 
 local function on_error(e)
     if http.is_error(e) then return e end
-    return setmetatable({ message = tostring(e), traceback = traceback(nil, 2) }, Failure)
+    -- traceback("", 2) rather than (nil, 2): LuaJIT returns a nil message as it is
+    return setmetatable({ message = tostring(e), traceback = (gsub(traceback("", 2), "^\n", "")) }, Failure)
 end
 
 local function log_to_stderr(message, fields)

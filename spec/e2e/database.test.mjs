@@ -29,6 +29,14 @@ routes["GET /db/types"] = function()
     return json(200, { i = r.i, itype = math.type(r.i), f = r.f, n_is_null = r.n == db.null, s = r.s, d = r.d })
 end
 
+routes["GET /db/bigints"] = function()
+    local r = db.query("SELECT 99999999999999 AS below, 100000000000000 AS at, CAST(9007199254740993 AS SIGNED) AS big, "
+        .. "CAST(18446744073709551615 AS UNSIGNED) AS umax, -9223372036854775808 AS min")[1]
+    return json(200, { text = table.concat({ tostring(r.below), tostring(r.at), tostring(r.big), tostring(r.umax), tostring(r.min) }, " "),
+        below_minus_one = tostring(r.below - 1), below_type = math.type(r.below),
+        bound = db.query("SELECT ? AS v", r.big)[1].v == r.big })
+end
+
 routes["GET /db/bind"] = function(req)
     local r = db.query("SELECT ? AS v, ? AS n, ? AS t, ? AS z", req.query.v, 7, true, nil)[1]
     return json(200, { v = r.v, n = r.n, t = r.t, z_is_null = r.z == db.null })
@@ -187,6 +195,17 @@ describe('database', () => {
       const res = await server.get('/db/types');
       assert.equal(res.status, 200, res.text);
       assert.deepEqual(JSON.parse(res.text), { i: 42, itype: 'integer', f: 1.5, n_is_null: true, s: "x'y", d: 12.25 });
+    });
+
+    it('integer columns stay exact on both VMs (LuaJIT: digits as a string from 10^14 on)', async () => {
+      const res = await server.get('/db/bigints');
+      assert.equal(res.status, 200, res.text);
+      assert.deepEqual(JSON.parse(res.text), {
+        text: '99999999999999 100000000000000 9007199254740993 18446744073709551615 -9223372036854775808',
+        below_minus_one: '99999999999998',
+        below_type: 'integer',
+        bound: true,
+      });
     });
 
     it('parameters are bound by the core, never concatenated', async () => {

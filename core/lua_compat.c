@@ -1,0 +1,201 @@
+#include "lua_compat.h"
+
+#include <errno.h>
+#include <math.h>
+#include <stdlib.h>
+
+#define EXACT_MAX 9007199254740992.0 /* 2^53: doubles are exact integers up to here */
+#define PRINT_MAX 1e14                /* LuaJIT's tostring (%.14g) prints integers exactly below this */
+
+int lua_compat_resume(lua_State *co, lua_State *from, int nargs, int *nres)
+{
+#if H2LUA_LUAJIT
+    (void)from;
+    int status = lua_resume(co, nargs);
+    /* a yield leaves only the yielded values on co's stack, a return only the results */
+    *nres = status == LUA_OK || status == LUA_YIELD ? lua_gettop(co) : 0;
+    return status;
+#else
+    return lua_resume(co, from, nargs, nres);
+#endif
+}
+
+#if H2LUA_LUAJIT
+static int l_math_type(lua_State *L)
+{
+    luaL_checkany(L, 1);
+    if (lua_type(L, 1) != LUA_TNUMBER)
+        lua_pushnil(L);
+    else
+        lua_pushstring(L, lua_compat_isinteger(L, 1) ? "integer" : "float");
+    return 1;
+}
+
+static int l_table_pack(lua_State *L)
+{
+    int n = lua_gettop(L);
+    lua_createtable(L, n, 1);
+    lua_insert(L, 1);
+    for (int i = n; i >= 1; --i)
+        lua_rawseti(L, 1, i);
+    lua_pushinteger(L, n);
+    lua_setfield(L, 1, "n");
+    return 1;
+}
+
+/* The length of the UTF-8 sequence starting with byte c and whether the next ones continue it. */
+static size_t utf8_seq(const unsigned char *s, size_t left)
+{
+    unsigned c = s[0];
+    size_t n;
+    unsigned min;
+    if (c < 0x80)
+        return 1;
+    if (c >= 0xC2 && c <= 0xDF)
+        n = 2, min = 0x80;
+    else if (c >= 0xE0 && c <= 0xEF)
+        n = 3, min = 0x800;
+    else if (c >= 0xF0 && c <= 0xF4)
+        n = 4, min = 0x10000;
+    else
+        return 0;
+    if (left < n)
+        return 0;
+    unsigned cp = c & (0x7F >> n);
+    for (size_t i = 1; i < n; ++i) {
+        if ((s[i] & 0xC0) != 0x80)
+            return 0;
+        cp = cp << 6 | (s[i] & 0x3F);
+    }
+    if (cp < min || cp > 0x10FFFF || (cp >= 0xD800 && cp <= 0xDFFF))
+        return 0;
+    return n;
+}
+
+static int l_utf8_len(lua_State *L)
+{
+    size_t len;
+    const unsigned char *s = (const unsigned char *)luaL_checklstring(L, 1, &len);
+    lua_Integer i = luaL_optinteger(L, 2, 1), j = luaL_optinteger(L, 3, -1);
+    if (i < 0)
+        i = (lua_Integer)len + i + 1;
+    if (j < 0)
+        j = (lua_Integer)len + j + 1;
+    luaL_argcheck(L, i >= 1 && i <= (lua_Integer)len + 1, 2, "initial position out of bounds");
+    luaL_argcheck(L, j <= (lua_Integer)len, 3, "final position out of bounds");
+    lua_Integer n = 0;
+    size_t p = (size_t)(i - 1);
+    while ((lua_Integer)p < j) {
+        size_t k = utf8_seq(s + p, len - p);
+        if (k == 0) {
+            lua_pushnil(L);
+            lua_pushinteger(L, (lua_Integer)p + 1);
+            return 2;
+        }
+        p += k;
+        ++n;
+    }
+    lua_pushinteger(L, n);
+    return 1;
+}
+#endif
+
+void lua_compat_openlibs(lua_State *L)
+{
+    luaL_openlibs(L);
+#if H2LUA_LUAJIT
+    lua_getglobal(L, "math");
+    lua_pushcfunction(L, l_math_type);
+    lua_setfield(L, -2, "type");
+    lua_pop(L, 1);
+    lua_getglobal(L, "table");
+    lua_pushcfunction(L, l_table_pack);
+    lua_setfield(L, -2, "pack");
+    lua_getglobal(L, "unpack");
+    lua_setfield(L, -2, "unpack");
+    lua_pop(L, 1);
+    lua_getglobal(L, "utf8");
+    if (lua_isnil(L, -1)) {
+        lua_pop(L, 1);
+        lua_newtable(L);
+        lua_pushcfunction(L, l_utf8_len);
+        lua_setfield(L, -2, "len");
+        lua_pushliteral(L, "[\0-\x7F\xC2-\xFD][\x80-\xBF]*");
+        lua_setfield(L, -2, "charpattern");
+        lua_setglobal(L, "utf8");
+    } else {
+        lua_pop(L, 1);
+    }
+#endif
+}
+
+void lua_compat_push_preload(lua_State *L)
+{
+    lua_getglobal(L, "package");
+    lua_getfield(L, -1, "preload");
+    lua_remove(L, -2);
+}
+
+void lua_compat_push_int64(lua_State *L, const char *s, size_t len)
+{
+    char *end;
+    errno = 0;
+    long long v = strtoll(s, &end, 10);
+    if (len == 0 || errno != 0 || end != s + len) {
+        lua_pushlstring(L, s, len);
+        return;
+    }
+#if H2LUA_LUAJIT
+    if ((double)v >= PRINT_MAX || (double)v <= -PRINT_MAX) {
+        lua_pushlstring(L, s, len);
+        return;
+    }
+    lua_pushnumber(L, (lua_Number)v);
+#else
+    lua_pushinteger(L, (lua_Integer)v);
+#endif
+}
+
+#if H2LUA_LUAJIT
+int lua_compat_isinteger(lua_State *L, int idx)
+{
+    if (lua_type(L, idx) != LUA_TNUMBER)
+        return 0;
+    lua_Number d = lua_tonumber(L, idx);
+    return d == floor(d) && d <= EXACT_MAX && d >= -EXACT_MAX;
+}
+
+lua_Integer lua_compat_tointegerx(lua_State *L, int idx, int *isnum)
+{
+    int ok = lua_compat_isinteger(L, idx);
+    if (isnum != NULL)
+        *isnum = ok;
+    return ok ? (lua_Integer)lua_tonumber(L, idx) : 0;
+}
+
+const char *lua_compat_tolstring(lua_State *L, int idx, size_t *len)
+{
+    idx = idx < 0 && idx > LUA_REGISTRYINDEX ? lua_gettop(L) + idx + 1 : idx;
+    if (luaL_callmeta(L, idx, "__tostring")) {
+        if (!lua_isstring(L, -1))
+            luaL_error(L, "'__tostring' must return a string");
+    } else {
+        switch (lua_type(L, idx)) {
+        case LUA_TNUMBER:
+        case LUA_TSTRING:
+            lua_pushvalue(L, idx);
+            break;
+        case LUA_TBOOLEAN:
+            lua_pushstring(L, lua_toboolean(L, idx) ? "true" : "false");
+            break;
+        case LUA_TNIL:
+            lua_pushliteral(L, "nil");
+            break;
+        default:
+            lua_pushfstring(L, "%s: %p", luaL_typename(L, idx), lua_topointer(L, idx));
+            break;
+        }
+    }
+    return lua_tolstring(L, -1, len);
+}
+#endif
