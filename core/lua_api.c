@@ -4,6 +4,7 @@
 #include <openssl/crypto.h>
 #include <openssl/evp.h>
 #include <openssl/hmac.h>
+#include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
@@ -137,16 +138,41 @@ static int l_utf8_valid(lua_State *L)
 }
 
 /* escape_html(v): "" for nil, else tostring(v) with & < > " ' escaped; the same string when
- * nothing needs escaping (no copy). The templates' <%= %> runs this for every value. */
+ * nothing needs escaping (no copy). The templates' <%= %> runs this for every value: a string or
+ * an integer (ids) takes a path without tostring's metamethod lookup and number formatting. */
 static int l_escape_html(lua_State *L)
 {
     static const unsigned char special[256] = {['&'] = 1, ['<'] = 1, ['>'] = 1, ['"'] = 1, ['\''] = 1};
-    if (lua_isnoneornil(L, 1)) {
+    size_t len;
+    const char *s;
+    switch (lua_type(L, 1)) {
+    case LUA_TNONE:
+    case LUA_TNIL:
         lua_pushliteral(L, "");
         return 1;
+    case LUA_TSTRING:
+        lua_settop(L, 1);
+        s = lua_tolstring(L, 1, &len);
+        break;
+    case LUA_TNUMBER:
+        if (lua_isinteger(L, 1)) {
+            /* decimal digits never need escaping */
+            char buf[24], *end = buf + sizeof(buf), *d = end;
+            lua_Integer n = lua_tointeger(L, 1);
+            uint64_t u = n < 0 ? (uint64_t)0 - (uint64_t)n : (uint64_t)n;
+            do {
+                *--d = (char)('0' + u % 10);
+                u /= 10;
+            } while (u != 0);
+            if (n < 0)
+                *--d = '-';
+            lua_pushlstring(L, d, (size_t)(end - d));
+            return 1;
+        }
+        /* fall through */
+    default:
+        s = luaL_tolstring(L, 1, &len);
     }
-    size_t len;
-    const char *s = luaL_tolstring(L, 1, &len);
     size_t i = 0;
     while (i < len && !special[(unsigned char)s[i]])
         ++i;
