@@ -26,6 +26,8 @@ struct api_ctx {
     const config_t *cfg;
     worker_t *w;
     EVP_MAC_CTX *hmac; /* HMAC-SHA256 keyed with SECRET_KEY once; re-initialised per use; NULL: none */
+    char *out;         /* concat's buffer, kept between calls (it grows to the largest page once) */
+    size_t out_cap;
 };
 
 static struct api_ctx *ctx_of(lua_State *L)
@@ -219,7 +221,42 @@ static int api_ctx_gc(lua_State *L)
     struct api_ctx *c = lua_touserdata(L, 1);
     EVP_MAC_CTX_free(c->hmac);
     c->hmac = NULL;
+    free(c->out);
+    c->out = NULL;
+    c->out_cap = 0;
     return 0;
+}
+
+/* concat(t, n): t[1] .. t[n] (strings) joined, as table.concat(t, "", 1, n), through the state's
+ * buffer that is kept between calls: no buffer grown by doubling on every render of a page. */
+static int l_concat(lua_State *L)
+{
+    luaL_checktype(L, 1, LUA_TTABLE);
+    lua_Integer n = luaL_checkinteger(L, 2);
+    struct api_ctx *c = ctx_of(L);
+    size_t len = 0;
+    for (lua_Integer i = 1; i <= n; ++i) {
+        size_t l;
+        lua_rawgeti(L, 1, i);
+        const char *p = lua_tolstring(L, -1, &l);
+        if (p == NULL)
+            return luaL_error(L, "concat: item %d is a %s, not a string", (int)i, luaL_typename(L, -1));
+        if (len + l > c->out_cap) {
+            size_t cap = c->out_cap == 0 ? 16384 : c->out_cap;
+            while (cap < len + l)
+                cap *= 2;
+            char *grown = realloc(c->out, cap);
+            if (grown == NULL)
+                return luaL_error(L, "concat: out of memory");
+            c->out = grown;
+            c->out_cap = cap;
+        }
+        memcpy(c->out + len, p, l);
+        len += l;
+        lua_pop(L, 1);
+    }
+    lua_pushlstring(L, c->out, len);
+    return 1;
 }
 
 static int l_hmac_sha256(lua_State *L)
@@ -405,6 +442,7 @@ static int open_module(lua_State *L)
         {"parse_cookies", l_parse_cookies},
         {"utf8_valid", l_utf8_valid},
         {"escape_html", l_escape_html},
+        {"concat", l_concat},
         {"hmac_sha256", l_hmac_sha256},
         {"random_hex", l_random_hex},
         {"equal", l_equal},
@@ -454,6 +492,8 @@ void lua_api_open(lua_State *L, const config_t *cfg, worker_t *w)
     c->cfg = cfg;
     c->w = w;
     c->hmac = hmac_ctx_new(cfg->secret_key);
+    c->out = NULL;
+    c->out_cap = 0;
     lua_createtable(L, 0, 1);
     lua_pushcfunction(L, api_ctx_gc);
     lua_setfield(L, -2, "__gc");

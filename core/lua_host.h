@@ -57,6 +57,8 @@
  *   h2lua.parse_cookies(s)    -> table                  (malformed pairs are skipped)
  *   h2lua.utf8_valid(s)       -> boolean
  *   h2lua.escape_html(v)      -> "" for nil, else tostring(v) with & < > " ' escaped (templates)
+ *   h2lua.concat(t, n)        -> t[1] .. t[n] joined (strings or numbers), through a buffer kept
+ *                             by the state between calls (templates)
  *   h2lua.hmac_sha256(data)   -> 64 hex digits: HMAC-SHA256 keyed with SECRET_KEY
  *   h2lua.random_hex(n)       -> 2n hex digits from the OS CSPRNG
  *   h2lua.equal(a, b)         constant-time string comparison

@@ -38,6 +38,16 @@ do
 end
 template.escape = escape
 
+-- Joins the n pieces of a render: the core's concat (a buffer kept between renders) inside the
+-- server, table.concat elsewhere.
+local function join(t, n)
+    return concat(t, "", 1, n)
+end
+do
+    local ok, h2lua = pcall(require, "h2lua")
+    if ok and type(h2lua) == "table" and h2lua.concat then join = h2lua.concat end
+end
+
 local function raw(v)
     if v == nil then return "" end
     if type(v) ~= "string" then return tostring(v) end
@@ -147,7 +157,7 @@ local function translate(source)
         end
     end
     flush()
-    emit("local _s = _concat(_b, \"\", 1, _n) _free = _b return _s end")
+    emit("local _s = _concat(_b, _n) _free = _b return _s end")
     return concat(out), map
 end
 
@@ -181,7 +191,7 @@ function template.compile(source, chunkname, base)
         end)
         return nil, translate_msg(err)
     end
-    local fn = chunk(escape, raw, concat)
+    local fn = chunk(escape, raw, join)
 
     local source_name = "=" .. private
     local function on_error(e)
