@@ -23,6 +23,8 @@ local function db_opts(name)
     return o
 end
 
+-- The same markup as h2lua's layout.etlua and index.etlua around the rows (without the flash
+-- messages, the CSRF fields and the pager's logic).
 local HEAD = [[<!doctype html>
 <html lang="en">
 <head>
@@ -31,26 +33,60 @@ local HEAD = [[<!doctype html>
   <title>Entries</title>
   <link rel="stylesheet" href="/static/bootstrap/css/bootstrap.min.css">
   <link rel="stylesheet" href="/static/app.css">
+  <link rel="icon" href="/static/favicon.svg" type="image/svg+xml">
 </head>
 <body>
-  <nav class="navbar navbar-expand navbar-dark bg-dark mb-4"><div class="container"><a class="navbar-brand" href="/">h2lua</a></div></nav>
+  <nav class="navbar navbar-expand navbar-dark bg-dark mb-4">
+    <div class="container">
+      <a class="navbar-brand" href="/">h2lua</a>
+      <ul class="navbar-nav">
+        <li class="nav-item"><a class="nav-link" href="/">Entries</a></li>
+      </ul>
+    </div>
+  </nav>
   <main class="container">
+<div class="d-flex align-items-baseline justify-content-between mb-3">
+  <h1 class="h3 mb-0">Entries</h1>
+</div>
 <div class="row g-4">
   <div class="col-md-8">
-    <table class="table table-striped table-hover align-middle" id="entries">
-      <thead><tr><th scope="col">#</th><th scope="col">Title</th><th scope="col">Description</th><th scope="col">Status</th><th scope="col" class="text-end">Actions</th></tr></thead>
-      <tbody>
+    <div class="table-responsive">
+      <table class="table table-striped table-hover align-middle" id="entries">
+        <thead>
+          <tr>
+            <th scope="col">#</th>
+            <th scope="col">Title</th>
+            <th scope="col">Description</th>
+            <th scope="col">Status</th>
+            <th scope="col" class="text-end">Actions</th>
+          </tr>
+        </thead>
+        <tbody>
 ]]
 local TAIL = [[
-      </tbody>
-    </table>
+        </tbody>
+      </table>
+    </div>
   </div>
   <div class="col-md-4">
-    <form method="post" action="/add" id="add-form">
-      <input class="form-control" id="title" name="title" type="text" required>
-      <input class="form-control" id="description" name="description" type="text" required>
-      <button class="btn btn-primary" type="submit">Add</button>
-    </form>
+    <div class="card">
+      <div class="card-body">
+        <h2 class="h5 card-title">Add an entry</h2>
+        <form method="post" action="/add" id="add-form">
+          <div class="mb-3">
+            <label class="form-label" for="title">Title</label>
+            <input class="form-control" id="title" name="title" type="text" value="" required>
+            <div class="form-text">Up to 64 characters.</div>
+          </div>
+          <div class="mb-3">
+            <label class="form-label" for="description">Description</label>
+            <input class="form-control" id="description" name="description" type="text" value="" required>
+            <div class="form-text">Up to 120 characters.</div>
+          </div>
+          <button class="btn btn-primary" type="submit">Add</button>
+        </form>
+      </div>
+    </div>
   </div>
 </div>
   </main>
