@@ -99,8 +99,10 @@ describe("app", function()
             assert.matches('<span class="badge text-bg-success">Done</span>', body, 1, true)
             assert.matches('<span class="badge text-bg-secondary">Pending</span>', body, 1, true)
             assert.matches('<a class="btn btn-sm btn-outline-primary" href="/update/1">Edit</a>', body, 1, true)
-            assert.matches('<form method="post" action="/turn/2"><input type="hidden" name="csrf_token" value="', body, 1, true)
-            assert.matches('<button class="btn btn-sm btn-outline-danger" formaction="/delete/2">Delete</button>', body, 1, true)
+            assert.matches('<form method="post" action="/turn/2"><input type="hidden" name="csrf_token" value="',
+                body, 1, true)
+            assert.matches('<button class="btn btn-sm btn-outline-danger" formaction="/delete/2">Delete</button>',
+                body, 1, true)
             local _, forms = body:gsub('name="csrf_token"', "")
             assert.equal(3, forms, "one form per row and the add form")
         end)

@@ -4,6 +4,7 @@
 -- flash messages or a template engine. The database's port is $PEER_DB_PORT (nginx's `env`
 -- directive passes it); its name is the argument of index / add.
 
+-- luacheck: globals ngx
 local mysql = require "mysql"
 
 local app = {}
@@ -115,7 +116,8 @@ function app.index(database)
         out[n] = '<tr id="entry-' .. id .. '"><td class="entry-id">' .. id .. '</td><td class="entry-title text-break">'
             .. esc(r.title) .. '</td><td class="entry-description text-break">' .. esc(r.description)
             .. '</td><td class="entry-status">'
-            .. (done and '<span class="badge text-bg-success">Done</span>' or '<span class="badge text-bg-secondary">Pending</span>')
+            .. (done and '<span class="badge text-bg-success">Done</span>'
+                or '<span class="badge text-bg-secondary">Pending</span>')
             .. '</td><td class="entry-actions text-end text-nowrap"><form method="post" action="/turn/' .. id
             .. '"><a class="btn btn-sm btn-outline-primary" href="/update/' .. id .. '">Edit</a> '
             .. '<button class="btn btn-sm btn-outline-secondary">' .. (done and "Mark pending" or "Mark done")

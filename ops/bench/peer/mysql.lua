@@ -8,6 +8,7 @@
 --                                     -- an OK packet gives { affected_rows =, insert_id = }
 --   db:keepalive()                    -- back to the worker's pool
 
+-- luacheck: globals ngx
 local bit = require "bit"
 local band, bor, bxor, rshift = bit.band, bit.bor, bit.bxor, bit.rshift
 local byte, char, sub, find = string.byte, string.char, string.sub, string.find

@@ -53,7 +53,7 @@ function fake_db.new()
                     c.probe = 0
                     out[#out + 1] = c
                 end
-                if r.id <= bound then probe = { probe = 1, id = r.id, title = null, description = null, status = null } end
+                if r.id <= bound then probe = { probe = 1, id = r.id, title = null, description = null } end
             end
             out[#out + 1] = probe
             return out
@@ -69,7 +69,7 @@ function fake_db.new()
                     c.probe = 0
                     table.insert(out, 1, c)
                 end
-                if r.id >= bound then probe = { probe = 1, id = r.id, title = null, description = null, status = null } end
+                if r.id >= bound then probe = { probe = 1, id = r.id, title = null, description = null } end
             end
             out[#out + 1] = probe
             return out
