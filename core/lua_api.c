@@ -199,6 +199,34 @@ static int l_escape_html(lua_State *L)
     return 1;
 }
 
+/* base64url_encode(s) -> s in base64url without padding (scripts/lib/base64.lua's url_encode) */
+static int l_base64url_encode(lua_State *L)
+{
+    size_t len;
+    const char *s = luaL_checklstring(L, 1, &len);
+    luaL_Buffer b;
+    char *out = luaL_buffinitsize(L, &b, UTIL_BASE64URL_LEN(len) + 1);
+    util_base64url_encode(out, (const unsigned char *)s, len);
+    luaL_pushresultsize(&b, UTIL_BASE64URL_LEN(len));
+    return 1;
+}
+
+/* base64url_decode(s) -> the bytes, or nil for anything base64url_encode does not make */
+static int l_base64url_decode(lua_State *L)
+{
+    size_t len;
+    const char *s = luaL_checklstring(L, 1, &len);
+    luaL_Buffer b;
+    unsigned char *out = (unsigned char *)luaL_buffinitsize(L, &b, len / 4 * 3 + 3);
+    long n = util_base64url_decode(out, s, len);
+    if (n < 0) {
+        lua_pushnil(L);
+        return 1;
+    }
+    luaL_pushresultsize(&b, (size_t)n);
+    return 1;
+}
+
 /* ---- crypto ---- */
 
 /* The state's HMAC context, keyed once: a one-shot HMAC() fetches the digest and hashes the key
@@ -443,6 +471,8 @@ static int open_module(lua_State *L)
         {"utf8_valid", l_utf8_valid},
         {"escape_html", l_escape_html},
         {"concat", l_concat},
+        {"base64url_encode", l_base64url_encode},
+        {"base64url_decode", l_base64url_decode},
         {"hmac_sha256", l_hmac_sha256},
         {"random_hex", l_random_hex},
         {"equal", l_equal},

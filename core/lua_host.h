@@ -59,6 +59,8 @@
  *   h2lua.escape_html(v)      -> "" for nil, else tostring(v) with & < > " ' escaped (templates)
  *   h2lua.concat(t, n)        -> t[1] .. t[n] joined (strings or numbers), through a buffer kept
  *                             by the state between calls (templates)
+ *   h2lua.base64url_encode(s) -> s in base64url (RFC 4648 section 5) without padding
+ *   h2lua.base64url_decode(s) -> the bytes, or nil for anything base64url_encode does not make
  *   h2lua.hmac_sha256(data)   -> 64 hex digits: HMAC-SHA256 keyed with SECRET_KEY
  *   h2lua.random_hex(n)       -> 2n hex digits from the OS CSPRNG
  *   h2lua.equal(a, b)         constant-time string comparison

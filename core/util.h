@@ -27,4 +27,17 @@ char *util_random_hex(size_t n);
 /* Writes 2*len hex digits of src and a NUL to dst. */
 void util_hex_encode(char *dst, const unsigned char *src, size_t len);
 
+/* Length of the base64url encoding (RFC 4648 section 5, no "=" padding) of len bytes. */
+#define UTIL_BASE64URL_LEN(len) ((len) / 3 * 4 + ((len) % 3 == 0 ? 0 : (len) % 3 + 1))
+
+/* Writes the base64url encoding of src (UTIL_BASE64URL_LEN(len) bytes, no NUL) to dst. */
+void util_base64url_encode(char *dst, const unsigned char *src, size_t len);
+
+/*
+ * Decodes len characters of base64url without padding into dst (room for len * 3 / 4 bytes).
+ * Returns the number of bytes, or -1 for anything url_encode does not make: a character outside
+ * the alphabet, "=", a length of 4n+1, bits set past the last byte. Can't fail otherwise.
+ */
+long util_base64url_decode(unsigned char *dst, const char *src, size_t len);
+
 #endif
