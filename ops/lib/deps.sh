@@ -14,7 +14,7 @@ _deps_group() {
     test) echo "lua-busted lua-check nodejs npm curl wrk clang" ;;
     browser) echo "chromium" ;;
     stack) echo "nginx openssl iproute2 nftables curl" ;;
-    bench) echo "nginx libnginx-mod-http-lua wrk curl linux-perf" ;;
+    bench) echo "nginx libnginx-mod-http-lua wrk curl" ;;
     *) return 1 ;;
     esac
 }
