@@ -1,5 +1,7 @@
 #include "http_headers.h"
 
+#include <string.h>
+
 #include "worker.h"
 
 static h2o_iovec_t hdr_nosniff = {H2O_STRLIT("x-content-type-options")};
@@ -25,15 +27,23 @@ static void push_header(h2o_req_t *req, h2o_iovec_t *name, const char *value, si
     h->value = h2o_iovec_init(value, len);
 }
 
+/* The security headers of every response, built once: appended with one copy per response. */
+static const h2o_header_t security_headers[] = {
+    {&hdr_nosniff, NULL, {H2O_STRLIT("nosniff")}},
+    {&hdr_frame, NULL, {H2O_STRLIT("DENY")}},
+    {&hdr_referrer, NULL, {H2O_STRLIT("same-origin")}},
+    {&hdr_csp, NULL, {H2O_STRLIT(CSP_VALUE)}},
+};
+#define N_SECURITY_HEADERS (sizeof(security_headers) / sizeof(security_headers[0]))
+
 static void on_setup_ostream(h2o_filter_t *_self, h2o_req_t *req, h2o_ostream_t **slot)
 {
     headers_filter_t *self = (void *)_self;
     if (worker_from_ctx(req->conn->ctx)->shutting_down)
         req->http1_is_persistent = 0; /* draining: HTTP/1 responses carry Connection: close */
-    push_header(req, &hdr_nosniff, H2O_STRLIT("nosniff"));
-    push_header(req, &hdr_frame, H2O_STRLIT("DENY"));
-    push_header(req, &hdr_referrer, H2O_STRLIT("same-origin"));
-    push_header(req, &hdr_csp, H2O_STRLIT(CSP_VALUE));
+    h2o_vector_reserve(&req->pool, &req->res.headers, req->res.headers.size + N_SECURITY_HEADERS + 2);
+    memcpy(req->res.headers.entries + req->res.headers.size, security_headers, sizeof(security_headers));
+    req->res.headers.size += N_SECURITY_HEADERS;
     if (worker_find_request_id(req).base == NULL) {
         char *id = h2o_mem_alloc_pool(&req->pool, 17);
         worker_next_request_id(worker_from_ctx(req->conn->ctx), id);

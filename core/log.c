@@ -175,40 +175,151 @@ void log_buf_free(log_buf_t *b)
     memset(b, 0, sizeof(*b));
 }
 
+/* Writes v in decimal at d; returns the end. */
+static char *put_u64(char *d, uint64_t v)
+{
+    char tmp[20];
+    size_t n = 0;
+    do {
+        tmp[n++] = (char)('0' + v % 10);
+        v /= 10;
+    } while (v != 0);
+    while (n != 0)
+        *d++ = tmp[--n];
+    return d;
+}
+
+static char *put_2(char *d, int v)
+{
+    d[0] = (char)('0' + v / 10 % 10);
+    d[1] = (char)('0' + v % 10);
+    return d + 2;
+}
+
+/* The "YYYY-MM-DDTHH:MM:SS" of the last second a thread formatted (gmtime_r once a second). */
+static _Thread_local struct {
+    time_t sec;
+    char text[LOG_TIME_LEN - 5];
+} time_cache = {(time_t)-1, {0}};
+
+void log_format_time(char out[LOG_TIME_LEN], const struct timeval *tv)
+{
+    if (tv->tv_sec != time_cache.sec) {
+        struct tm tm;
+        gmtime_r(&tv->tv_sec, &tm);
+        char *d = time_cache.text;
+        int year = tm.tm_year + 1900;
+        d = put_2(d, year / 100);
+        d = put_2(d, year % 100);
+        *d++ = '-';
+        d = put_2(d, tm.tm_mon + 1);
+        *d++ = '-';
+        d = put_2(d, tm.tm_mday);
+        *d++ = 'T';
+        d = put_2(d, tm.tm_hour);
+        *d++ = ':';
+        d = put_2(d, tm.tm_min);
+        *d++ = ':';
+        put_2(d, tm.tm_sec);
+        time_cache.sec = tv->tv_sec;
+    }
+    memcpy(out, time_cache.text, sizeof(time_cache.text));
+    char *d = out + sizeof(time_cache.text);
+    int ms = (int)(tv->tv_usec / 1000);
+    *d++ = '.';
+    *d++ = (char)('0' + ms / 100);
+    d = put_2(d, ms % 100);
+    *d = 'Z';
+}
+
 /* Appends the current time as ISO 8601 UTC with milliseconds. */
 static void append_time(log_buf_t *b)
 {
     struct timeval tv;
-    struct tm tm;
-    char buf[40];
     gettimeofday(&tv, NULL);
-    gmtime_r(&tv.tv_sec, &tm);
-    size_t n = strftime(buf, sizeof(buf), "%Y-%m-%dT%H:%M:%S", &tm);
-    snprintf(buf + n, sizeof(buf) - n, ".%03dZ", (int)(tv.tv_usec / 1000));
-    log_buf_appendz(b, buf);
+    log_buf_reserve(b, LOG_TIME_LEN);
+    log_format_time(b->data + b->len, &tv);
+    b->len += LOG_TIME_LEN;
+}
+
+#define APPEND_LIT(b, lit) log_buf_append((b), lit, sizeof(lit) - 1)
+
+static void append_u64(log_buf_t *b, uint64_t v)
+{
+    log_buf_reserve(b, 20);
+    b->len = (size_t)(put_u64(b->data + b->len, v) - b->data);
+}
+
+static void append_int(log_buf_t *b, int v)
+{
+    if (v < 0) {
+        APPEND_LIT(b, "-");
+        append_u64(b, (uint64_t)0 - (uint64_t)(int64_t)v);
+    } else {
+        append_u64(b, (uint64_t)v);
+    }
+}
+
+/* Appends ms >= 0 with three decimals, rounded to the nearest (as printf's "%.3f"). */
+static void append_ms(log_buf_t *b, double ms)
+{
+    uint64_t us = ms > 0 ? (uint64_t)(ms * 1000.0 + 0.5) : 0;
+    append_u64(b, us / 1000);
+    log_buf_reserve(b, 4);
+    char *d = b->data + b->len;
+    int frac = (int)(us % 1000);
+    *d++ = '.';
+    *d++ = (char)('0' + frac / 100);
+    put_2(d, frac % 100);
+    b->len += 4;
 }
 
 size_t log_access(log_buf_t *b, const log_access_entry_t *e)
 {
+    /* one formatter per field, no stdio: this runs once per request */
     if (log_format == CONFIG_LOG_JSON) {
-        log_buf_appendz(b, "{\"time\":\"");
+        APPEND_LIT(b, "{\"time\":\"");
         append_time(b);
-        log_buf_printf(b, "\",\"request_id\":\"%s\",\"method\":\"", e->request_id);
+        APPEND_LIT(b, "\",\"request_id\":\"");
+        log_buf_appendz(b, e->request_id);
+        APPEND_LIT(b, "\",\"method\":\"");
         log_buf_json_str(b, e->method, e->method_len);
-        log_buf_appendz(b, "\",\"path\":\"");
+        APPEND_LIT(b, "\",\"path\":\"");
         log_buf_json_str(b, e->path, e->path_len);
-        log_buf_printf(b, "\",\"status\":%d,\"bytes\":%llu,\"duration_ms\":%.3f,\"worker\":%d,\"remote_addr\":\"%s\",",
-                       e->status, (unsigned long long)e->bytes, e->duration_ms, e->worker, e->remote_addr);
-        log_buf_printf(b, "\"protocol\":\"%s\",\"user_agent\":\"", e->protocol);
+        APPEND_LIT(b, "\",\"status\":");
+        append_int(b, e->status);
+        APPEND_LIT(b, ",\"bytes\":");
+        append_u64(b, e->bytes);
+        APPEND_LIT(b, ",\"duration_ms\":");
+        append_ms(b, e->duration_ms);
+        APPEND_LIT(b, ",\"worker\":");
+        append_int(b, e->worker);
+        APPEND_LIT(b, ",\"remote_addr\":\"");
+        log_buf_appendz(b, e->remote_addr);
+        APPEND_LIT(b, "\",\"protocol\":\"");
+        log_buf_appendz(b, e->protocol);
+        APPEND_LIT(b, "\",\"user_agent\":\"");
         log_buf_json_str(b, e->user_agent, e->user_agent_len);
-        log_buf_appendz(b, "\"}\n");
+        APPEND_LIT(b, "\"}\n");
     } else {
         append_time(b);
-        log_buf_printf(b, " %s %s ", e->remote_addr, e->request_id);
+        APPEND_LIT(b, " ");
+        log_buf_appendz(b, e->remote_addr);
+        APPEND_LIT(b, " ");
+        log_buf_appendz(b, e->request_id);
+        APPEND_LIT(b, " ");
         log_buf_json_str(b, e->method, e->method_len);
-        log_buf_appendz(b, " ");
+        APPEND_LIT(b, " ");
         log_buf_json_str(b, e->path, e->path_len);
-        log_buf_printf(b, " %d %llu %.3fms w%d\n", e->status, (unsigned long long)e->bytes, e->duration_ms, e->worker);
+        APPEND_LIT(b, " ");
+        append_int(b, e->status);
+        APPEND_LIT(b, " ");
+        append_u64(b, e->bytes);
+        APPEND_LIT(b, " ");
+        append_ms(b, e->duration_ms);
+        APPEND_LIT(b, "ms w");
+        append_int(b, e->worker);
+        APPEND_LIT(b, "\n");
     }
     if (b->len >= LOG_FLUSH_BYTES)
         return log_buf_flush_nb(b, STDOUT_FILENO);

@@ -12,6 +12,7 @@
 
 #include <stddef.h>
 #include <stdint.h>
+#include <sys/time.h>
 
 #define LOG_FLUSH_BYTES 16384
 
@@ -45,6 +46,14 @@ size_t log_buf_flush_nb(log_buf_t *b, int fd);
 void log_stdout_nonblocking(void);
 void log_buf_free(log_buf_t *b);
 
+/* Length of a log time, "2026-12-01T21:56:27.123Z" (no NUL). */
+#define LOG_TIME_LEN 24
+/*
+ * Writes tv as ISO 8601 UTC with milliseconds into out (LOG_TIME_LEN bytes, no NUL). The date and
+ * time of day are computed once a second per thread (a thread-local cache). Can't fail.
+ */
+void log_format_time(char out[LOG_TIME_LEN], const struct timeval *tv);
+
 /* One access log entry. Strings need not be NUL-terminated. */
 typedef struct log_access_entry {
     const char *request_id;
@@ -63,7 +72,8 @@ typedef struct log_access_entry {
 } log_access_entry_t;
 
 /* Appends one access line to b (flushing to stdout when it grows past LOG_FLUSH_BYTES); returns
- * the lines dropped by that flush. */
+ * the lines dropped by that flush. Formats each field by hand (no stdio): it runs per request.
+ * duration_ms is written with three decimals, rounded to the nearest. */
 size_t log_access(log_buf_t *b, const log_access_entry_t *e);
 
 /*

@@ -60,6 +60,10 @@
  *   h2lua.is_https(req)       -> boolean: req.scheme is "https", or the first element of its
  *                             X-Forwarded-Proto is (the one rule, form_is_https)
  *   h2lua.status_text         table status -> reason phrase (the core's, core/http_status.c)
+ *   h2lua.concat(t, n)        -> t[1] .. t[n] joined (strings or numbers), through a buffer kept
+ *                             by the state between calls (templates)
+ *   h2lua.base64url_encode(s) -> s in base64url (RFC 4648 section 5) without padding
+ *   h2lua.base64url_decode(s) -> the bytes, or nil for anything base64url_encode does not make
  *   h2lua.hmac_sha256(data)   -> 64 hex digits: HMAC-SHA256 keyed with SECRET_KEY
  *   h2lua.random_hex(n)       -> 2n hex digits from the OS CSPRNG
  *   h2lua.equal(a, b)         constant-time string comparison

@@ -77,6 +77,64 @@ void util_hex_encode(char *dst, const unsigned char *src, size_t len)
     dst[2 * len] = '\0';
 }
 
+static const char b64url[] = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_";
+
+void util_base64url_encode(char *dst, const unsigned char *src, size_t len)
+{
+    size_t i = 0;
+    for (; i + 3 <= len; i += 3) {
+        unsigned v = (unsigned)src[i] << 16 | (unsigned)src[i + 1] << 8 | src[i + 2];
+        *dst++ = b64url[v >> 18], *dst++ = b64url[v >> 12 & 63], *dst++ = b64url[v >> 6 & 63], *dst++ = b64url[v & 63];
+    }
+    if (len - i == 1) {
+        unsigned v = (unsigned)src[i] << 16;
+        *dst++ = b64url[v >> 18], *dst++ = b64url[v >> 12 & 63];
+    } else if (len - i == 2) {
+        unsigned v = (unsigned)src[i] << 16 | (unsigned)src[i + 1] << 8;
+        *dst++ = b64url[v >> 18], *dst++ = b64url[v >> 12 & 63], *dst++ = b64url[v >> 6 & 63];
+    }
+}
+
+static int b64url_val(unsigned char c)
+{
+    if (c >= 'A' && c <= 'Z')
+        return c - 'A';
+    if (c >= 'a' && c <= 'z')
+        return c - 'a' + 26;
+    if (c >= '0' && c <= '9')
+        return c - '0' + 52;
+    return c == '-' ? 62 : c == '_' ? 63 : -1;
+}
+
+long util_base64url_decode(unsigned char *dst, const char *src, size_t len)
+{
+    if (len % 4 == 1)
+        return -1;
+    unsigned char *d = dst;
+    unsigned v = 0;
+    size_t i = 0;
+    for (; i < len; ++i) {
+        int x = b64url_val((unsigned char)src[i]);
+        if (x < 0)
+            return -1;
+        v = v << 6 | (unsigned)x;
+        if (i % 4 == 3) {
+            *d++ = (unsigned char)(v >> 16), *d++ = (unsigned char)(v >> 8), *d++ = (unsigned char)v;
+            v = 0;
+        }
+    }
+    if (len % 4 == 2) {
+        if (v & 0xf) /* 12 bits for one byte: the last 4 must be 0 */
+            return -1;
+        *d++ = (unsigned char)(v >> 4);
+    } else if (len % 4 == 3) {
+        if (v & 0x3) /* 18 bits for two bytes */
+            return -1;
+        *d++ = (unsigned char)(v >> 10), *d++ = (unsigned char)(v >> 2);
+    }
+    return (long)(d - dst);
+}
+
 char *util_random_hex(size_t n)
 {
     unsigned char *raw = util_malloc(n);

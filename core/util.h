@@ -43,4 +43,17 @@ size_t util_escape_html(char *dst, const char *s, size_t len);
 #define UTIL_HMAC_SHA256_LEN 32
 void util_hmac_sha256(const char *key, const void *data, size_t len, unsigned char out[UTIL_HMAC_SHA256_LEN]);
 
+/* Length of the base64url encoding (RFC 4648 section 5, no "=" padding) of len bytes. */
+#define UTIL_BASE64URL_LEN(len) ((len) / 3 * 4 + ((len) % 3 == 0 ? 0 : (len) % 3 + 1))
+
+/* Writes the base64url encoding of src (UTIL_BASE64URL_LEN(len) bytes, no NUL) to dst. */
+void util_base64url_encode(char *dst, const unsigned char *src, size_t len);
+
+/*
+ * Decodes len characters of base64url without padding into dst (room for len * 3 / 4 bytes).
+ * Returns the number of bytes, or -1 for anything url_encode does not make: a character outside
+ * the alphabet, "=", a length of 4n+1, bits set past the last byte. Can't fail otherwise.
+ */
+long util_base64url_decode(unsigned char *dst, const char *src, size_t len);
+
 #endif

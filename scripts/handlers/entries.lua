@@ -3,36 +3,61 @@
 -- every form post before the handler runs) and renders with req.render, which adds the layout,
 -- the CSRF token and the flashes.
 --
--- Pages of the list: /?page=N, 50 entries a page by id. N must be a positive integer (at most 7
--- digits); any other value, or a page past the last one, is a 404. Page 1 always exists (it shows
--- the empty state when there are no entries).
+-- Pages of the list, 50 entries a page by id (keyset pages: no page costs more because the table
+-- is large): / is the first page, /?after=ID the entries after that id, /?before=ID the entries
+-- before it. ID is an integer (no sign but "-", no leading zero, at most 10 digits); any other
+-- value, both at once, or a page with no entry is a 404. Page 1 always exists (it shows the empty
+-- state when there are no entries).
 
 local http = require "lib.http"
 local entry = require "models.entry"
 
 local PER_PAGE = 50
+-- Above every id (the column is an INT): /?before=LAST is the last page.
+local LAST = 2147483648
 
-local ceil, find, format, max = math.ceil, string.find, string.format, math.max
+local find, tonumber = string.find, tonumber
 
 local function not_found()
     http.error(404, "There is no such entry.")
 end
 
--- The page number asked for in the query string: 1 when none, nil when invalid.
-local function page_number(req)
-    local p = req.query.page
-    if p == nil then return 1 end
-    if not find(p, "^[1-9]%d*$") or #p > 7 then return nil end
-    return tonumber(p)
+-- An id in the query string: nil when absent, false when not an id as the pages write them.
+local function id_param(v)
+    if v == nil then return nil end
+    local digits = find(v, "^%-") and #v - 1 or #v
+    if digits > 10 or not (v == "0" or find(v, "^%-?[1-9]%d*$")) then return false end
+    return tonumber(v)
 end
 
--- Where a row's form sends the browser back to: the list page it was on (its form action
--- carries ?page=N), or the one before when that page is now empty.
+-- The page asked for: "after", id | "before", id | nil for the first page | false when invalid.
+local function page_of(req)
+    local after, before = id_param(req.query.after), id_param(req.query.before)
+    if after == false or before == false or (after and before) then return false end
+    if after then return "after", after end
+    if before then return "before", before end
+    return nil
+end
+
+-- Where a row's form sends the browser back to: the list page it was on (its form action carries
+-- the page's ?after= or ?before=), or, once a delete left that page empty, its neighbour.
 local function back(req, deleted)
-    local page = page_number(req) or 1
-    if deleted and page > 1 and entry.count() <= (page - 1) * PER_PAGE then page = page - 1 end
-    if page > 1 then return "/?page=" .. page end
-    return "/"
+    local kind, id = page_of(req)
+    if not kind then return "/" end
+    if deleted then
+        local rows, before, after
+        if kind == "after" then
+            rows, before, after = entry.page_after(id, 1)
+        else
+            rows, before, after = entry.page_before(id, 1)
+        end
+        if #rows == 0 then
+            if before then return "/?before=" .. (id + 1) end
+            if after then return "/?after=" .. (id - 1) end
+            return "/"
+        end
+    end
+    return "/?" .. kind .. "=" .. id
 end
 
 -- What the user typed, shown again in a form that did not validate.
@@ -42,28 +67,41 @@ end
 
 local h = {}
 
--- The list page number `page`, with the add form (values and errors when given).
-local function list(req, page, status, values, errors)
-    local rows = entry.page((page - 1) * PER_PAGE, PER_PAGE)
-    if #rows == 0 and page > 1 then http.error(404, format("There is no page %d of entries.", page)) end
-    local total = (page == 1 and #rows < PER_PAGE) and #rows or entry.count()
+-- The list page asked for by the request (see page_of), with the add form (values and errors when
+-- given). One statement.
+local function list(req, kind, id, status, values, errors)
+    local rows, before, after
+    if kind == "after" then
+        rows, before, after = entry.page_after(id, PER_PAGE)
+    elseif kind == "before" then
+        rows, before, after = entry.page_before(id, PER_PAGE)
+    else
+        rows, before, after = entry.first_page(PER_PAGE)
+    end
+    if #rows == 0 and kind then http.error(404, "There is no such page of entries.") end
+    local first, last = rows[1], rows[#rows]
     return req.render("index", {
-        title = "Entries", entries = rows, total = total,
-        page = page, pages = max(1, ceil(total / PER_PAGE)),
-        back = page > 1 and "?page=" .. page or "",
+        title = "Entries", entries = rows,
+        -- the count of all entries is known (and shown) when they fit on one page
+        total = not before and not after and #rows or nil,
+        first_href = before and "/" or nil,
+        prev_href = before and "/?before=" .. first.id or nil,
+        next_href = after and "/?after=" .. last.id or nil,
+        last_href = after and "/?before=" .. LAST or nil,
+        back = kind and "?" .. kind .. "=" .. id or "",
         values = values or {}, errors = errors or {}, fields = entry.FIELDS,
     }, status)
 end
 
 function h.index(req)
-    local page = page_number(req)
-    if not page then http.error(404, "There is no such page of entries.") end
-    return list(req, page)
+    local kind, id = page_of(req)
+    if kind == false then http.error(404, "There is no such page of entries.") end
+    return list(req, kind, id)
 end
 
 function h.add(req)
     local values, errors = entry.validate(req.form)
-    if errors then return list(req, 1, 422, typed(req), errors) end
+    if errors then return list(req, nil, nil, 422, typed(req), errors) end
     entry.create(values)
     req.session:flash("Entry added.", "success")
     return http.redirect("/")

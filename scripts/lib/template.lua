@@ -29,6 +29,9 @@ local setfenv = rawget(_G, "setfenv")
 local escape = require("h2lua").escape_html
 template.escape = escape
 
+-- Joins the n pieces of a render: the core's concat (through a buffer kept between renders).
+local join = require("h2lua").concat
+
 local function raw(v)
     if v == nil then return "" end
     if type(v) ~= "string" then return tostring(v) end
@@ -175,7 +178,7 @@ local function translate(source)
         end
     end
     flush()
-    emit("local _s = _concat(_b, \"\", 1, _n) _free = _b return _s end")
+    emit("local _s = _concat(_b, _n) _free = _b return _s end")
     return concat(out), map
 end
 
@@ -209,7 +212,7 @@ function template.compile(source, chunkname, base)
         end)
         return nil, translate_msg(err)
     end
-    local fn = chunk(escape, raw, concat, setfenv)
+    local fn = chunk(escape, raw, join, setfenv)
 
     local source_name = "=" .. private
     local function on_error(e)

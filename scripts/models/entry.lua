@@ -43,18 +43,61 @@ function entry.validate(input, opts)
     return form.validate(input, opts and opts.status and WITH_STATUS or entry.FIELDS, opts)
 end
 
--- At most limit entries by id, skipping offset.
-function entry.page(offset, limit)
-    return from_rows(db.read("SELECT " .. COLUMNS .. " FROM entry ORDER BY id LIMIT ? OFFSET ?", limit, offset))
-end
-
 -- At most limit entries with an id above after, by id.
 function entry.after(after, limit)
     return from_rows(db.read("SELECT " .. COLUMNS .. " FROM entry WHERE id > ? ORDER BY id LIMIT ?", after, limit))
 end
 
-function entry.count()
-    return db.read("SELECT COUNT(*) AS n FROM entry")[1].n
+-- Pages of the list by id (keyset pages: each costs the same however large the table is, and no
+-- statement counts the table). Each function runs one statement and returns
+--   rows (at most limit entries, by id), has_before, has_after
+-- where has_before / has_after tell whether any entry has a smaller id than the first row / a
+-- larger id than the last (for an empty page: than the bound asked for).
+
+-- The entries with the smallest ids.
+function entry.first_page(limit)
+    local rows = db.read("SELECT " .. COLUMNS .. " FROM entry ORDER BY id LIMIT ?", limit + 1)
+    local more = #rows > limit
+    if more then rows[limit + 1] = nil end
+    return from_rows(rows), false, more
+end
+
+-- Splits the rows of a probed page: rows with probe = 1 only tell that an entry exists there.
+local function split(rows)
+    local out, probed = {}, false
+    for i = 1, #rows do
+        local r = rows[i]
+        if r.probe == 1 then
+            probed = true
+        else
+            r.probe = nil
+            out[#out + 1] = from_row(r)
+        end
+    end
+    return out, probed
+end
+
+local PAGE_AFTER = "(SELECT 0 AS probe, " .. COLUMNS .. " FROM entry WHERE id > ? ORDER BY id LIMIT ?)"
+    .. " UNION ALL (SELECT 1, id, NULL, NULL, NULL FROM entry WHERE id <= ? ORDER BY id DESC LIMIT 1)"
+    .. " ORDER BY probe, id"
+local PAGE_BEFORE = "(SELECT 0 AS probe, " .. COLUMNS .. " FROM entry WHERE id < ? ORDER BY id DESC LIMIT ?)"
+    .. " UNION ALL (SELECT 1, id, NULL, NULL, NULL FROM entry WHERE id >= ? ORDER BY id LIMIT 1)"
+    .. " ORDER BY probe, id"
+
+-- The first limit entries with an id above after.
+function entry.page_after(after, limit)
+    local rows, before = split(db.read(PAGE_AFTER, after, limit + 1, after))
+    local more = #rows > limit
+    if more then rows[limit + 1] = nil end
+    return rows, before, more
+end
+
+-- The last limit entries with an id below before (in id order).
+function entry.page_before(before, limit)
+    local rows, after = split(db.read(PAGE_BEFORE, before, limit + 1, before))
+    local more = #rows > limit
+    if more then table.remove(rows, 1) end
+    return rows, more, after
 end
 
 -- The entry with this id, or nil.

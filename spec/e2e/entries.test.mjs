@@ -319,7 +319,7 @@ describe('the entries pages', () => {
         assert.equal(res.status, 405, p);
         assert.equal(res.headers.allow, 'POST');
       }
-      for (const p of ['/', '/index', `/update/${row.id}`, '/?page=1']) {
+      for (const p of ['/', '/index', `/update/${row.id}`, '/?after=0']) {
         assert.equal((await client.get(p)).status, 200);
       }
       assert.deepEqual(await entries(db, DB), before);
@@ -484,79 +484,104 @@ describe('pagination', () => {
     await db.root(`INSERT INTO \`${PAGES_DB}\`.entry (title, description, status) VALUES ?`, [values]);
   }
 
-  it('no entries: page 1 shows the empty state, page 2 is 404', async () => {
+  it('no entries: page 1 shows the empty state, no page after it', async () => {
     await fill(0);
     const res = await server.get('/');
     assert.equal(res.status, 200);
     assert.match(res.text, /No entries yet/);
     assert.doesNotMatch(res.text, /class="pagination"/);
-    assert.equal((await server.get('/?page=2')).status, 404);
+    assert.equal((await server.get('/?after=0')).status, 404);
+    assert.equal((await server.get('/?before=2147483648')).status, 404);
   });
 
-  it('exactly 50 entries: one page, no page links, page 2 is 404', async () => {
+  it('exactly 50 entries: one page with their count, no page links, nothing after it', async () => {
     await fill(50);
     const res = await server.get('/');
     assert.deepEqual(rowIds(res.text), Array.from({ length: 50 }, (_, i) => i + 1));
     assert.doesNotMatch(res.text, /class="pagination"/);
-    assert.match(res.text, /50 entries/);
-    assert.equal((await server.get('/?page=2')).status, 404);
+    assert.match(res.text, /id="entry-count">50 entries</);
+    assert.equal((await server.get('/?after=50')).status, 404);
   });
 
-  it('51 entries: 50 on page 1 ordered by id, the 51st on page 2, links between them', async () => {
+  it('51 entries: 50 on page 1 ordered by id, the 51st after them, links between them', async () => {
     await fill(51);
     const first = await server.get('/');
     assert.deepEqual(rowIds(first.text), Array.from({ length: 50 }, (_, i) => i + 1));
-    assert.match(first.text, /<a class="page-link" href="\/\?page=2">2<\/a>/);
-    assert.match(first.text, /<a class="page-link" href="\/\?page=2" rel="next">Next<\/a>/);
-    assert.match(first.text, /51 entries/);
-    const second = await server.get('/?page=2');
+    assert.match(first.text, /<a class="page-link" href="\/\?after=50" rel="next">Next<\/a>/);
+    assert.match(first.text, /<a class="page-link" href="\/\?before=2147483648">Last<\/a>/);
+    assert.match(first.text, /<li class="page-item disabled"><span class="page-link">Previous<\/span><\/li>/);
+    assert.match(first.text, /id="entry-count">50 on this page</, 'no count of all entries without counting them');
+    const second = await server.get('/?after=50');
     assert.equal(second.status, 200);
     assert.deepEqual(rowIds(second.text), [51]);
-    assert.match(second.text, /<a class="page-link" href="\/">1<\/a>/);
-    assert.match(second.text, /<li class="page-item active" aria-current="page"><span class="page-link">2<\/span><\/li>/);
+    assert.match(second.text, /<a class="page-link" href="\/\?before=51" rel="prev">Previous<\/a>/);
+    assert.match(second.text, /<a class="page-link" href="\/">First<\/a>/);
+    assert.match(second.text, /<li class="page-item disabled"><span class="page-link">Next<\/span><\/li>/);
     assert.equal(cell(second.text, 51, 'entry-title'), 'title 51');
-    assert.equal((await server.get('/?page=1')).status, 200);
+    const back = await server.get('/?before=51');
+    assert.deepEqual(rowIds(back.text), Array.from({ length: 50 }, (_, i) => i + 1));
+    assert.deepEqual(rowIds((await server.get('/?before=2147483648')).text), Array.from({ length: 50 }, (_, i) => i + 2));
   });
 
   it('a page beyond the end is a 404 page', async () => {
     await fill(51);
-    for (const p of ['3', '1000', '9999999']) {
-      const res = await server.get(`/?page=${p}`);
-      assert.equal(res.status, 404, p);
+    for (const q of ['after=51', 'after=1000', 'after=9999999999', 'before=1', 'before=-5']) {
+      const res = await server.get(`/?${q}`);
+      assert.equal(res.status, 404, q);
       assert.match(res.text, /<title>404 Not Found<\/title>/);
     }
   });
 
-  it('a page number that is not a positive integer is a 404 page', async () => {
+  it('an after or before that is not an id is a 404 page', async () => {
     await fill(3);
-    for (const p of ['0', '-1', 'abc', '1.5', '01', '', '1e3', '99999999999999999999']) {
-      assert.equal((await server.get(`/?page=${encodeURIComponent(p)}`)).status, 404, JSON.stringify(p));
+    for (const p of ['-', '-0', 'abc', '1.5', '01', '', '1e3', '99999999999', '99999999999999999999']) {
+      assert.equal((await server.get(`/?after=${encodeURIComponent(p)}`)).status, 404, JSON.stringify(p));
+      assert.equal((await server.get(`/?before=${encodeURIComponent(p)}`)).status, 404, JSON.stringify(p));
     }
+    assert.equal((await server.get('/?after=1&before=3')).status, 404, 'both');
+    assert.deepEqual(rowIds((await server.get('/?after=0')).text), [1, 2, 3]);
   });
 
-  it('many pages: links to the neighbours, the first and the last', async () => {
+  it('many pages: Next and Previous walk the list by id both ways, each page one statement', async () => {
     await fill(50 * 12 + 1);
-    const res = await server.get('/?page=7');
-    assert.equal(res.status, 200);
-    assert.deepEqual(rowIds(res.text), Array.from({ length: 50 }, (_, i) => 301 + i));
-    for (const n of [1, 4, 5, 6, 8, 9, 10, 13]) {
-      assert.match(res.text, new RegExp(`<a class="page-link" href="${n === 1 ? '/' : `/\\?page=${n}`}">${n}</a>`), `link to ${n}`);
+    const seen = [];
+    let href = '/';
+    for (;;) {
+      const res = await server.get(href);
+      assert.equal(res.status, 200, href);
+      seen.push(...rowIds(res.text));
+      const next = res.text.match(/<a class="page-link" href="([^"]+)" rel="next">/);
+      if (!next) break;
+      href = next[1].replace(/&amp;/g, '&');
     }
-    assert.doesNotMatch(res.text, /href="\/\?page=2">2</);
+    assert.deepEqual(seen, Array.from({ length: 601 }, (_, i) => i + 1));
+    const back = [];
+    href = '/?before=2147483648';
+    for (;;) {
+      const res = await server.get(href);
+      back.unshift(...rowIds(res.text));
+      const prev = res.text.match(/<a class="page-link" href="([^"]+)" rel="prev">/);
+      if (!prev) break;
+      href = prev[1];
+    }
+    assert.deepEqual(back, Array.from({ length: 601 }, (_, i) => i + 1));
+    const mid = await server.get('/?after=300');
+    assert.deepEqual(rowIds(mid.text), Array.from({ length: 50 }, (_, i) => 301 + i));
   });
 
-  it('a row action on page 2 returns to page 2, or to page 1 once page 2 is empty', async () => {
+  it('a row action on a later page returns to it, or to the page before once it is empty', async () => {
     await fill(51);
     const c = new Client(server);
-    const page = await c.get('/?page=2');
+    const page = await c.get('/?after=50');
     const token = csrfToken(page.text);
-    assert.match(page.text, /action="\/turn\/51\?page=2"/);
-    const turn = await c.post('/turn/51?page=2', { csrf_token: token });
+    assert.match(page.text, /action="\/turn\/51\?after=50"/);
+    const turn = await c.post('/turn/51?after=50', { csrf_token: token });
     assert.equal(turn.status, 303);
-    assert.equal(turn.headers.location, '/?page=2');
-    const del = await c.post('/delete/51?page=2', { csrf_token: token });
+    assert.equal(turn.headers.location, '/?after=50');
+    const del = await c.post('/delete/51?after=50', { csrf_token: token });
     assert.equal(del.status, 303);
-    assert.equal(del.headers.location, '/');
+    assert.equal(del.headers.location, '/?before=51');
+    assert.deepEqual(rowIds((await c.get(del.headers.location)).text), Array.from({ length: 50 }, (_, i) => i + 1));
   });
 });
 

@@ -379,10 +379,12 @@ describe(`hostile input (${APP ? 'entries app' : 'fixture app'})`, () => {
           assertRefused(await raw(server.port, head('DELETE', `/api/entries/${id}`)), `DELETE ${id}`, [404]);
         }
       });
-      it('?page= and ?limit= / ?after= out of range: 404 and 400', async () => {
-        for (const q of ['99999999', '9999999', '0', '-1', '1e2', '18446744073709551616']) {
-          assertRefused(await raw(server.port, head('GET', `/?page=${q}`)), `page=${q}`, [404]);
+      it('?after= / ?before= of the list and ?limit= / ?after= of the API out of range: 404 and 400', async () => {
+        for (const q of ['99999999999', '-', '-0', '01', '1e2', '18446744073709551616', '0x1', '2147483648']) {
+          assertRefused(await raw(server.port, head('GET', `/?after=${q}`)), `after=${q}`, [404]);
+          if (q !== '2147483648') assertRefused(await raw(server.port, head('GET', `/?before=${q}`)), `before=${q}`, [404]);
         }
+        assertRefused(await raw(server.port, head('GET', '/?after=1&before=2')), 'after and before', [404]);
         for (const q of ['limit=0', 'limit=101', 'limit=99999999999999999999', 'after=-1', 'after=99999999999999999999', 'limit=1e1', 'after=0x1']) {
           assertRefused(await raw(server.port, head('GET', `/api/entries?${q}`)), q, [400]);
         }
@@ -394,15 +396,15 @@ describe(`hostile input (${APP ? 'entries app' : 'fixture app'})`, () => {
     const injected = (r) => r.responses.some((x) => x.headers['x-evil'] !== undefined || /evil/.test(x.headers['set-cookie'] ?? '') ||
       /evil/.test(x.headers.location ?? ''));
     it('in the query string: no header is made of it', async () => {
-      for (const p of ['/?page=1%0d%0aSet-Cookie:%20evil=1', '/?page=1%0aX-Evil:%201', '/api/entries?after=1%0d%0aX-Evil:1']) {
+      for (const p of ['/?after=1%0d%0aSet-Cookie:%20evil=1', '/?before=1%0aX-Evil:%201', '/api/entries?after=1%0d%0aX-Evil:1']) {
         const r = await raw(server.port, head('GET', p));
         assertRefused(r, p);
         assert.equal(injected(r), false, `${p}: injected header`);
       }
     });
     if (APP) {
-      it('in a form post redirect target (?page=): no header is made of it', async () => {
-        const p = `/turn/9007199254740991?page=2%0d%0aLocation:%20http://evil.example/`;
+      it('in a form post redirect target (?after=): no header is made of it', async () => {
+        const p = `/turn/9007199254740991?after=2%0d%0aLocation:%20http://evil.example/`;
         const r = await raw(server.port, head('POST', p, formHeaders(), withToken('x=1')));
         assertRefused(r, p, [404]);
         assert.equal(injected(r), false);

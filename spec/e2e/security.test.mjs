@@ -327,7 +327,7 @@ describe('security', { skip: hasEntriesApp() ? false : 'the entries app has no w
       assert.equal(bad.status, 422);
     });
 
-    it(':id, ?page=, ?limit= and ?after= with SQL in them are refused, nothing deleted', async () => {
+    it(':id, ?after= / ?before= of the list, ?limit= and ?after= with SQL in them are refused, nothing deleted', async () => {
       const n = await count();
       const ids = ['1 OR 1=1', "1'", '1;DROP TABLE entry', '1)--', '(SELECT 1)', '1 UNION SELECT 1'];
       for (const id of ids) {
@@ -340,7 +340,8 @@ describe('security', { skip: hasEntriesApp() ? false : 'the entries app has no w
       }
       for (const q of ['1 OR 1=1', "1'", '1;DROP TABLE entry']) {
         const e = encodeURIComponent(q);
-        assert.equal((await server.get(`/?page=${e}`)).status, 404, `page=${q}`);
+        assert.equal((await server.get(`/?after=${e}`)).status, 404, `after=${q}`);
+        assert.equal((await server.get(`/?before=${e}`)).status, 404, `before=${q}`);
         assert.equal((await server.get(`/api/entries?limit=${e}`)).status, 400, `limit=${q}`);
         assert.equal((await server.get(`/api/entries?after=${e}`)).status, 400, `after=${q}`);
       }
@@ -368,8 +369,8 @@ describe('security', { skip: hasEntriesApp() ? false : 'the entries app has no w
         origin: 'https://evil.example',
       };
       const seen = [];
-      for (const q of ['', '?next=https://evil.example/', '?page=//evil.example', '?page=https:%2f%2fevil.example', '?page=2%2f%2fevil.example',
-        '?return_to=//evil.example&redirect=https://evil.example', '?page=%5c%5cevil.example']) {
+      for (const q of ['', '?next=https://evil.example/', '?after=//evil.example', '?after=https:%2f%2fevil.example', '?after=2%2f%2fevil.example',
+        '?return_to=//evil.example&redirect=https://evil.example', '?before=%5c%5cevil.example', '?after=1']) {
         await alice.get('/');
         const id = await createApi('redirect', 'r');
         const posts = [
@@ -380,7 +381,7 @@ describe('security', { skip: hasEntriesApp() ? false : 'the entries app has no w
         ];
         for (const [p, fields] of posts) {
           const res = await alice.post(p, { ...fields, csrf_token: alice.token }, hostile);
-          if (res.status === 404) continue; // a ?page= past the list
+          if (res.status === 404) continue; // an ?after= past the list
           assert.equal(res.status, 303, `${p}: ${res.status}`);
           seen.push(res.headers.location);
           assert.ok(sameOrigin(res.headers.location), `${p}: Location ${res.headers.location}`);

@@ -81,8 +81,8 @@ describe("app", function()
             assert.matches('class="col%-md%-8"', res.body)
             assert.matches('class="col%-md%-4"', res.body)
             assert.matches("^session=.*HttpOnly; SameSite=Lax$", res.headers["set-cookie"])
-            assert.same({ { "read", "SELECT id, title, description, status FROM entry ORDER BY id LIMIT ? OFFSET ?",
-                            50, 0 } }, db.log, "one query when everything fits on page 1")
+            assert.same({ { "read", "SELECT id, title, description, status FROM entry ORDER BY id LIMIT ?",
+                            51 } }, db.log, "one query for page 1, no count")
         end)
 
         it("is also at /index", function()
@@ -99,30 +99,52 @@ describe("app", function()
             assert.matches('<span class="badge text-bg-success">Done</span>', body, 1, true)
             assert.matches('<span class="badge text-bg-secondary">Pending</span>', body, 1, true)
             assert.matches('<a class="btn btn-sm btn-outline-primary" href="/update/1">Edit</a>', body, 1, true)
-            assert.matches('<form class="d-inline" method="post" action="/turn/2">', body, 1, true)
-            assert.matches('<form class="d-inline" method="post" action="/delete/2">', body, 1, true)
+            assert.matches('<form method="post" action="/turn/2"><input type="hidden" name="csrf_token" value="',
+                body, 1, true)
+            assert.matches('<button class="btn btn-sm btn-outline-danger" formaction="/delete/2">Delete</button>',
+                body, 1, true)
             local _, forms = body:gsub('name="csrf_token"', "")
-            assert.equal(5, forms)
+            assert.equal(3, forms, "one form per row and the add form")
         end)
 
-        it("pages by 50 with links to the other pages", function()
-            db.seed(51, function(i) return "t" .. i, "d", 0 end)
+        it("pages by 50 with keyset links, one query a page", function()
+            db.seed(101, function(i) return "t" .. i, "d", 0 end)
             local first = c.get("/").body
             assert.matches('id="entry-50"', first, 1, true)
             assert.not_matches('id="entry-51"', first, 1, true)
-            assert.matches('<a class="page-link" href="/?page=2">2</a>', first, 1, true)
-            local second = c.get("/?page=2")
+            assert.matches('<a class="page-link" href="/?after=50" rel="next">Next</a>', first, 1, true)
+            assert.matches('<span class="page-link">Previous</span>', first, 1, true)
+            assert.matches('50 on this page', first, 1, true)
+            db.log = {}
+            local second = c.get("/?after=50")
             assert.equal(200, second.status)
+            assert.equal(1, #db.log)
             assert.matches('id="entry-51"', second.body, 1, true)
-            assert.matches('action="/turn/51?page=2"', second.body, 1, true)
-            assert.equal(404, c.get("/?page=3").status)
+            assert.matches('id="entry-100"', second.body, 1, true)
+            assert.matches('action="/turn/51?after=50"', second.body, 1, true)
+            assert.matches('<a class="page-link" href="/?before=51" rel="prev">Previous</a>', second.body, 1, true)
+            assert.matches('<a class="page-link" href="/?after=100" rel="next">Next</a>', second.body, 1, true)
+            local last = c.get("/?before=2147483648").body
+            assert.matches('id="entry-52"', last, 1, true)
+            assert.matches('id="entry-101"', last, 1, true)
+            assert.not_matches('id="entry-51"', last, 1, true)
+            assert.matches('<span class="page-link">Next</span>', last, 1, true)
+            local back = c.get("/?before=52").body
+            assert.matches('id="entry-2"', back, 1, true)
+            assert.matches('id="entry-51"', back, 1, true)
+            assert.matches('<a class="page-link" href="/?before=2" rel="prev">Previous</a>', back, 1, true)
+            assert.equal(404, c.get("/?after=101").status)
+            assert.equal(404, c.get("/?before=1").status)
         end)
 
-        it("answers 404 for a page number that is not a positive integer", function()
-            for _, p in ipairs { "0", "-1", "abc", "1.5", "01", "", "99999999" } do
-                assert.equal(404, c.get("/?page=" .. p).status, p)
+        it("answers 404 for an after or before that is not an id", function()
+            db.seed(3, function(i) return "t" .. i, "d", 0 end)
+            for _, p in ipairs { "after=-", "after=abc", "after=1.5", "after=01", "after=", "after=99999999999",
+                                 "before=-0", "after=1&before=3" } do
+                assert.equal(404, c.get("/?" .. p).status, p)
             end
-            assert.equal(200, c.get("/?page=1").status)
+            assert.equal(200, c.get("/?after=0").status)
+            assert.equal(200, c.get("/?after=-5").status)
         end)
     end)
 

@@ -29,11 +29,6 @@ function fake_db.new()
     local function bool(v) return v and 1 or 0 end
 
     local statements = {
-        ["SELECT " .. COLUMNS .. " FROM entry ORDER BY id LIMIT ? OFFSET ?"] = function(limit, offset)
-            local out = {}
-            for i = offset + 1, math.min(#db.rows, offset + limit) do out[#out + 1] = copy(db.rows[i]) end
-            return out
-        end,
         ["SELECT " .. COLUMNS .. " FROM entry WHERE id > ? ORDER BY id LIMIT ?"] = function(after, limit)
             local out = {}
             for _, r in ipairs(db.rows) do
@@ -41,7 +36,44 @@ function fake_db.new()
             end
             return out
         end,
-        ["SELECT COUNT(*) AS n FROM entry"] = function() return { { n = #db.rows } } end,
+        ["SELECT " .. COLUMNS .. " FROM entry ORDER BY id LIMIT ?"] = function(limit)
+            local out = {}
+            for i = 1, math.min(#db.rows, limit) do out[#out + 1] = copy(db.rows[i]) end
+            return out
+        end,
+        -- keyset pages: the rows of the page (probe 0) and one row beyond its start (probe 1),
+        -- ordered by probe, id
+        ["(SELECT 0 AS probe, " .. COLUMNS .. " FROM entry WHERE id > ? ORDER BY id LIMIT ?)"
+            .. " UNION ALL (SELECT 1, id, NULL, NULL, NULL FROM entry WHERE id <= ? ORDER BY id DESC LIMIT 1)"
+            .. " ORDER BY probe, id"] = function(after, limit, bound)
+            local out, probe = {}, nil
+            for _, r in ipairs(db.rows) do
+                if r.id > after and #out < limit then
+                    local c = copy(r)
+                    c.probe = 0
+                    out[#out + 1] = c
+                end
+                if r.id <= bound then probe = { probe = 1, id = r.id, title = null, description = null } end
+            end
+            out[#out + 1] = probe
+            return out
+        end,
+        ["(SELECT 0 AS probe, " .. COLUMNS .. " FROM entry WHERE id < ? ORDER BY id DESC LIMIT ?)"
+            .. " UNION ALL (SELECT 1, id, NULL, NULL, NULL FROM entry WHERE id >= ? ORDER BY id LIMIT 1)"
+            .. " ORDER BY probe, id"] = function(before, limit, bound)
+            local out, probe = {}, nil
+            for i = #db.rows, 1, -1 do
+                local r = db.rows[i]
+                if r.id < before and #out < limit then
+                    local c = copy(r)
+                    c.probe = 0
+                    table.insert(out, 1, c)
+                end
+                if r.id >= bound then probe = { probe = 1, id = r.id, title = null, description = null } end
+            end
+            out[#out + 1] = probe
+            return out
+        end,
         ["SELECT " .. COLUMNS .. " FROM entry WHERE id = ?"] = function(id)
             local r = find(id)
             return { r and copy(r) }

@@ -12,6 +12,64 @@
 
 local fake_h2lua = {}
 
+-- base64url, as core/util.c does it (arithmetic on 6-bit groups: no bit operators)
+local b64_byte, b64_char, b64_concat, b64_find, b64_sub, floor = string.byte, string.char, table.concat, string.find, string.sub, math.floor
+
+local ALPHABET = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_"
+local ENC, DEC = {}, {}
+for i = 1, 64 do
+    local c = b64_sub(ALPHABET, i, i)
+    ENC[i - 1] = c
+    DEC[b64_byte(c)] = i - 1
+end
+
+-- Arithmetic on 6-bit groups rather than bit operators: the same code runs on Lua 5.4 and LuaJIT.
+
+-- Returns s encoded with the URL-safe alphabet, without "=" padding.
+local function base64url_encode(s)
+    local out, n = {}, 0
+    for i = 1, #s - 2, 3 do
+        local a, b, c = b64_byte(s, i, i + 2)
+        n = n + 1
+        out[n] = ENC[floor(a / 4)] .. ENC[a % 4 * 16 + floor(b / 16)] .. ENC[b % 16 * 4 + floor(c / 64)] .. ENC[c % 64]
+    end
+    local rest = #s % 3
+    if rest == 1 then
+        local a = b64_byte(s, #s)
+        out[n + 1] = ENC[floor(a / 4)] .. ENC[a % 4 * 16]
+    elseif rest == 2 then
+        local a, b = b64_byte(s, #s - 1, #s)
+        out[n + 1] = ENC[floor(a / 4)] .. ENC[a % 4 * 16 + floor(b / 16)] .. ENC[b % 16 * 4]
+    end
+    return b64_concat(out)
+end
+
+-- Decodes what url_encode makes. Returns the bytes, or nil for anything else (another alphabet,
+-- padding, a length no encoding has, bits set past the end).
+local function base64url_decode(s)
+    if type(s) ~= "string" or b64_find(s, "[^%w%-_]") or #s % 4 == 1 then return nil end
+    local out, n = {}, 0
+    for i = 1, #s - 3, 4 do
+        local a, b, c, d = b64_byte(s, i, i + 3)
+        a, b, c, d = DEC[a], DEC[b], DEC[c], DEC[d]
+        n = n + 1
+        out[n] = b64_char(a * 4 + floor(b / 16), b % 16 * 16 + floor(c / 4), c % 4 * 64 + d)
+    end
+    local rest = #s % 4
+    if rest == 2 then
+        local a, b = DEC[b64_byte(s, -2)], DEC[b64_byte(s, -1)]
+        if b % 16 ~= 0 then return nil end
+        out[n + 1] = b64_char(a * 4 + floor(b / 16))
+    elseif rest == 3 then
+        local a, b, c = DEC[b64_byte(s, -3)], DEC[b64_byte(s, -2)], DEC[b64_byte(s, -1)]
+        if c % 4 ~= 0 then return nil end
+        out[n + 1] = b64_char(a * 4 + floor(b / 16), b % 16 * 16 + floor(c / 4))
+    end
+    return b64_concat(out)
+end
+
+
+
 local byte, char, format, pack, rep, unpack = string.byte, string.char, string.format, string.pack, string.rep,
     string.unpack
 local concat = table.concat
@@ -126,6 +184,12 @@ function fake_h2lua.new(opts)
         if v == nil then return "" end
         return (tostring(v):gsub("[&<>\"']", ESCAPES))
     end
+    fake.base64url_encode = base64url_encode
+    function fake.base64url_decode(s)
+        if b64_find(s, "[^%w%-_]") or #s % 4 == 1 then return nil end
+        return base64url_decode(s)
+    end
+    function fake.concat(t, n) return concat(t, "", 1, n) end
     function fake.is_https(req)
         if req.scheme == "https" then return true end
         local proto = req.headers and req.headers["x-forwarded-proto"]
