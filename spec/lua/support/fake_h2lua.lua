@@ -13,7 +13,8 @@
 local fake_h2lua = {}
 
 -- base64url, as core/util.c does it (arithmetic on 6-bit groups: no bit operators)
-local b64_byte, b64_char, b64_concat, b64_find, b64_sub, floor = string.byte, string.char, table.concat, string.find, string.sub, math.floor
+local b64_byte, b64_char, b64_concat, b64_find, b64_sub, floor =
+    string.byte, string.char, table.concat, string.find, string.sub, math.floor
 
 local ALPHABET = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_"
 local ENC, DEC = {}, {}
