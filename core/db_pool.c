@@ -418,6 +418,12 @@ static void connect_done(db_conn_t *c)
         connect_failed(c, why);
         return;
     }
+    char tlserr[192];
+    if (db_tls_check(c->mysql, pool->cfg, tlserr, sizeof(tlserr)) != 0) {
+        /* DATABASE_TLS=required and the server gave a plain session: refused like a failed connect */
+        connect_failed(c, tlserr);
+        return;
+    }
     pool_up(pool, c->addr);
     c->checked_epoch = pool->epoch;
     if (c->retrying) {

@@ -44,8 +44,7 @@ int main(int argc, char **argv)
         return 2;
     }
 
-    /* static: the migration thread may still read it while the process exits after serving */
-    static config_t cfg;
+    config_t cfg;
     char err[512];
     if (config_load(&cfg, strcmp(cmd, "migrate") == 0 ? env_migrate : env, err, sizeof(err)) != 0) {
         fprintf(stderr, "h2lua: invalid configuration: %s\n", err);
@@ -59,7 +58,6 @@ int main(int argc, char **argv)
         if (cfg.secret_key_generated)
             log_warnf(-1, "SECRET_KEY is not set: using a random key (sessions and CSRF tokens end with the process)");
         ret = server_run(&cfg);
-        return ret; /* the configuration is left to process exit (see above) */
     }
     config_free(&cfg);
     return ret;

@@ -8,6 +8,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "config.h"
@@ -251,6 +252,13 @@ int migrate_run_once(const config_t *cfg)
     return 0;
 }
 
+/* The background thread of migrate_start and what migrate_stop tells it. */
+static pthread_t migrate_tid;
+static int migrate_running;
+static pthread_mutex_t stop_lock = PTHREAD_MUTEX_INITIALIZER;
+static pthread_cond_t stop_cond = PTHREAD_COND_INITIALIZER;
+static int stopping;
+
 static void *migrate_thread(void *arg)
 {
     const config_t *cfg = arg;
@@ -258,8 +266,10 @@ static void *migrate_thread(void *arg)
     for (;;) {
         char err[1024];
         int ret = apply(cfg, err, sizeof(err));
-        if (ret == 0)
+        if (ret == 0) {
+            atomic_store(&migrations_done, 1);
             break;
+        }
         if (ret == MIGRATE_TLS) {
             /* a certificate that does not verify is a configuration error, not an outage: no retry
              * cures it, and serving 503 for ever would hide it */
@@ -267,10 +277,18 @@ static void *migrate_thread(void *arg)
             _exit(2);
         }
         log_errorf(-1, "migrations not applied, retrying in %u s: %s", delay, err);
-        sleep(delay);
+        struct timespec until;
+        clock_gettime(CLOCK_REALTIME, &until);
+        until.tv_sec += delay;
+        pthread_mutex_lock(&stop_lock);
+        while (!stopping && pthread_cond_timedwait(&stop_cond, &stop_lock, &until) == 0)
+            ;
+        int stop = stopping;
+        pthread_mutex_unlock(&stop_lock);
+        if (stop)
+            break;
         delay = delay * 2 > 30 ? 30 : delay * 2;
     }
-    atomic_store(&migrations_done, 1);
     return NULL;
 }
 
@@ -281,7 +299,23 @@ void migrate_start(const config_t *cfg)
         return;
     }
     mysql_library_init(0, NULL, NULL);
-    pthread_t t;
-    pthread_create(&t, NULL, migrate_thread, (void *)cfg);
-    pthread_detach(t);
+    pthread_create(&migrate_tid, NULL, migrate_thread, (void *)cfg);
+    migrate_running = 1;
+}
+
+void migrate_stop(const config_t *cfg)
+{
+    if (!migrate_running)
+        return;
+    pthread_mutex_lock(&stop_lock);
+    stopping = 1;
+    pthread_cond_signal(&stop_cond);
+    pthread_mutex_unlock(&stop_lock);
+    /* an attempt under way ends within DB_CONNECT_TIMEOUT when the database does not answer */
+    struct timespec until;
+    clock_gettime(CLOCK_REALTIME, &until);
+    until.tv_sec += cfg->db_connect_timeout_ms / 1000 + 2;
+    if (pthread_timedjoin_np(migrate_tid, NULL, &until) != 0)
+        log_warnf(-1, "migrations: the attempt under way did not end; exiting without it");
+    migrate_running = 0;
 }

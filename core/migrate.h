@@ -31,6 +31,14 @@ int migrate_run_once(const struct config *cfg);
  */
 void migrate_start(const struct config *cfg);
 
+/*
+ * At exit, after the workers are gone: stops the retries of migrate_start and waits for an
+ * attempt under way to end (at most DB_CONNECT_TIMEOUT + 2 s; past it, the process exits without
+ * it), so that no thread uses the configuration or the libraries while the process exits. A no-op
+ * when nothing was started.
+ */
+void migrate_stop(const struct config *cfg);
+
 /* True once the migrations are applied. Safe from any thread. */
 int migrate_is_done(void);
 

@@ -360,6 +360,7 @@ int server_run(const config_t *cfg)
         post(&s.workers[i], MSG_SHUTDOWN);
     for (int i = 0; i < s.nworkers; ++i)
         pthread_join(s.workers[i].thread, NULL);
+    migrate_stop(cfg);
     log_infof(-1, "stopped");
     return 0;
 }
