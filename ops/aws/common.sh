@@ -65,17 +65,18 @@ stack_output() {
 
 # query VAR DRY-VALUE CMD... : print CMD and set VAR to its output (DRY-VALUE
 # in a dry run). Dies, with the CLI's message, when CMD fails.
+# (Its own variables have names no caller uses: printf -v would set those.)
 query() {
-  local var=$1 dry=$2 out
+  local __query_var=$1 __query_dry=$2 __query_out
   shift 2
   show "$@"
   if ((DRY_RUN)); then
-    printf -v "$var" '%s' "$dry"
+    printf -v "$__query_var" '%s' "$__query_dry"
     return
   fi
-  out=$("$@") || die "failed: $*"
-  [[ $out == None ]] && out=''
-  printf -v "$var" '%s' "$out"
+  __query_out=$("$@") || die "failed: $*"
+  [[ $__query_out == None ]] && __query_out=''
+  printf -v "$__query_var" '%s' "$__query_out"
 }
 
 # stack_status TIER : set STATUS to the status of the tier's stack, NONE when

@@ -238,5 +238,154 @@ class Scripts(unittest.TestCase):
             self.assertEqual(0, check.returncode, check.stderr)
 
 
+class Site(http.server.BaseHTTPRequestHandler):
+    """The load balancer's side of the smoke test: /readyz answers self.server.ready."""
+
+    def do_GET(self):  # noqa: N802
+        code = self.server.ready if self.path == "/readyz" else 200
+        body = b"<!doctype html><title>h2lua</title><p>entries</p>" if self.path == "/" else b"ok"
+        self.send_response(code)
+        self.send_header("Content-Length", str(len(body)))
+        self.end_headers()
+        self.wfile.write(body)
+
+    def log_message(self, *args):
+        pass
+
+
+class States(unittest.TestCase):
+    """deploy and destroy against fake_aws.py, for the states a real account can leave a stack in."""
+
+    def setUp(self):
+        self.scratch = tempfile.mkdtemp(prefix="h2lua-aws-state-")
+        self.addCleanup(shutil.rmtree, self.scratch)
+        self.bin = os.path.join(self.scratch, "bin")
+        os.mkdir(self.bin)
+        self.log = os.path.join(self.scratch, "called")
+        with open(os.path.join(self.bin, "aws"), "w") as f:
+            f.write(f'#!/bin/sh\nexec "{sys.executable}" "{os.path.join(HERE, "fake_aws.py")}" "$@"\n')
+        with open(os.path.join(self.bin, "docker"), "w") as f:
+            f.write(f'#!/bin/sh\n[ "$1" = login ] && cat >/dev/null\necho "docker $*" >> "{self.log}"\n')
+        for tool in ("aws", "docker"):
+            os.chmod(os.path.join(self.bin, tool), 0o755)
+        self.bundle = os.path.join(self.scratch, "rds-ca.pem")
+        with open(self.bundle, "w") as f:
+            f.write("-----BEGIN CERTIFICATE-----\nMIIB\n-----END CERTIFICATE-----\n")
+        self.server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Site)
+        self.server.ready = 200
+        threading.Thread(target=self.server.serve_forever, daemon=True).start()
+        self.addCleanup(self.server.server_close)
+        self.addCleanup(self.server.shutdown)
+
+    def run_with(self, state, name, *args):
+        state = dict(state, log=self.log)
+        path = os.path.join(self.scratch, "state.json")
+        with open(path, "w") as f:
+            json.dump(state, f)
+        env = {"PATH": self.bin + ":/usr/bin:/bin", "HOME": self.scratch, "LANG": "C.UTF-8",
+               "FAKE_AWS_STATE": path, "H2LUA_AWS_POLL": "0.1", "H2LUA_SMOKE_TIMEOUT": "2",
+               "H2LUA_RDS_CA": self.bundle, "H2LUA_SMOKE_URL": f"http://127.0.0.1:{self.server.server_port}"}
+        extra = ("--tag", "t1", "--builder", "docker") if name == "deploy" else ("--yes",)
+        done = subprocess.run([os.path.join(AWS_DIR, name), *extra, *args], env=env, cwd=self.scratch,
+                              stdin=subprocess.DEVNULL, capture_output=True, text=True, timeout=120)
+        with open(path) as f:
+            self.state = json.load(f)
+        return done.returncode, done.stdout, done.stderr
+
+    def calls(self, pattern=""):
+        with open(self.log) as f:
+            return [c for c in f.read().splitlines() if re.search(pattern, c)]
+
+    def test_deploy_creates_every_stack_and_passes_the_smoke_test(self):
+        code, out, err = self.run_with({}, "deploy")
+        self.assertEqual(0, code, out + err)
+        self.assertEqual({f"h2lua-{t}": "CREATE_COMPLETE" for t in ("network", "security", "database", "registry",
+                                                                     "service")}, self.state["stacks"])
+        self.assertIn("smoke test passed", out)
+        self.assertEqual([], self.calls("force-new-deployment"))  # the stack update rolled the tasks
+        self.assertTrue(out.rstrip().endswith("h2lua is at http://h2lua-0123456789.us-east-1.elb.amazonaws.com"))
+
+    def test_deploy_deletes_a_rolled_back_stack_and_creates_it_again(self):
+        code, out, err = self.run_with({"stacks": {"h2lua-network": "ROLLBACK_COMPLETE"}}, "deploy")
+        self.assertEqual(0, code, out + err)
+        self.assertIn("h2lua-network is in ROLLBACK_COMPLETE", out)
+        network = self.calls(r"--stack-name h2lua-network( |$)")
+        deleted = network.index(next(c for c in network if "delete-stack" in c))
+        created = network.index(next(c for c in network if "create-change-set" in c))
+        self.assertLess(deleted, created)
+        self.assertIn("--change-set-type CREATE", network[created])
+        self.assertEqual("CREATE_COMPLETE", self.state["stacks"]["h2lua-network"])
+
+    def test_deploy_stops_on_a_failed_stack_with_the_first_failure(self):
+        reason = "DBInstance h2lua-db: Cannot find version 8.0.99 for mysql"
+        code, out, err = self.run_with({"fail": {"h2lua-database": f"Primary|AWS::RDS::DBInstance|{reason}"}}, "deploy")
+        self.assertEqual(1, code)
+        self.assertIn(f"stack h2lua-database: ROLLBACK_COMPLETE; first failure: Primary (AWS::RDS::DBInstance): "
+                      f"{reason}", err)
+        self.assertRegex(out, r"(?m)^ +\d+s +Primary +AWS::RDS::DBInstance +CREATE_FAILED +" + re.escape(reason))
+        self.assertEqual([], self.calls("docker build|--stack-name h2lua-service"))
+
+    def test_deploy_fails_when_the_rollout_was_rolled_back(self):
+        code, out, err = self.run_with({"rollout": "FAILED"}, "deploy")
+        self.assertEqual(1, code, out)
+        self.assertIn("deployment failed and was rolled back", err)
+        self.assertIn("circuit breaker", err)  # the service's events are shown
+        self.assertNotIn("h2lua is at", out)
+
+    def test_deploy_fails_when_the_service_runs_an_older_task_definition(self):
+        code, out, err = self.run_with({"running": "arn:aws:ecs:us-east-1:123456789012:task-definition/h2lua:6"},
+                                       "deploy")
+        self.assertEqual(1, code, out)
+        self.assertIn("runs arn:aws:ecs:us-east-1:123456789012:task-definition/h2lua:6", err)
+
+    def test_deploy_fails_when_the_smoke_test_fails(self):
+        self.server.ready = 503
+        code, out, err = self.run_with({}, "deploy")
+        self.assertEqual(1, code, out)
+        self.assertIn("smoke test failed after 2s: /readyz answered 503", err)
+        self.assertIn("Target.ResponseCodeMismatch", err)  # target health
+        self.assertIn("database unreachable", err)  # the tasks' last log lines
+        self.assertNotIn("h2lua is at", out)
+
+    def test_deploy_forces_a_new_deployment_only_when_nothing_changed(self):
+        stacks = {f"h2lua-{t}": "UPDATE_COMPLETE" for t in ("network", "security", "database", "registry", "service")}
+        code, out, err = self.run_with({"stacks": stacks, "empty": list(stacks)}, "deploy")
+        self.assertEqual(0, code, out + err)
+        self.assertEqual(1, len(self.calls("ecs update-service .*--force-new-deployment")))
+        self.assertEqual([], self.calls("execute-change-set"))
+        code, out, err = self.run_with({"stacks": stacks, "empty": ["h2lua-network"]}, "deploy")
+        self.assertEqual(0, code, out + err)
+        self.assertEqual(1, len(self.calls("ecs update-service")))  # still the first run's only
+
+    def test_deploy_plan_shows_change_sets_and_changes_nothing(self):
+        stacks = {f"h2lua-{t}": "UPDATE_COMPLETE" for t in ("network", "security", "database", "registry", "service")}
+        code, out, err = self.run_with({"stacks": stacks}, "deploy", "--plan")
+        self.assertEqual(0, code, out + err)
+        self.assertEqual(5, len(self.calls("delete-change-set")))
+        self.assertEqual([], self.calls("execute-change-set|docker|ecs "))
+        self.assertEqual(5, out.count("Modify   TaskDefinition"))
+
+    def test_destroy_deletes_stacks_left_in_failed_states(self):
+        stacks = {"h2lua-service": "ROLLBACK_COMPLETE", "h2lua-database": "DELETE_FAILED",
+                  "h2lua-security": "ROLLBACK_FAILED", "h2lua-network": "UPDATE_COMPLETE"}  # no registry
+        code, out, err = self.run_with({"stacks": stacks}, "destroy")
+        self.assertEqual(0, code, out + err)
+        self.assertEqual({}, self.state["stacks"])
+        self.assertIn("no stack h2lua-registry", out)
+        # the database stack cannot be updated: the protection goes off on the instance itself
+        self.assertEqual([], self.calls("update-stack"))
+        self.assertEqual(1, len(self.calls("rds modify-db-instance --region us-east-1 --db-instance-identifier "
+                                           "h2lua-db-primary --no-deletion-protection --apply-immediately")))
+
+    def test_destroy_updates_a_healthy_database_stack_with_its_tags(self):
+        stacks = {"h2lua-database": "UPDATE_COMPLETE"}
+        code, out, err = self.run_with({"stacks": stacks}, "destroy")
+        self.assertEqual(0, code, out + err)
+        update = self.calls("update-stack")
+        self.assertEqual(1, len(update))
+        self.assertIn("--tags Key=project,Value=h2lua Key=stack-prefix,Value=h2lua", update[0])
+        self.assertEqual([], self.calls("modify-db-instance"))
+
+
 if __name__ == "__main__":
     unittest.main()
