@@ -1,6 +1,6 @@
 # ops/lib/deps.sh — install the Debian packages a command needs (sourced, not run).
 #
-# usage: . ops/lib/deps.sh; deps_install build|db|test|browser|stack ...
+# usage: . ops/lib/deps.sh; deps_install build|db|test|browser|stack|aws ...
 #
 # Idempotent: packages already installed are left alone, `apt-get update` runs at most once per
 # shell and only when something is missing. Needs root (or sudo) only when something is missing.
@@ -14,6 +14,7 @@ _deps_group() {
     test) echo "lua-busted lua-check nodejs npm curl wrk clang" ;;
     browser) echo "chromium" ;;
     stack) echo "nginx openssl iproute2 nftables curl" ;;
+    aws) echo "awscli curl openssl shellcheck" ;;
     *) return 1 ;;
     esac
 }
@@ -41,7 +42,7 @@ deps_install() {
     local group pkgs="" missing sudo=""
     for group in "$@"; do
         if ! pkgs="$pkgs $(_deps_group "$group")"; then
-            echo "deps_install: unknown group '$group' (build, db, test, browser, stack)" >&2
+            echo "deps_install: unknown group '$group' (build, db, test, browser, stack, aws)" >&2
             return 2
         fi
     done

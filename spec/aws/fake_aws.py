@@ -62,6 +62,8 @@ def main(argv):
             print(OUTPUTS.get(m.group(1), "None"))
         elif "ParameterKey=='CertificateArn'" in query:
             print("None")
+        elif "ParameterKey=='DeletionProtection'" in query:
+            print(state.get("protected", "true"))
         else:
             return unknown(line)
         return 0
