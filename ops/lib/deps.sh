@@ -14,7 +14,7 @@ _deps_group() {
     test) echo "lua-busted lua-check nodejs npm curl wrk clang" ;;
     browser) echo "chromium" ;;
     stack) echo "nginx openssl iproute2 nftables curl" ;;
-    aws) echo "awscli curl openssl shellcheck" ;;
+    aws) echo "awscli curl openssl shellcheck docker-registry" ;;
     *) return 1 ;;
     esac
 }
