@@ -10,6 +10,12 @@ AWS_DIR=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 ROOT=$(cd "$AWS_DIR/../.." && pwd)
 # Tiers in deployment order; destroy walks them backwards.
 TIERS=(network security database registry service)
+# awscli v2 pipes output through a pager (less) by default: never here.
+export AWS_PAGER=''
+# Seconds between two looks at a stack, a change set or the site.
+POLL=${H2LUA_AWS_POLL:-5}
+# Tags of every stack (CloudFormation passes them on to the resources).
+
 
 say() { printf '==> %s\n' "$*"; }
 note() { printf '# %s\n' "$*"; }
@@ -57,17 +63,125 @@ stack_output() {
   [[ -n $OUTPUT && $OUTPUT != None ]] || die "stack $(stack_name "$tier") has no output $key"
 }
 
-# stack_exists TIER : true when the tier's stack exists. A dry run prints the
-# check and answers yes.
-stack_exists() {
-  local cmd=(aws cloudformation describe-stacks --region "$REGION" --stack-name "$(stack_name "$1")"
-             --query "Stacks[0].StackStatus" --output text)
+# query VAR DRY-VALUE CMD... : print CMD and set VAR to its output (DRY-VALUE
+# in a dry run). Dies, with the CLI's message, when CMD fails.
+# (Its own variables have names no caller uses: printf -v would set those.)
+query() {
+  local __query_var=$1 __query_dry=$2 __query_out
+  shift 2
+  show "$@"
   if ((DRY_RUN)); then
-    show "${cmd[@]}"
-    note "dry run: assuming $(stack_name "$1") exists"
-    return 0
+    printf -v "$__query_var" '%s' "$__query_dry"
+    return
   fi
-  "${cmd[@]}" >/dev/null 2>&1
+  __query_out=$("$@") || die "failed: $*"
+  [[ $__query_out == None ]] && __query_out=''
+  printf -v "$__query_var" '%s' "$__query_out"
+}
+
+# stack_status TIER : set STATUS to the status of the tier's stack, NONE when
+# there is no such stack. A dry run assumes it exists (UPDATE_COMPLETE).
+stack_status() {
+  local cmd=(aws cloudformation describe-stacks --region "$REGION" --stack-name "$(stack_name "$1")"
+             --query "Stacks[0].StackStatus" --output text) err
+  show "${cmd[@]}"
+  if ((DRY_RUN)); then
+    STATUS=UPDATE_COMPLETE
+    note "dry run: assuming $(stack_name "$1") exists ($STATUS)"
+    return
+  fi
+  err=$(mktemp)
+  if STATUS=$("${cmd[@]}" 2>"$err"); then
+    rm -f "$err"
+    return
+  fi
+  if grep -q 'does not exist' "$err"; then
+    STATUS=NONE
+    rm -f "$err"
+    return
+  fi
+  cat "$err" >&2
+  rm -f "$err"
+  die "cannot read the status of stack $(stack_name "$1")"
+}
+
+# stack_exists TIER : true when the tier's stack exists (a dry run: yes).
+stack_exists() {
+  stack_status "$1"
+  [[ $STATUS != NONE ]]
+}
+
+# stack_events TIER : the stack's events, newest first, one a line:
+# id, resource, type, status, reason (tab-separated). Nothing when there is no stack.
+stack_events() {
+  aws cloudformation describe-stack-events --region "$REGION" --stack-name "$(stack_name "$1")" \
+    --query 'StackEvents[].[EventId,LogicalResourceId,ResourceType,ResourceStatus,ResourceStatusReason]' \
+    --output text 2>/dev/null || true
+}
+
+# watch_stack TIER SEEN-FILE : print the stack's new events (those whose id is
+# not in SEEN-FILE) as they come - seconds since the start, resource, type,
+# status, reason - until the stack is no longer in progress; set STATUS to
+# its last status (NONE once deleted) and FIRST_FAILURE to the first failed
+# resource's reason, if any.
+watch_stack() {
+  local tier=$1 seen=$2 t0 line id logical type status reason fresh
+  t0=$(date +%s)
+  FIRST_FAILURE=''
+  if ((DRY_RUN)); then
+    note "dry run: here the stack's events are shown until $(stack_name "$tier") is no longer in progress"
+    STATUS=UPDATE_COMPLETE
+    return
+  fi
+  while :; do
+    STATUS=$(aws cloudformation describe-stacks --region "$REGION" --stack-name "$(stack_name "$tier")" \
+      --query "Stacks[0].StackStatus" --output text 2>/dev/null) || STATUS=NONE
+    fresh=$(stack_events "$tier" | grep -v -F -f "$seen" || true)
+    if [[ -n $fresh ]]; then
+      # oldest first
+      while IFS=$'\t' read -r id logical type status reason; do
+        [[ -n $id ]] || continue
+        printf '%s\n' "$id" >>"$seen"
+        [[ $reason == None ]] && reason=''
+        printf '  %4ss  %-28s %-44s %-20s %s\n' "$(($(date +%s) - t0))" "$logical" "$type" "$status" "$reason"
+        if [[ -z $FIRST_FAILURE && $status == *FAILED && -n $reason && $reason != *"Resource creation cancelled"* ]]; then
+          FIRST_FAILURE="$logical ($type): $reason"
+        fi
+      done < <(tac <<<"$fresh")
+    fi
+    [[ $STATUS == *_IN_PROGRESS ]] || return 0
+    sleep "$POLL"
+  done
+}
+
+# seen_events TIER FILE : write the ids of the stack's events so far to FILE.
+seen_events() {
+  local tier=$1 file=$2
+  : >"$file"
+  ((DRY_RUN)) && return
+  # an id that never occurs, so that grep -f has a pattern
+  printf 'no-event-has-this-id\n' >"$file"
+  stack_events "$tier" | cut -f1 >>"$file"
+}
+
+# delete_stack TIER : delete the tier's stack (if any) and follow it to the end.
+delete_stack() {
+  local tier=$1 seen
+  say "delete $(stack_name "$tier")"
+  stack_status "$tier"
+  if [[ $STATUS == NONE ]]; then
+    note "no stack $(stack_name "$tier")"
+    return
+  fi
+  seen=$(mktemp)
+  seen_events "$tier" "$seen"
+  run aws cloudformation delete-stack --region "$REGION" --stack-name "$(stack_name "$tier")"
+  watch_stack "$tier" "$seen"
+  rm -f "$seen"
+  ((DRY_RUN)) && return
+  if [[ $STATUS != NONE && $STATUS != DELETE_COMPLETE ]]; then
+    die "stack $(stack_name "$tier") was not deleted ($STATUS)${FIRST_FAILURE:+; first failure: $FIRST_FAILURE}"
+  fi
 }
 
 # The region: --region, else AWS_REGION, else AWS_DEFAULT_REGION, else the
@@ -82,9 +196,12 @@ default_region() {
   printf '%s\n' "${configured:-us-east-1}"
 }
 
+# check_prefix : PREFIX is valid; sets TAGS, the tags of every stack.
 check_prefix() {
   [[ $PREFIX =~ ^[a-z][a-z0-9-]{1,20}$ ]] ||
     die "stack prefix '$PREFIX' must be 2-21 characters: lower-case letters, digits, '-', starting with a letter"
+  # shellcheck disable=SC2034,SC2054  # used by the scripts; commas are awscli's shorthand
+  TAGS=(Key=project,Value=h2lua "Key=stack-prefix,Value=$PREFIX")
 }
 
 # Outside a dry run: the AWS CLI is installed and has working credentials.

@@ -1,6 +1,6 @@
 # ops/lib/deps.sh — install the Debian packages a command needs (sourced, not run).
 #
-# usage: . ops/lib/deps.sh; deps_install build|db|test|browser|stack|bench ...
+# usage: . ops/lib/deps.sh; deps_install build|db|test|browser|stack|bench|aws ...
 #
 # Idempotent: packages already installed are left alone, `apt-get update` runs at most once per
 # shell and only when something is missing. Needs root (or sudo) only when something is missing.
@@ -15,6 +15,7 @@ _deps_group() {
     browser) echo "chromium" ;;
     stack) echo "nginx openssl iproute2 nftables curl" ;;
     bench) echo "nginx libnginx-mod-http-lua wrk curl" ;;
+    aws) echo "awscli curl openssl shellcheck docker-registry" ;;
     *) return 1 ;;
     esac
 }
@@ -42,7 +43,7 @@ deps_install() {
     local group pkgs="" missing sudo=""
     for group in "$@"; do
         if ! pkgs="$pkgs $(_deps_group "$group")"; then
-            echo "deps_install: unknown group '$group' (build, db, test, browser, stack, bench)" >&2
+            echo "deps_install: unknown group '$group' (build, db, test, browser, stack, bench, aws)" >&2
             return 2
         fi
     done

@@ -1,19 +1,27 @@
-"""ops/aws/deploy and ops/aws/destroy, run with --dry-run.
+"""ops/aws/deploy and ops/aws/destroy: dry runs, and the state handling.
 
 They run with a bare environment: no AWS credentials or settings, HOME in a
 scratch directory, and a PATH whose only aws, docker and buildah are stubs
 that record being called and fail. A dry run must print the whole plan, in
 order, and call none of them.
+
+The state tests (class States) put fake_aws.py in place of aws: stacks left in
+ROLLBACK_COMPLETE, a rollout rolled back, an empty change set, a site that
+does not answer; the smoke test is the real curl against a local HTTP server.
 """
 
+import http.server
+import json
 import os
 import re
 import shutil
 import subprocess
+import sys
 import tempfile
+import threading
 import unittest
 
-from cfn import AWS_DIR
+from cfn import AWS_DIR, HERE
 
 CERT = "arn:aws:acm:eu-west-1:123456789012:certificate/0f0f0f0f-1111-2222-3333-444455556666"
 
@@ -35,10 +43,18 @@ class Scripts(unittest.TestCase):
             with open(path, "w") as f:
                 f.write(STUB.format(log=self.log))
             os.chmod(path, 0o755)
+        # /usr/bin without the real aws, docker, buildah and podman
+        self.system = os.path.join(self.scratch, "system")
+        os.mkdir(self.system)
+        for directory in ("/usr/bin", "/bin"):
+            for tool in os.listdir(directory):
+                link = os.path.join(self.system, tool)
+                if tool not in ("aws", "docker", "buildah", "podman") and not os.path.lexists(link):
+                    os.symlink(os.path.join(directory, tool), link)
 
     def run_script(self, name, *args, stubs=True, stdin=subprocess.DEVNULL):
         """(exit code, stdout, stderr) of ops/aws/NAME ARGS in the bare environment."""
-        path = (self.stubs + ":" if stubs else "") + "/usr/bin:/bin"
+        path = (self.stubs + ":" if stubs else "") + self.system
         env = {"PATH": path, "HOME": self.scratch, "LANG": "C.UTF-8"}
         done = subprocess.run([os.path.join(AWS_DIR, name), *args], env=env, cwd=self.scratch,
                               stdin=stdin, capture_output=True, text=True, timeout=60)
@@ -66,25 +82,32 @@ class Scripts(unittest.TestCase):
     def test_deploy_dry_run_prints_the_whole_plan_in_order(self):
         code, out, err = self.run_script("deploy", "--dry-run", "--tag", "abc123", "--builder", "docker")
         self.assertEqual(0, code, err)
-        stack = r"aws cloudformation deploy --region us-east-1 --stack-name h2lua-{0} --template-file \S*/{0}\.yaml "
+        change_set = (r"^aws cloudformation create-change-set --region us-east-1 --stack-name h2lua-{0} "
+                      r"--change-set-name deploy-\d+ --change-set-type UPDATE --template-body file://\S*/{0}\.yaml "
+                      r"{1}--tags Key=project,Value=h2lua Key=stack-prefix,Value=h2lua "
+                      r"--parameters ParameterKey=StackPrefix,ParameterValue=h2lua{2} --query Id --output text$")
+        execute = r"^aws cloudformation execute-change-set --region us-east-1 --stack-name h2lua-{} --change-set-name deploy-\d+$"
         uri = r"123456789012\.dkr\.ecr\.us-east-1\.amazonaws\.com/h2lua"
-        self.assertInOrder(self.commands(out), [
-            stack.format("network") + r".*--parameter-overrides StackPrefix=h2lua$",
-            stack.format("security") + r".*--parameter-overrides StackPrefix=h2lua$",
-            stack.format("database") + r".*--parameter-overrides StackPrefix=h2lua$",
-            stack.format("registry") + r".*--parameter-overrides StackPrefix=h2lua$",
-            r"aws cloudformation describe-stacks .*--stack-name h2lua-registry .*RepositoryUri",
+        steps = [c for c in self.commands(out) if re.match(
+            r"aws cloudformation (create|execute)-change-set|aws ecr|docker|curl|aws ecs", c)]
+        self.assertInOrder(steps, [
+            change_set.format("network", "", ""), execute.format("network"),
+            change_set.format("security", "", ""), execute.format("security"),
+            change_set.format("database", "", ""), execute.format("database"),
+            change_set.format("registry", "", ""), execute.format("registry"),
+            r"^curl --fail .* https://truststore\.pki\.rds\.amazonaws\.com/global/global-bundle\.pem$",
             r"^aws ecr get-login-password --region us-east-1 \| docker login --username AWS --password-stdin "
             r"123456789012\.dkr\.ecr\.us-east-1\.amazonaws\.com$",
             rf"^docker build --platform linux/amd64 --file \S*/image/Dockerfile --tag {uri}:abc123 \S+$",
             rf"^docker push {uri}:abc123$",
-            stack.format("service") + r".*--capabilities CAPABILITY_IAM .*--parameter-overrides "
-                                      r"StackPrefix=h2lua ImageTag=abc123$",
-            r"aws cloudformation describe-stacks .*--stack-name h2lua-service .*ClusterName",
-            r"aws cloudformation describe-stacks .*--stack-name h2lua-service .*ServiceName",
-            r"^aws ecs update-service --region us-east-1 --cluster \S+ --service \S+ --force-new-deployment",
+            change_set.format("service", "--capabilities CAPABILITY_IAM ", " ParameterKey=ImageTag,ParameterValue=abc123"),
+            execute.format("service"),
+            # the service stack changed: no second, forced deployment
             r"^aws ecs wait services-stable --region us-east-1 --cluster \S+ --services \S+$",
-            r"aws cloudformation describe-stacks .*--stack-name h2lua-service .*LoadBalancerUrl",
+            r"^aws ecs describe-services .*--query 'services\[0\]\.deployments\[\?status==`PRIMARY`\] \| "
+            r"\[0\]\.\[rolloutState,taskDefinition\]'",
+            r"^curl .* http://\S+elb\.amazonaws\.com/readyz$",
+            r"^curl .* http://\S+elb\.amazonaws\.com/$",
         ])
         self.assertRegex(out.splitlines()[-1], r"h2lua is at http://\S+elb\.amazonaws\.com$")
         self.assertEqual([], self.called())
@@ -112,20 +135,23 @@ class Scripts(unittest.TestCase):
         code, out, err = self.run_script(
             "deploy", "--dry-run", "--builder", "docker", "--region", "eu-west-1", "--prefix", "demo",
             "--tag", "v2", "--certificate-arn", CERT, "--lab-role", "--replica", "--multi-az", "--nat-per-az",
-            "--no-deletion-protection", "--alarm-email", "ops@example.com",
-            "--set", "database.DBInstanceClass=db.t3.small")
+            "--no-deletion-protection", "--alarm-email", "ops@example.com", "--engine", "mariadb",
+            "--access-logs", "--exec", "--set", "database.DBInstanceClass=db.t3.small")
         self.assertEqual(0, code, err)
         deploys = {re.search(r"--stack-name demo-(\w+)", c).group(1): c for c in self.commands(out)
-                   if c.startswith("aws cloudformation deploy")}
+                   if c.startswith("aws cloudformation create-change-set")}
         self.assertEqual({"network", "security", "database", "registry", "service"}, set(deploys))
         self.assertTrue(all("--region eu-west-1" in c for c in self.commands(out) if c.startswith("aws ")))
-        overrides = {tier: c.split("--parameter-overrides ")[1].split() for tier, c in deploys.items()}
+        overrides = {tier: re.findall(r"ParameterKey=(\w+),ParameterValue=(\S*)", c) for tier, c in deploys.items()}
+        overrides = {tier: [f"{k}={v}" for k, v in kv] for tier, kv in overrides.items()}
         self.assertEqual(["StackPrefix=demo", "NatGateways=per-az"], overrides["network"])
         self.assertEqual(["StackPrefix=demo"], overrides["security"])
         self.assertEqual(sorted(["StackPrefix=demo", "MultiAZ=true", "DeletionProtection=false", "ReadReplica=true",
-                                 "DBInstanceClass=db.t3.small"]), sorted(overrides["database"]))
+                                 "DBInstanceClass=db.t3.small", "Engine=mariadb", "EngineVersion=11.4"]),
+                         sorted(overrides["database"]))
         self.assertEqual(sorted(["StackPrefix=demo", "CertificateArn=" + CERT, "ExistingRoleName=LabRole",
-                                 "AlarmEmail=ops@example.com", "ReadReplica=true", "ImageTag=v2"]),
+                                 "AlarmEmail=ops@example.com", "ReadReplica=true", "ImageTag=v2",
+                                 "AccessLogs=true", "ExecuteCommand=true"]),
                          sorted(overrides["service"]))
         self.assertEqual([], self.called())
 
@@ -133,15 +159,19 @@ class Scripts(unittest.TestCase):
         code, out, err = self.run_script("deploy", "--dry-run", "--builder", "docker", "--tag", "t1", "--no-replica")
         self.assertEqual(0, code, err)
         deploys = [re.search(r"--stack-name h2lua-(\w+)", c).group(1) for c in self.commands(out)
-                   if c.startswith("aws cloudformation deploy")]
+                   if c.startswith("aws cloudformation create-change-set")]
         self.assertEqual(["network", "security", "service", "database", "registry", "service"], deploys)
-        first_service = [c for c in self.commands(out) if "h2lua-service --template-file" in c][0]
-        self.assertTrue(first_service.endswith("--parameter-overrides StackPrefix=h2lua ReadReplica=false"))
+        first_service = [c for c in self.commands(out) if "create-change-set" in c and "h2lua-service" in c][0]
+        self.assertIn("--parameters ParameterKey=StackPrefix,ParameterValue=h2lua "
+                      "ParameterKey=ReadReplica,ParameterValue=false --query", first_service)
 
     def test_deploy_refuses_bad_input_before_calling_anything(self):
         for args, message in ((["--prefix", "Bad_Prefix"], "stack prefix"), (["--tag", "a:b"], "not a valid ECR tag"),
                               (["--bogus"], "unknown argument"), (["--set", "nowhere.X=1"], "--set takes"),
-                              (["--builder", "kaniko"], "--builder must be")):
+                              (["--builder", "kaniko"], "--builder must be"), (["--engine", "oracle"], "--engine must be"),
+                              (["--alarm-email", "a@b,c"], "cannot contain a comma"),
+                              (["--self-signed", "--certificate-arn", CERT], "--self-signed excludes"),
+                              (["--set", "service.NoSuchThing=1"], "has no parameter NoSuchThing")):
             with self.subTest(args=args):
                 code, _, err = self.run_script("deploy", "--dry-run", *args)
                 self.assertNotEqual(0, code)
@@ -172,16 +202,13 @@ class Scripts(unittest.TestCase):
         code, out, err = self.run_script("destroy", "--dry-run", "--prefix", "demo", "--region", "eu-west-1")
         self.assertEqual(0, code, err)
         delete = r"^aws cloudformation delete-stack --region eu-west-1 --stack-name demo-{}$"
-        wait = r"^aws cloudformation wait stack-delete-complete --region eu-west-1 --stack-name demo-{}$"
-        self.assertInOrder(self.commands(out), [
-            delete.format("service"), wait.format("service"),
-            delete.format("registry"), wait.format("registry"),
-            r"^aws cloudformation describe-stacks --region eu-west-1 --stack-name demo-database ",
-            r"^aws cloudformation deploy --region eu-west-1 --stack-name demo-database .*"
-            r"--parameter-overrides StackPrefix=demo DeletionProtection=false$",
-            delete.format("database"), wait.format("database"),
-            delete.format("security"), wait.format("security"),
-            delete.format("network"), wait.format("network"),
+        steps = [c for c in self.commands(out) if re.match(r"aws (cloudformation (delete|update)-stack|rds|logs)", c)]
+        self.assertInOrder(steps, [
+            delete.format("service"), delete.format("registry"),
+            r"^aws cloudformation update-stack --region eu-west-1 --stack-name demo-database --use-previous-template "
+            r"--tags Key=project,Value=h2lua Key=stack-prefix,Value=demo "
+            r"--parameters ParameterKey=StackPrefix,ParameterValue=demo ParameterKey=DeletionProtection,ParameterValue=false",
+            delete.format("database"), delete.format("security"), delete.format("network"),
             r"^aws rds describe-db-snapshots --region eu-west-1 ",
             r"^aws logs describe-log-groups --region eu-west-1 --log-group-name-prefix /aws/rds/instance/ ",
         ])
@@ -209,6 +236,155 @@ class Scripts(unittest.TestCase):
             self.assertIn("\nset -euo pipefail\n", text)
             check = subprocess.run(["bash", "-n", path], capture_output=True, text=True)
             self.assertEqual(0, check.returncode, check.stderr)
+
+
+class Site(http.server.BaseHTTPRequestHandler):
+    """The load balancer's side of the smoke test: /readyz answers self.server.ready."""
+
+    def do_GET(self):  # noqa: N802
+        code = self.server.ready if self.path == "/readyz" else 200
+        body = b"<!doctype html><title>h2lua</title><p>entries</p>" if self.path == "/" else b"ok"
+        self.send_response(code)
+        self.send_header("Content-Length", str(len(body)))
+        self.end_headers()
+        self.wfile.write(body)
+
+    def log_message(self, *args):
+        pass
+
+
+class States(unittest.TestCase):
+    """deploy and destroy against fake_aws.py, for the states a real account can leave a stack in."""
+
+    def setUp(self):
+        self.scratch = tempfile.mkdtemp(prefix="h2lua-aws-state-")
+        self.addCleanup(shutil.rmtree, self.scratch)
+        self.bin = os.path.join(self.scratch, "bin")
+        os.mkdir(self.bin)
+        self.log = os.path.join(self.scratch, "called")
+        with open(os.path.join(self.bin, "aws"), "w") as f:
+            f.write(f'#!/bin/sh\nexec "{sys.executable}" "{os.path.join(HERE, "fake_aws.py")}" "$@"\n')
+        with open(os.path.join(self.bin, "docker"), "w") as f:
+            f.write(f'#!/bin/sh\n[ "$1" = login ] && cat >/dev/null\necho "docker $*" >> "{self.log}"\n')
+        for tool in ("aws", "docker"):
+            os.chmod(os.path.join(self.bin, tool), 0o755)
+        self.bundle = os.path.join(self.scratch, "rds-ca.pem")
+        with open(self.bundle, "w") as f:
+            f.write("-----BEGIN CERTIFICATE-----\nMIIB\n-----END CERTIFICATE-----\n")
+        self.server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Site)
+        self.server.ready = 200
+        threading.Thread(target=self.server.serve_forever, daemon=True).start()
+        self.addCleanup(self.server.server_close)
+        self.addCleanup(self.server.shutdown)
+
+    def run_with(self, state, name, *args):
+        state = dict(state, log=self.log)
+        path = os.path.join(self.scratch, "state.json")
+        with open(path, "w") as f:
+            json.dump(state, f)
+        env = {"PATH": self.bin + ":/usr/bin:/bin", "HOME": self.scratch, "LANG": "C.UTF-8",
+               "FAKE_AWS_STATE": path, "H2LUA_AWS_POLL": "0.1", "H2LUA_SMOKE_TIMEOUT": "2",
+               "H2LUA_RDS_CA": self.bundle, "H2LUA_SMOKE_URL": f"http://127.0.0.1:{self.server.server_port}"}
+        extra = ("--tag", "t1", "--builder", "docker") if name == "deploy" else ("--yes",)
+        done = subprocess.run([os.path.join(AWS_DIR, name), *extra, *args], env=env, cwd=self.scratch,
+                              stdin=subprocess.DEVNULL, capture_output=True, text=True, timeout=120)
+        with open(path) as f:
+            self.state = json.load(f)
+        return done.returncode, done.stdout, done.stderr
+
+    def calls(self, pattern=""):
+        with open(self.log) as f:
+            return [c for c in f.read().splitlines() if re.search(pattern, c)]
+
+    def test_deploy_creates_every_stack_and_passes_the_smoke_test(self):
+        code, out, err = self.run_with({}, "deploy")
+        self.assertEqual(0, code, out + err)
+        self.assertEqual({f"h2lua-{t}": "CREATE_COMPLETE" for t in ("network", "security", "database", "registry",
+                                                                     "service")}, self.state["stacks"])
+        self.assertIn("smoke test passed", out)
+        self.assertEqual([], self.calls("force-new-deployment"))  # the stack update rolled the tasks
+        self.assertTrue(out.rstrip().endswith("h2lua is at http://h2lua-0123456789.us-east-1.elb.amazonaws.com"))
+
+    def test_deploy_deletes_a_rolled_back_stack_and_creates_it_again(self):
+        code, out, err = self.run_with({"stacks": {"h2lua-network": "ROLLBACK_COMPLETE"}}, "deploy")
+        self.assertEqual(0, code, out + err)
+        self.assertIn("h2lua-network is in ROLLBACK_COMPLETE", out)
+        network = self.calls(r"--stack-name h2lua-network( |$)")
+        deleted = network.index(next(c for c in network if "delete-stack" in c))
+        created = network.index(next(c for c in network if "create-change-set" in c))
+        self.assertLess(deleted, created)
+        self.assertIn("--change-set-type CREATE", network[created])
+        self.assertEqual("CREATE_COMPLETE", self.state["stacks"]["h2lua-network"])
+
+    def test_deploy_stops_on_a_failed_stack_with_the_first_failure(self):
+        reason = "DBInstance h2lua-db: Cannot find version 8.0.99 for mysql"
+        code, out, err = self.run_with({"fail": {"h2lua-database": f"Primary|AWS::RDS::DBInstance|{reason}"}}, "deploy")
+        self.assertEqual(1, code)
+        self.assertIn(f"stack h2lua-database: ROLLBACK_COMPLETE; first failure: Primary (AWS::RDS::DBInstance): "
+                      f"{reason}", err)
+        self.assertRegex(out, r"(?m)^ +\d+s +Primary +AWS::RDS::DBInstance +CREATE_FAILED +" + re.escape(reason))
+        self.assertEqual([], self.calls("docker build|--stack-name h2lua-service"))
+
+    def test_deploy_fails_when_the_rollout_was_rolled_back(self):
+        code, out, err = self.run_with({"rollout": "FAILED"}, "deploy")
+        self.assertEqual(1, code, out)
+        self.assertIn("deployment failed and was rolled back", err)
+        self.assertIn("circuit breaker", err)  # the service's events are shown
+        self.assertNotIn("h2lua is at", out)
+
+    def test_deploy_fails_when_the_service_runs_an_older_task_definition(self):
+        code, out, err = self.run_with({"running": "arn:aws:ecs:us-east-1:123456789012:task-definition/h2lua:6"},
+                                       "deploy")
+        self.assertEqual(1, code, out)
+        self.assertIn("runs arn:aws:ecs:us-east-1:123456789012:task-definition/h2lua:6", err)
+
+    def test_deploy_fails_when_the_smoke_test_fails(self):
+        self.server.ready = 503
+        code, out, err = self.run_with({}, "deploy")
+        self.assertEqual(1, code, out)
+        self.assertIn("smoke test failed after 2s: /readyz answered 503", err)
+        self.assertIn("Target.ResponseCodeMismatch", err)  # target health
+        self.assertIn("database unreachable", err)  # the tasks' last log lines
+        self.assertNotIn("h2lua is at", out)
+
+    def test_deploy_forces_a_new_deployment_only_when_nothing_changed(self):
+        stacks = {f"h2lua-{t}": "UPDATE_COMPLETE" for t in ("network", "security", "database", "registry", "service")}
+        code, out, err = self.run_with({"stacks": stacks, "empty": list(stacks)}, "deploy")
+        self.assertEqual(0, code, out + err)
+        self.assertEqual(1, len(self.calls("ecs update-service .*--force-new-deployment")))
+        self.assertEqual([], self.calls("execute-change-set"))
+        code, out, err = self.run_with({"stacks": stacks, "empty": ["h2lua-network"]}, "deploy")
+        self.assertEqual(0, code, out + err)
+        self.assertEqual(1, len(self.calls("ecs update-service")))  # still the first run's only
+
+    def test_deploy_plan_shows_change_sets_and_changes_nothing(self):
+        stacks = {f"h2lua-{t}": "UPDATE_COMPLETE" for t in ("network", "security", "database", "registry", "service")}
+        code, out, err = self.run_with({"stacks": stacks}, "deploy", "--plan")
+        self.assertEqual(0, code, out + err)
+        self.assertEqual(5, len(self.calls("delete-change-set")))
+        self.assertEqual([], self.calls("execute-change-set|docker|ecs "))
+        self.assertEqual(5, out.count("Modify   TaskDefinition"))
+
+    def test_destroy_deletes_stacks_left_in_failed_states(self):
+        stacks = {"h2lua-service": "ROLLBACK_COMPLETE", "h2lua-database": "DELETE_FAILED",
+                  "h2lua-security": "ROLLBACK_FAILED", "h2lua-network": "UPDATE_COMPLETE"}  # no registry
+        code, out, err = self.run_with({"stacks": stacks}, "destroy")
+        self.assertEqual(0, code, out + err)
+        self.assertEqual({}, self.state["stacks"])
+        self.assertIn("no stack h2lua-registry", out)
+        # the database stack cannot be updated: the protection goes off on the instance itself
+        self.assertEqual([], self.calls("update-stack"))
+        self.assertEqual(1, len(self.calls("rds modify-db-instance --region us-east-1 --db-instance-identifier "
+                                           "h2lua-db-primary --no-deletion-protection --apply-immediately")))
+
+    def test_destroy_updates_a_healthy_database_stack_with_its_tags(self):
+        stacks = {"h2lua-database": "UPDATE_COMPLETE"}
+        code, out, err = self.run_with({"stacks": stacks}, "destroy")
+        self.assertEqual(0, code, out + err)
+        update = self.calls("update-stack")
+        self.assertEqual(1, len(update))
+        self.assertIn("--tags Key=project,Value=h2lua Key=stack-prefix,Value=h2lua", update[0])
+        self.assertEqual([], self.calls("modify-db-instance"))
 
 
 if __name__ == "__main__":

@@ -11,8 +11,9 @@ each one notices the fault it exists for.
 import json
 import re
 import unittest
+from datetime import date
 
-from cfn import TIERS, Stacks, broken_on_purpose, container, only
+from cfn import TIERS, Stacks, broken_on_purpose, container, listed, only
 
 CERT = "arn:aws:acm:us-east-1:123456789012:certificate/0f0f0f0f-1111-2222-3333-444455556666"
 
@@ -223,8 +224,10 @@ def check_service(stacks):
     breaker = svc.get("DeploymentConfiguration", {}).get("DeploymentCircuitBreaker", {})
     if (str(breaker.get("Enable")).lower(), str(breaker.get("Rollback")).lower()) != ("true", "true"):
         problems.append("deployments are not rolled back by the circuit breaker")
-    if svc.get("LaunchType") != "FARGATE" or stacks.value("service", svc.get("DesiredCount")) != 2:
-        problems.append("the service does not run 2 Fargate tasks by default")
+    fixed = only(stacks.render({"service": {"Autoscaling": "false"}}).resources(
+        "service", "AWS::ECS::Service").values(), "service")["Properties"]
+    if svc.get("LaunchType") != "FARGATE" or stacks.value("service", fixed.get("DesiredCount")) != 2:
+        problems.append("the service does not run 2 Fargate tasks by default without autoscaling")
     if not stacks.value("service", svc.get("HealthCheckGracePeriodSeconds")):
         problems.append("the service has no health-check grace period")
     tg = stacks.props("service", stacks.resolve("service", only(svc["LoadBalancers"], "target")["TargetGroupArn"]).name)
@@ -328,8 +331,135 @@ def check_exports(stacks):
     return problems
 
 
+# ---- what the issue of the first real deployment found ------------------------
+
+# End of RDS standard support of each major version (RDS User Guide, release calendars). After it a
+# new instance runs on paid Extended Support unless EngineLifecycleSupport disables it.
+STANDARD_SUPPORT_ENDS = {("mysql", "8.0"): date(2026, 7, 31), ("mysql", "8.4"): date(2029, 7, 31),
+                         ("mariadb", "10.6"): date(2026, 7, 31), ("mariadb", "10.11"): date(2028, 2, 29),
+                         ("mariadb", "11.4"): date(2029, 5, 31)}
+
+
+def check_replica_source(stacks):
+    """RDS refuses a read replica of a MySQL instance whose password it manages (ManageMasterUserPassword)."""
+    problems = []
+    s = stacks.render({"database": {"ReadReplica": "true"}})
+    for tier, name, db in s.all_resources("AWS::RDS::DBInstance"):
+        source = db["Properties"].get("SourceDBInstanceIdentifier")
+        if source is None:
+            continue
+        target = s.resolve(tier, source)
+        origin = s.props(target.tier, target.name) if target.kind == "resource" else {}
+        if str(origin.get("ManageMasterUserPassword")).lower() == "true":
+            problems.append(f"{tier}/{name} replicates {target.name}, whose password RDS manages: RDS refuses it")
+    for tier, name, db in stacks.all_resources("AWS::RDS::DBInstance"):
+        if "SourceDBInstanceIdentifier" in db["Properties"]:
+            continue
+        attached = [a for _, _, a in stacks.all_resources("AWS::SecretsManager::SecretTargetAttachment")
+                    if stacks.resolve(tier, a["Properties"].get("TargetId")).name == name]
+        if not attached:
+            problems.append(f"{tier}/{name}: no SecretTargetAttachment ties its secret to it")
+    return problems
+
+
+def check_engine_support(stacks, today=None):
+    """The default engine is in RDS standard support, and Extended Support is refused (MySQL)."""
+    problems = []
+    today = today or date.today()
+    primary = stacks.props("database", "Primary")
+    engine = str(stacks.value("database", primary.get("Engine")))
+    version = str(stacks.value("database", primary.get("EngineVersion")))
+    end = STANDARD_SUPPORT_ENDS.get((engine, ".".join(version.split(".")[:2])))
+    if end is None or end <= today:
+        problems.append(f"the default engine {engine} {version} is past RDS standard support (or unknown here)")
+    for params, wanted in (({"Engine": "mysql", "EngineVersion": "8.4"}, "open-source-rds-extended-support-disabled"),
+                           ({"Engine": "mariadb", "EngineVersion": "11.4"}, None)):
+        p = stacks.render({"database": params}).props("database", "Primary")
+        if p.get("EngineLifecycleSupport") != wanted:
+            problems.append(f"Engine={params['Engine']}: EngineLifecycleSupport is {p.get('EngineLifecycleSupport')},"
+                            f" not {wanted}")
+    allowed = stacks.parameters("database").get("EngineVersion", {}).get("AllowedValues", [])
+    for value in allowed:
+        if not any(v == value and e > today for (_, v), e in STANDARD_SUPPORT_ENDS.items()):
+            problems.append(f"EngineVersion allows {value}, which is past RDS standard support")
+    group = stacks.resolve("database", primary.get("DBParameterGroupName"))
+    settings = stacks.props("database", group.name).get("Parameters", {}) if group.kind == "resource" else {}
+    for key, value in (("slow_query_log", "1"), ("require_secure_transport", "1"), ("log_output", "FILE")):
+        if str(settings.get(key)) != value:
+            problems.append(f"the primary's parameter group does not set {key}={value}")
+    return problems
+
+
+def check_desired_count(stacks):
+    """With autoscaling a deploy must not reset the task count: DesiredCount is left out."""
+    problems = []
+    for autoscaling in ("true", "false"):
+        svc = only(stacks.render({"service": {"Autoscaling": autoscaling}}).resources(
+            "service", "AWS::ECS::Service").values(), "service")["Properties"]
+        if autoscaling == "true" and "DesiredCount" in svc:
+            problems.append("DesiredCount is set while autoscaling: every deploy resets the count")
+        if autoscaling == "false" and "DesiredCount" not in svc:
+            problems.append("without autoscaling the service has no DesiredCount")
+    return problems
+
+
+def check_front_hardening(stacks):
+    problems = []
+    lb = only(stacks.resources("service", "AWS::ElasticLoadBalancingV2::LoadBalancer").values(), "LB")["Properties"]
+    attrs = {a["Key"]: a["Value"] for a in listed(lb.get("LoadBalancerAttributes"))}
+    if attrs.get("routing.http.desync_mitigation_mode") != "strictest":
+        problems.append("the load balancer's desync mitigation is not strictest")
+    https = listeners(stacks.render({"service": {"CertificateArn": CERT}})).get(443, {})
+    hsts = {a["Key"]: a["Value"] for a in https.get("ListenerAttributes", [])}.get(
+        "routing.http.response.strict_transport_security.header_value", "")
+    if not re.match(r"max-age=\d{7,}", str(hsts)):
+        problems.append("HTTPS responses carry no Strict-Transport-Security of a year or so")
+    for logs in ("true", "false"):
+        s = stacks.render({"service": {"AccessLogs": logs}})
+        a = {x["Key"]: x["Value"] for x in listed(s.props("service", "LoadBalancer").get("LoadBalancerAttributes"))}
+        buckets = s.resources("service", "AWS::S3::Bucket")
+        if (str(a.get("access_logs.s3.enabled")) == "true") != (logs == "true") or bool(buckets) != (logs == "true"):
+            problems.append(f"AccessLogs={logs} does not turn the access logs and their bucket {'on' if logs == 'true' else 'off'}")
+    return problems
+
+
+def check_deployment_safety(stacks):
+    problems = []
+    svc = stacks.props("service", "Service")
+    alarms = svc.get("DeploymentConfiguration", {}).get("Alarms", {})
+    names = [stacks.resolve("service", n).name for n in alarms.get("AlarmNames", [])]
+    if str(alarms.get("Rollback")).lower() != "true" or str(alarms.get("Enable")).lower() != "true" \
+            or "Target5xxAlarm" not in names:
+        problems.append("a deployment is not rolled back on the tasks' 5xx alarm")
+    for exec_on in ("true", "false"):
+        s = stacks.render({"service": {"ExecuteCommand": exec_on}})
+        if str(s.props("service", "Service").get("EnableExecuteCommand")).lower() != exec_on:
+            problems.append(f"ExecuteCommand={exec_on} does not set EnableExecuteCommand")
+    env = {e["Name"]: e["Value"] for e in listed(container(stacks.templates).get("Environment"))}
+    if stacks.value("service", env.get("DATABASE_TLS")) != "verify-identity" or \
+            not str(env.get("DATABASE_CA", "")).endswith(".pem"):
+        problems.append("the tasks do not connect to RDS with DATABASE_TLS=verify-identity and a CA bundle")
+    if outputs_missing := {"TaskDefinitionArn", "TargetGroupArn"} - set(stacks.templates["service"]["Outputs"]):
+        problems.append(f"the service stack lacks the outputs deploy reads: {sorted(outputs_missing)}")
+    return problems
+
+
+def check_s3_endpoint(stacks):
+    endpoints = [e["Properties"] for e in stacks.resources("network", "AWS::EC2::VPCEndpoint").values()
+                 if e["Properties"].get("VpcEndpointType") == "Gateway"
+                 and ".s3" in json.dumps(e["Properties"].get("ServiceName"))]
+    tables = {stacks.resolve("network", a["Properties"]["RouteTableId"]).name
+              for a in stacks.resources("network", "AWS::EC2::SubnetRouteTableAssociation").values()
+              if ("network", stacks.resolve("network", a["Properties"]["SubnetId"]).name) in stacks.private_subnets()}
+    if not endpoints or {stacks.resolve("network", t).name for t in endpoints[0].get("RouteTableIds", [])} != tables:
+        return ["no S3 gateway endpoint on the private route tables (image layers would go through the NAT)"]
+    return []
+
+
 CHECKS = [check_addresses, check_nat, check_https, check_database, check_registry, check_task,
-          check_service, check_autoscaling, check_alarms, check_learner_lab_mode, check_exports]
+          check_service, check_autoscaling, check_alarms, check_learner_lab_mode, check_exports,
+          check_replica_source, check_engine_support, check_desired_count, check_front_hardening,
+          check_deployment_safety, check_s3_endpoint]
 
 
 class Templates(unittest.TestCase):
@@ -372,6 +502,13 @@ def import_from_a_later_stack(t):
     t["service"]["Outputs"]["ClusterName"]["Export"] = {"Name": {"Fn::Sub": "${StackPrefix}-service-ClusterName"}}
     props(t, "security", "AppSecurityGroup")["VpcId"] = {
         "Fn::ImportValue": {"Fn::Sub": "${StackPrefix}-service-ClusterName"}}
+
+
+def managed_password(t):
+    """The first version: RDS manages the password (and rotates it); the replica cannot be made."""
+    p = props(t, "database", "Primary")
+    p.pop("MasterUserPassword")
+    p["ManageMasterUserPassword"] = True
 
 
 FAULTS = {
@@ -424,6 +561,28 @@ FAULTS = {
     "import_of_nothing": (check_exports, lambda t: props(t, "database", "SubnetGroup")["SubnetIds"].append(
         {"Fn::ImportValue": {"Fn::Sub": "${StackPrefix}-network-PrivateSubnet3Id"}})),
     "import_from_a_later_stack": (check_exports, import_from_a_later_stack),
+    # the faults of the first version (issue 13)
+    "replica_of_a_managed_password": (check_replica_source, managed_password),
+    "secret_not_attached": (check_replica_source, lambda t: t["database"]["Resources"].pop("MasterSecretAttachment")),
+    "mysql_8_0_default": (check_engine_support, lambda t: t["database"]["Parameters"]["EngineVersion"].update(
+        Default="8.0", AllowedValues=["8.0", "8.4", "10.11", "11.4"])),
+    "extended_support_left_on": (check_engine_support, lambda t: props(t, "database", "Primary").pop(
+        "EngineLifecycleSupport")),
+    "no_secure_transport": (check_engine_support, lambda t: props(t, "database", "ParameterGroup")[
+        "Parameters"].pop("require_secure_transport")),
+    "desired_count_while_autoscaling": (check_desired_count, lambda t: props(t, "service", "Service").update(
+        DesiredCount={"Ref": "DesiredCount"})),
+    "desync_defensive": (check_front_hardening, lambda t: [a.update(Value="defensive") for a in props(
+        t, "service", "LoadBalancer")["LoadBalancerAttributes"] if isinstance(a, dict)
+        and a.get("Key") == "routing.http.desync_mitigation_mode"]),
+    "no_hsts": (check_front_hardening, lambda t: props(t, "service", "HttpsListener").pop("ListenerAttributes")),
+    "access_log_bucket_always": (check_front_hardening, lambda t: res(t, "service", "AccessLogBucket").pop(
+        "Condition")),
+    "no_alarm_rollback": (check_deployment_safety, lambda t: props(t, "service", "Service")[
+        "DeploymentConfiguration"].pop("Alarms")),
+    "database_without_tls": (check_deployment_safety, lambda t: t["service"]["Parameters"]["DatabaseTls"].update(
+        Default="off")),
+    "no_s3_endpoint": (check_s3_endpoint, lambda t: t["network"]["Resources"].pop("S3Endpoint")),
 }
 
 

@@ -178,10 +178,10 @@ def check_no_plain_secrets(stacks):
                 problems.append(f"{tier}: parameter {name} carries a secret; secrets come from Secrets Manager")
     for tier, name, db in stacks.all_resources("AWS::RDS::DBInstance"):
         props = db["Properties"]
-        if "MasterUserPassword" in props:
-            problems.append(f"{tier}/{name}: MasterUserPassword is set; RDS must manage it")
-        if "SourceDBInstanceIdentifier" not in props and str(props.get("ManageMasterUserPassword")).lower() != "true":
-            problems.append(f"{tier}/{name}: ManageMasterUserPassword is not true")
+        if "SourceDBInstanceIdentifier" in props:
+            continue  # a replica has the primary's users
+        if master_secret(stacks, tier, props) is None:
+            problems.append(f"{tier}/{name}: MasterUserPassword is not resolved from a generated secret of the stack")
     for tier, name, task in stacks.all_resources("AWS::ECS::TaskDefinition"):
         for container in task["Properties"]["ContainerDefinitions"]:
             for env in listed(container.get("Environment")):
@@ -193,6 +193,26 @@ def check_no_plain_secrets(stacks):
     return problems
 
 
+RESOLVE = re.compile(r"\{\{resolve:secretsmanager:\$\{(\w+)\}:SecretString:password\}\}")
+
+
+def master_secret(stacks, tier, props):
+    """The logical id of the AWS::SecretsManager::Secret of tier whose generated
+    password is the instance's MasterUserPassword (a dynamic reference); None
+    when the password is anything else."""
+    value = props.get("MasterUserPassword")
+    match = RESOLVE.fullmatch(value.get("Fn::Sub", "")) if isinstance(value, dict) and \
+        isinstance(value.get("Fn::Sub"), str) else None
+    if not match:
+        return None
+    secret = stacks.resources(tier).get(match.group(1), {})
+    generated = secret.get("Properties", {}).get("GenerateSecretString", {})
+    if secret.get("Type") != "AWS::SecretsManager::Secret" or "SecretString" in secret.get("Properties", {}) \
+            or generated.get("GenerateStringKey") != "password":
+        return None
+    return match.group(1)
+
+
 def check_database_password(stacks, tier, value_from):
     """DATABASE_PASSWORD is the "password" key of the secret RDS manages for the primary."""
     if value_from is None:
@@ -200,9 +220,10 @@ def check_database_password(stacks, tier, value_from):
     template, variables = (value_from.get("Fn::Sub") or [None, {}]) if isinstance(value_from, dict) else (None, {})
     match = re.fullmatch(r"\$\{(\w+)\}:password::", template or "")
     target = stacks.resolve(tier, variables.get(match.group(1))) if match else None
-    if not target or target.kind != "resource" or target.value != "MasterUserSecret.SecretArn" \
-            or stacks.resource(target.tier, target.name)["Type"] != "AWS::RDS::DBInstance":
-        return ["DATABASE_PASSWORD does not come from the RDS-managed master user secret (key password)"]
+    primary = stacks.props("database", "Primary")
+    if not target or target.kind != "resource" or target.tier != "database" or target.value \
+            or target.name != master_secret(stacks, "database", primary):
+        return ["DATABASE_PASSWORD does not come from the master user secret of the database (key password)"]
     return []
 
 
@@ -311,7 +332,9 @@ FAULTS = {
     "password_parameter": (check_no_plain_secrets, lambda t: t["database"]["Parameters"].update(
         DBPassword={"Type": "String", "NoEcho": True})),
     "master_password_in_template": (check_no_plain_secrets, lambda t: t["database"]["Resources"]["Primary"][
-        "Properties"].update(MasterUserPassword="changeme", ManageMasterUserPassword=False)),
+        "Properties"].update(MasterUserPassword="changeme")),
+    "master_password_from_a_written_secret": (check_no_plain_secrets, lambda t: t["database"]["Resources"][
+        "MasterSecret"]["Properties"].update(SecretString='{"username": "admin", "password": "changeme"}')),
     "secret_key_in_environment": (check_no_plain_secrets, lambda t: container(t)["Environment"].append(
         {"Name": "SECRET_KEY", "Value": "dev"})),
     "password_from_another_secret": (check_no_plain_secrets, lambda t: container(t)["Secrets"][0].update(
