@@ -16,6 +16,7 @@
 #include "form.h"
 #include "log.h"
 #include "lua_host.h"
+#include "stream.h"
 #include "util.h"
 #include "worker.h"
 
@@ -335,6 +336,19 @@ static int req_index(lua_State *L)
     return 1;
 }
 
+/* ---- the application's version on this worker (development tools) ---- */
+
+static int l_app_state(lua_State *L)
+{
+    struct api_ctx *c = lua_touserdata(L, lua_upvalueindex(1));
+    lua_pushinteger(L, (lua_Integer)c->w->app_version);
+    if (c->w->load_error != NULL)
+        lua_pushstring(L, c->w->load_error);
+    else
+        lua_pushnil(L);
+    return 2;
+}
+
 /* ---- the module ---- */
 
 static int open_module(lua_State *L)
@@ -352,6 +366,7 @@ static int open_module(lua_State *L)
         {"now", l_now},
         {"log_error", l_log_error},
         {"sleep", l_sleep},
+        {"app_state", l_app_state},
         {NULL, NULL},
     };
     struct api_ctx *c = lua_touserdata(L, lua_upvalueindex(1));
@@ -413,4 +428,5 @@ void lua_api_open(lua_State *L, const config_t *cfg, worker_t *w)
     lua_setfield(L, -2, "h2lua");
     db_api_preload(L, cfg, w);
     lua_pop(L, 1);
+    stream_lua_open(L);
 }

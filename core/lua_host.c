@@ -11,6 +11,7 @@
 #include "log.h"
 #include "lua_api.h"
 #include "server.h"
+#include "stream.h"
 #include "util.h"
 #include "worker.h"
 
@@ -35,6 +36,7 @@ struct lua_req {
     char id[17];
     char *cookie; /* a Set-Cookie of the core's own (read-your-writes), or NULL */
     struct req_link *link; /* in the request's pool while the request lives, else NULL */
+    stream_t *stream;      /* the response is streamed (response.stream), else NULL */
 };
 
 /* Lives in the request's pool; its dispose detaches the lua_req from a request that is gone. */
@@ -267,7 +269,9 @@ static void proceed_noop(h2o_generator_t *self, h2o_req_t *req)
     (void)self, (void)req;
 }
 
-static void send_body(lua_req_t *lr, int status, const char *body, size_t len)
+/* Status, reason, x-request-id and the core's cookie of the response; the headers of the
+ * application are in req->res.headers already. */
+static void set_response_head(lua_req_t *lr, int status)
 {
     h2o_req_t *req = lr->req;
     /* the name pointer is the shared one, so that the filter and the logger find it */
@@ -281,6 +285,12 @@ static void send_body(lua_req_t *lr, int status, const char *body, size_t len)
                        strlen(lr->cookie));
     req->res.status = status;
     req->res.reason = reason_phrase(status);
+}
+
+static void send_body(lua_req_t *lr, int status, const char *body, size_t len)
+{
+    h2o_req_t *req = lr->req;
+    set_response_head(lr, status);
     req->res.content_length = len;
     lr->gen.proceed = proceed_noop;
     lr->gen.stop = NULL;
@@ -405,6 +415,15 @@ static const char *send_response(lua_req_t *lr, lua_State *L, int idx)
         req->env.entries[req->env.size++] = h2o_strdup(&req->pool, r, rlen);
     }
     lua_pop(L, 1);
+    if (lua_getfield(L, idx, "stream") == LUA_TFUNCTION) {
+        /* leaves the function and its `out` on L for run() */
+        set_response_head(lr, status);
+        lr->stream = stream_start(lr, req, L, lr->is_head);
+        return NULL;
+    } else if (!lua_isnil(L, -1)) {
+        return "response.stream must be a function";
+    }
+    lua_pop(L, 1);
     size_t len = 0;
     const char *body = "";
     int bt = lua_getfield(L, idx, "body");
@@ -432,6 +451,8 @@ static void finish(lua_req_t *lr, int reusable)
         luaL_unref(L, LUA_REGISTRYINDEX, lr->co_ref);
     }
     --lr->w->inflight;
+    if (lr->stream != NULL)
+        stream_end(lr->stream, reusable); /* the stream function returned, or failed: cut */
     if (lr->link != NULL)
         lr->link->lr = NULL;
     free(lr->cookie);
@@ -457,7 +478,7 @@ static void run(lua_req_t *lr, int nargs)
         if (lr->pending)
             return; /* a C function will resume it */
         lua_pop(co, nres);
-        if (lr->req != NULL) {
+        if (lr->req != NULL && lr->stream == NULL) {
             log_lua_error(lr, "handler error", "coroutine.yield() called outside a coroutine of the application", NULL);
             send_plain(lr, 500, "Internal Server Error\n");
         }
@@ -469,17 +490,25 @@ static void run(lua_req_t *lr, int nargs)
         if (msg == NULL)
             msg = luaL_tolstring(co, -1, NULL);
         luaL_traceback(co, co, NULL, 0);
-        log_lua_error(lr, "handler error", msg, lua_tostring(co, -1));
-        if (lr->req != NULL)
+        log_lua_error(lr, lr->stream != NULL ? "stream error" : "handler error", msg, lua_tostring(co, -1));
+        if (lr->req != NULL && lr->stream == NULL)
             send_plain(lr, 500, "Internal Server Error\n");
         finish(lr, 0);
         return;
     }
-    if (lr->req != NULL) {
+    if (lr->req != NULL && lr->stream == NULL) {
         const char *err = nres >= 1 ? send_response(lr, co, lua_gettop(co) - nres + 1) : "handle(req) returned nothing";
         if (err != NULL) {
             log_lua_error(lr, "invalid response", err, NULL);
             send_plain(lr, 500, "Internal Server Error\n");
+        } else if (lr->stream != NULL) {
+            /* run stream(out) in the same coroutine: the stack becomes the function and out */
+            int top = lua_gettop(co);
+            lua_copy(co, top - 1, 1);
+            lua_copy(co, top, 2);
+            lua_settop(co, 2);
+            run(lr, 1);
+            return;
         }
     }
     finish(lr, 1);
@@ -490,17 +519,18 @@ void lua_host_resume(lua_req_t *lr, int nargs)
     run(lr, nargs);
 }
 
-/* Development: while the last reload failed, every page shows why (file, line, message). */
-static void send_load_error(h2o_req_t *req, const char *err)
+/* Development: while the last reload failed, every page shows why (file, line, message); its
+ * script (/_dev/reload.js, the application's) reloads it once a version newer than `version` loads. */
+static void send_load_error(h2o_req_t *req, const char *err, unsigned version)
 {
     static const char head[] = "<!doctype html><html lang=\"en\"><head><meta charset=\"utf-8\"><title>Load error</title>"
+                               "<script src=\"/_dev/reload.js\" data-version=\"%u\" defer></script>"
                                "</head><body><h1>The application failed to load</h1><p>Fix the file and save: the "
                                "page comes back by itself.</p><pre id=\"load-error\">";
     static const char tail[] = "</pre></body></html>\n";
-    size_t len = strlen(err), cap = sizeof(head) + len * 6 + sizeof(tail);
+    size_t len = strlen(err), cap = sizeof(head) + 16 + len * 6 + sizeof(tail);
     char *body = h2o_mem_alloc_pool(&req->pool, cap), *d = body;
-    memcpy(d, head, sizeof(head) - 1);
-    d += sizeof(head) - 1;
+    d += sprintf(d, head, version);
     for (size_t i = 0; i < len; ++i) {
         switch (err[i]) {
         case '&': memcpy(d, "&amp;", 5), d += 5; break;
@@ -524,8 +554,10 @@ static int on_req(h2o_handler_t *self, h2o_req_t *req)
 {
     (void)self;
     worker_t *w = worker_from_ctx(req->conn->ctx);
-    if (w->load_error != NULL && w->cfg->app_env == CONFIG_ENV_DEVELOPMENT) {
-        send_load_error(req, w->load_error);
+    /* /_dev/ (the page reloader's script and events) still runs on the version that serves */
+    if (w->load_error != NULL && w->cfg->app_env == CONFIG_ENV_DEVELOPMENT &&
+        !(req->path_normalized.len >= 6 && memcmp(req->path_normalized.base, "/_dev/", 6) == 0)) {
+        send_load_error(req, w->load_error, w->app_version);
         return 0;
     }
     struct lua_host_priv *host = (void *)w->lua;

@@ -3,6 +3,7 @@
 #include <dirent.h>
 #include <poll.h>
 #include <pthread.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -18,6 +19,13 @@
 #include "worker.h"
 
 #define DEBOUNCE_MS 40
+
+static atomic_uint generation; /* shared: the last reload_request() */
+
+void reload_request(void)
+{
+    atomic_fetch_add(&generation, 1);
+}
 
 static double now_ms(void)
 {
@@ -46,7 +54,7 @@ int reload_worker(worker_t *w)
     w->lua = fresh;
     free(w->load_error);
     w->load_error = NULL;
-    ++w->app_version;
+    w->app_version = atomic_load(&generation);
     ++w->reloads_ok;
     if (old->inflight == 0)
         lua_host_close(old); /* else the last request on it closes it */

@@ -576,6 +576,7 @@ static void post(worker_t *w, int kind)
 static void reload_all(void *arg)
 {
     server_t *s = arg;
+    reload_request();
     for (int i = 0; i < s->nworkers; ++i)
         post(&s->workers[i], MSG_RELOAD);
 }

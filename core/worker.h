@@ -36,7 +36,7 @@ typedef struct worker {
     h2o_timeout_entry_t tick;
 
     struct lua_host *lua; /* the application state new requests run on */
-    unsigned app_version; /* bumped by every successful reload */
+    unsigned app_version; /* the reload generation (reload.h) of the version that serves; 0 at start */
     char *load_error;     /* why the last reload failed (shown on every page in development), or NULL */
     uint64_t reloads_ok, reloads_failed;
     log_buf_t access_log;
