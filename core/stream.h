@@ -6,16 +6,17 @@
  * A response table whose `stream` field is a function is streamed: status and headers go out at
  * once (no content-length: HTTP/1.1 chunked, HTTP/1.0 until close, HTTP/2 DATA frames), then the
  * function runs in the request's coroutine as stream(out), and the response ends when it returns.
- *   out:write(s)     appends s to the stream's buffer; returns true, or nil, reason once the
- *                    stream is over (reason "closed": the client has gone; "shutdown": the server
- *                    is draining)
+ *   out:write(s)     appends s to the stream's buffer; true, or nil, "closed" once the client
+ *                    has gone
  *   out:flush()      sends the buffer as one chunk and returns once libh2o has handed it to the
  *                    connection (a slow client holds this coroutine, never the worker); true, or
- *                    nil, reason
+ *                    nil, "closed"
  *   out:send(s)      write(s) then flush()
  *   out:sleep(sec)   waits sec seconds without blocking the worker; true, or nil, reason as soon
- *                    as the client has gone or the server drains (checked at least every 100 ms)
- *   out:closed()     nil while the stream is open, else the reason
+ *                    as the client has gone ("closed") or the server drains ("shutdown"); looked
+ *                    at at least every 100 ms
+ *   out:closed()     nil while the stream is open, else "closed" or "shutdown" (writes still go
+ *                    out while the server drains, so that the function can end the response)
  * An error raised by the function is logged; the response is then cut (the client sees an
  * incomplete response, not a 500: the status was sent already). A HEAD request gets the headers
  * and an empty body; its function runs with a stream that is already "closed".
