@@ -60,8 +60,10 @@ cmd_start() {
     if ! running_pid "$dir" >/dev/null; then
         if [ ! -d "$dir/data/mysql" ]; then
             rm -rf "$dir/data"
-            mkdir -p "$dir/data"
-            if ! mariadb-install-db --no-defaults --user=root --datadir="$dir/data" \
+            mkdir -p "$dir/data" "$dir/tmp"
+            # a private tmpdir: install-dbs running at once in /tmp collide on their temporary
+            # tables ("Unknown table 'mysql.tmp_user_sys'")
+            if ! mariadb-install-db --no-defaults --user=root --datadir="$dir/data" --tmpdir="$dir/tmp" \
                 --auth-root-authentication-method=normal --skip-test-db \
                 >"$dir/install.log" 2>&1; then
                 tail -n 25 "$dir/install.log" >&2
@@ -69,8 +71,9 @@ cmd_start() {
             fi
         fi
         rm -f "$dir/mysqld.pid" "$dir/mysqld.sock"
+        mkdir -p "$dir/tmp"
         setsid mariadbd --no-defaults --user=root \
-            --datadir="$dir/data" --socket="$dir/mysqld.sock" --pid-file="$dir/mysqld.pid" \
+            --datadir="$dir/data" --tmpdir="$dir/tmp" --socket="$dir/mysqld.sock" --pid-file="$dir/mysqld.pid" \
             --port="$port" --bind-address=127.0.0.1 --log-error="$dir/error.log" \
             --skip-name-resolve --innodb-buffer-pool-size=256M --max-connections=500 \
             --character-set-server=utf8mb4 --collation-server=utf8mb4_unicode_ci \
