@@ -17,6 +17,7 @@
 #include "http_status.h"
 #include "log.h"
 #include "lua_host.h"
+#include "stream.h"
 #include "util.h"
 #include "worker.h"
 
@@ -452,6 +453,19 @@ static int req_index(lua_State *L)
     return 1;
 }
 
+/* ---- the application's version on this worker (development tools) ---- */
+
+static int l_app_state(lua_State *L)
+{
+    struct api_ctx *c = lua_touserdata(L, lua_upvalueindex(1));
+    lua_pushinteger(L, (lua_Integer)c->w->app_version);
+    if (c->w->load_error != NULL)
+        lua_pushstring(L, c->w->load_error);
+    else
+        lua_pushnil(L);
+    return 2;
+}
+
 /* ---- the module ---- */
 
 static int open_module(lua_State *L)
@@ -473,6 +487,7 @@ static int open_module(lua_State *L)
         {"now", l_now},
         {"log_error", l_log_error},
         {"sleep", l_sleep},
+        {"app_state", l_app_state},
         {NULL, NULL},
     };
     struct api_ctx *c = lua_touserdata(L, lua_upvalueindex(1));

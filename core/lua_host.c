@@ -9,6 +9,7 @@
 #include "form.h"
 #include "log.h"
 #include "lua_response.h"
+#include "stream.h"
 #include "util.h"
 #include "worker.h"
 
@@ -31,7 +32,11 @@ struct lua_req {
     char id[17];
     char *cookie; /* a Set-Cookie of the core's own (read-your-writes), or NULL */
     struct req_link *link; /* in the request's pool while the request lives, else NULL */
+    stream_t *stream;      /* the response is streamed (response.stream), else NULL */
+    int is_head;
 };
+
+static const stream_owner_ops_t stream_ops; /* below: the request's side of a stream */
 
 /* Lives in the request's pool; its dispose detaches the lua_req from a request that is gone. */
 struct req_link {
@@ -130,6 +135,7 @@ int lua_host_open(lua_host_t **out, const config_t *cfg, worker_t *worker, const
         return -1;
     }
     lua_compat_openlibs(L);
+    stream_lua_open(L); /* the metatable of a streamed response's `out` */
     struct lua_host_priv *host = util_malloc(sizeof(*host));
     memset(host, 0, sizeof(*host));
     host->super.L = L;
@@ -277,6 +283,8 @@ static void finish(lua_req_t *lr, int reusable)
         luaL_unref(L, LUA_REGISTRYINDEX, lr->co_ref);
     }
     --lr->w->inflight;
+    if (lr->stream != NULL)
+        stream_end(lr->stream, reusable); /* the stream function returned, or failed: cut */
     if (lr->link != NULL)
         lr->link->lr = NULL;
     free(lr->cookie);
@@ -305,7 +313,7 @@ static void run(lua_req_t *lr, int nargs)
         if (lr->pending)
             return; /* a C function will resume it */
         lua_pop(co, nres);
-        if (lr->req != NULL) {
+        if (lr->req != NULL && lr->stream == NULL) {
             log_lua_error(lr, "handler error", "coroutine.yield() called outside a coroutine of the application", NULL);
             send_plain(lr, 500, "Internal Server Error\n");
         }
@@ -317,19 +325,30 @@ static void run(lua_req_t *lr, int nargs)
         if (msg == NULL)
             msg = luaL_tolstring(co, -1, NULL);
         luaL_traceback(co, co, NULL, 0);
-        log_lua_error(lr, "handler error", msg, lua_tostring(co, -1));
-        if (lr->req != NULL)
+        log_lua_error(lr, lr->stream != NULL ? "stream error" : "handler error", msg, lua_tostring(co, -1));
+        if (lr->req != NULL && lr->stream == NULL)
             send_plain(lr, 500, "Internal Server Error\n");
         finish(lr, 0);
         return;
     }
-    if (lr->req != NULL) {
+    if (lr->req != NULL && lr->stream == NULL) {
         lua_response_core_t core = {lr->id, lr->cookie};
-        const char *err = nres >= 1 ? lua_response_send(lr->req, co, lua_gettop(co) - nres + 1, &core)
+        int streamed = 0;
+        const char *err = nres >= 1 ? lua_response_send(lr->req, co, lua_gettop(co) - nres + 1, &core, &streamed)
                                     : "handle(req) returned nothing";
+        if (err == NULL && streamed) /* the stream function is on top of co: out goes above it */
+            lr->stream = stream_start(lr, &stream_ops, co, lr->w, lr->req, co, lr->is_head);
         if (err != NULL) {
             log_lua_error(lr, "invalid response", err, NULL);
             send_plain(lr, 500, "Internal Server Error\n");
+        } else if (lr->stream != NULL) {
+            /* run stream(out) in the same coroutine: the stack becomes the function and out */
+            int top = lua_gettop(co);
+            lua_copy(co, top - 1, 1);
+            lua_copy(co, top, 2);
+            lua_settop(co, 2);
+            run(lr, 1);
+            return;
         }
     }
     finish(lr, 1);
@@ -340,12 +359,26 @@ void lua_host_resume(lua_req_t *lr, int nargs)
     run(lr, nargs);
 }
 
+static void stream_suspend(void *owner)
+{
+    lua_host_suspend(owner);
+}
+
+static void stream_resume(void *owner, int nargs)
+{
+    lua_host_resume(owner, nargs);
+}
+
+static const stream_owner_ops_t stream_ops = {stream_suspend, stream_resume};
+
 static int on_req(h2o_handler_t *self, h2o_req_t *req)
 {
     (void)self;
     worker_t *w = worker_from_ctx(req->conn->ctx);
-    if (w->load_error != NULL && w->cfg->app_env == CONFIG_ENV_DEVELOPMENT) {
-        lua_response_send_load_error(req, w->load_error);
+    /* /_dev/ (the page reloader's script and events) still runs on the version that serves */
+    if (w->load_error != NULL && w->cfg->app_env == CONFIG_ENV_DEVELOPMENT &&
+        !(req->path_normalized.len >= 6 && memcmp(req->path_normalized.base, "/_dev/", 6) == 0)) {
+        lua_response_send_load_error(req, w->load_error, w->app_version);
         return 0;
     }
     struct lua_host_priv *host = (void *)w->lua;
@@ -356,6 +389,7 @@ static int on_req(h2o_handler_t *self, h2o_req_t *req)
     lr->req = req;
     lr->w = w;
     lr->host = host;
+    lr->is_head = req->method.len == 4 && memcmp(req->method.base, "HEAD", 4) == 0;
     worker_next_request_id(w, lr->id);
     struct req_link *link = h2o_mem_alloc_shared(&req->pool, sizeof(*link), on_req_link_dispose);
     link->lr = lr;

@@ -1,6 +1,7 @@
 #include "lua_response.h"
 
 #include "lua_compat.h"
+#include <stdio.h>
 #include <string.h>
 
 #include "http_status.h"
@@ -12,7 +13,8 @@ static void proceed_noop(h2o_generator_t *self, h2o_req_t *req)
     (void)self, (void)req;
 }
 
-static void send_body(h2o_req_t *req, int status, const char *body, size_t len, const lua_response_core_t *core)
+/* Status, reason, x-request-id and the core's cookie; the application's headers are there already. */
+static void set_head(h2o_req_t *req, int status, const lua_response_core_t *core)
 {
     /* the name pointer is the shared one, so that the filter and the logger find it */
     h2o_vector_reserve(&req->pool, &req->res.headers, req->res.headers.size + 1);
@@ -27,6 +29,11 @@ static void send_body(h2o_req_t *req, int status, const char *body, size_t len, 
     }
     req->res.status = status;
     req->res.reason = http_status_reason(status);
+}
+
+static void send_body(h2o_req_t *req, int status, const char *body, size_t len, const lua_response_core_t *core)
+{
+    set_head(req, status, core);
     req->res.content_length = len;
     h2o_generator_t *gen = h2o_mem_alloc_pool(&req->pool, sizeof(*gen));
     gen->proceed = proceed_noop;
@@ -95,8 +102,9 @@ static const char *add_header(h2o_req_t *req, const char *name, size_t nlen, con
     return NULL;
 }
 
-const char *lua_response_send(h2o_req_t *req, lua_State *L, int idx, const lua_response_core_t *core)
+const char *lua_response_send(h2o_req_t *req, lua_State *L, int idx, const lua_response_core_t *core, int *streamed)
 {
+    *streamed = 0;
     if (!lua_istable(L, idx))
         return "handle(req) must return a response table";
     int status = 200;
@@ -150,6 +158,14 @@ const char *lua_response_send(h2o_req_t *req, lua_State *L, int idx, const lua_r
         req->env.entries[req->env.size++] = h2o_strdup(&req->pool, r, rlen);
     }
     lua_pop(L, 1);
+    if (lua_getfield(L, idx, "stream") == LUA_TFUNCTION) {
+        set_head(req, status, core); /* the function stays on top of L for the caller */
+        *streamed = 1;
+        return NULL;
+    } else if (!lua_isnil(L, -1)) {
+        return "response.stream must be a function";
+    }
+    lua_pop(L, 1);
     size_t len = 0;
     const char *body = "";
     int bt = lua_getfield(L, idx, "body");
@@ -163,16 +179,16 @@ const char *lua_response_send(h2o_req_t *req, lua_State *L, int idx, const lua_r
     return NULL;
 }
 
-void lua_response_send_load_error(h2o_req_t *req, const char *err)
+void lua_response_send_load_error(h2o_req_t *req, const char *err, unsigned version)
 {
     static const char head[] = "<!doctype html><html lang=\"en\"><head><meta charset=\"utf-8\"><title>Load error</title>"
+                               "<script src=\"/_dev/reload.js\" data-version=\"%u\" defer></script>"
                                "</head><body><h1>The application failed to load</h1><p>Fix the file and save: the "
                                "page comes back by itself.</p><pre id=\"load-error\">";
     static const char tail[] = "</pre></body></html>\n";
-    size_t len = strlen(err), cap = sizeof(head) + len * UTIL_HTML_ENTITY_MAX + sizeof(tail);
+    size_t len = strlen(err), cap = sizeof(head) + 16 + len * UTIL_HTML_ENTITY_MAX + sizeof(tail);
     char *body = h2o_mem_alloc_pool(&req->pool, cap), *d = body;
-    memcpy(d, head, sizeof(head) - 1);
-    d += sizeof(head) - 1;
+    d += sprintf(d, head, version);
     d += util_escape_html(d, err, len);
     memcpy(d, tail, sizeof(tail) - 1);
     d += sizeof(tail) - 1;

@@ -21,14 +21,18 @@ typedef struct lua_response_core {
 /*
  * Sends the response table at index idx of L. Returns NULL once sent, or a message naming what is
  * wrong with the table; then nothing is sent (headers already added are dropped by
- * lua_response_send_plain).
+ * lua_response_send_plain). A table whose `stream` is a function is not sent: its status and
+ * headers are set on req, the function is left on top of L and *streamed is set (stream.h goes on).
  */
-const char *lua_response_send(h2o_req_t *req, lua_State *L, int idx, const lua_response_core_t *core);
+const char *lua_response_send(h2o_req_t *req, lua_State *L, int idx, const lua_response_core_t *core, int *streamed);
 
 /* Sends status with msg as text/plain, dropping any header added before. Can't fail. */
 void lua_response_send_plain(h2o_req_t *req, int status, const char *msg, const lua_response_core_t *core);
 
-/* Development: the 500 page that shows why the application failed to load (err HTML-escaped). */
-void lua_response_send_load_error(h2o_req_t *req, const char *err);
+/*
+ * Development: the 500 page that shows why the application failed to load (err HTML-escaped); its
+ * script (/_dev/reload.js, the application's) reloads it once a version newer than `version` loads.
+ */
+void lua_response_send_load_error(h2o_req_t *req, const char *err, unsigned version);
 
 #endif

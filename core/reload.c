@@ -3,6 +3,7 @@
 #include <dirent.h>
 #include <poll.h>
 #include <pthread.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -20,10 +21,12 @@
 
 #define DEBOUNCE_MS 40
 
-/* The worker's reload state (w->reload). */
-struct reload_state {
-    unsigned app_version; /* bumped by every successful reload */
-};
+static atomic_uint generation; /* shared: the last reload_request() */
+
+void reload_request(void)
+{
+    atomic_fetch_add(&generation, 1);
+}
 
 static double now_ms(void)
 {
@@ -35,16 +38,12 @@ static double now_ms(void)
 int reload_worker(worker_t *w)
 {
     double t0 = now_ms();
-    if (w->reload == NULL) {
-        w->reload = util_malloc(sizeof(*w->reload));
-        w->reload->app_version = 0;
-    }
     lua_host_t *fresh;
     char err[4096];
     if (app_open(&fresh, w->cfg, w, err, sizeof(err)) != 0) {
         ++w->reloads_failed;
         char version[24], ms[32];
-        snprintf(version, sizeof(version), "%u", w->reload->app_version);
+        snprintf(version, sizeof(version), "%u", w->app_version);
         snprintf(ms, sizeof(ms), "%.1f", now_ms() - t0);
         const char *extra[] = {"outcome", "refused", "running_version", version, "duration_ms", ms, "error", err};
         log_event("error", w->id, "reload refused: the new version does not load; the running one stays", extra, 4);
@@ -56,12 +55,12 @@ int reload_worker(worker_t *w)
     w->lua = fresh;
     free(w->load_error);
     w->load_error = NULL;
-    ++w->reload->app_version;
+    w->app_version = atomic_load(&generation);
     ++w->reloads_ok;
     if (old->inflight == 0)
         lua_host_close(old); /* else the last request on it closes it */
     char version[24], ms[32];
-    snprintf(version, sizeof(version), "%u", w->reload->app_version);
+    snprintf(version, sizeof(version), "%u", w->app_version);
     snprintf(ms, sizeof(ms), "%.1f", now_ms() - t0);
     const char *extra[] = {"outcome", "ok", "version", version, "duration_ms", ms};
     log_event("info", w->id, "reloaded scripts and views", extra, 3);

@@ -16,8 +16,18 @@
 struct worker;
 struct config;
 
-/* Runs on the worker's thread. Returns 0 when the new version serves, -1 when it was refused. */
+/*
+ * Runs on the worker's thread. Returns 0 when the new version serves, -1 when it was refused. The
+ * version that serves takes the generation of the last reload_request() as its app_version.
+ */
 int reload_worker(struct worker *w);
+
+/*
+ * Counts a reload about to be posted to every worker (the process-wide reload generation, shared
+ * and atomic; 0 at start). Workers that load the same request get the same app_version, so a page
+ * rendered by one worker and a /_dev/events stream on another agree on which version is newer.
+ */
+void reload_request(void);
 
 /* Starts the watcher thread (development only; a no-op in production). */
 void reload_watch_start(const struct config *cfg, void (*trigger)(void *arg), void *arg);

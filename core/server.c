@@ -289,6 +289,7 @@ static void post(worker_t *w, int kind)
 static void reload_all(void *arg)
 {
     server_t *sv = arg;
+    reload_request();
     for (int i = 0; i < sv->nworkers; ++i)
         post(&sv->workers[i], MSG_RELOAD);
 }

@@ -21,6 +21,14 @@ void *util_malloc(size_t sz)
     return p;
 }
 
+void *util_realloc(void *p, size_t sz)
+{
+    p = realloc(p, sz == 0 ? 1 : sz);
+    if (p == NULL)
+        oom();
+    return p;
+}
+
 char *util_strdup(const char *s)
 {
     return util_strndup(s, strlen(s));

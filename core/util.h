@@ -8,8 +8,10 @@
 
 #include <stddef.h>
 
-/* malloc/strdup/strndup that abort with a message when memory is exhausted; never return NULL. */
+/* malloc/realloc/strdup/strndup that abort with a message when memory is exhausted; never return
+ * NULL. */
 void *util_malloc(size_t sz);
+void *util_realloc(void *p, size_t sz);
 char *util_strdup(const char *s);
 char *util_strndup(const char *s, size_t n);
 

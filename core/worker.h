@@ -22,7 +22,6 @@ struct config;
 struct lua_host;
 struct db_pool;
 struct db_route;     /* db_route's: the replica check */
-struct reload_state; /* reload's: the application version */
 struct worker_emf;   /* server's: worker 0's EMF timer */
 
 typedef struct worker {
@@ -43,6 +42,7 @@ typedef struct worker {
     h2o_timeout_entry_t tick;
 
     struct lua_host *lua; /* the application state new requests run on */
+    unsigned app_version; /* the reload generation (reload.h) of the version that serves; 0 at start */
     char *load_error;     /* why the last reload failed (shown on every page in development), or NULL */
     uint64_t reloads_ok, reloads_failed;
     log_buf_t access_log;
@@ -60,7 +60,6 @@ typedef struct worker {
 
     /* module-owned state, NULL until the module sets it up */
     struct db_route *route;
-    struct reload_state *reload;
     struct worker_emf *emf;
 } worker_t;
 

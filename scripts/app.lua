@@ -6,6 +6,7 @@ local router = require "lib.router"
 local session = require "lib.session"
 local view = require "lib.view"
 local web = require "lib.web"
+local devreload = require "lib.devreload"
 local api = require "handlers.api"
 local entries = require "handlers.entries"
 
@@ -44,6 +45,9 @@ r:post("/api/entries", api.create)
 r:get("/api/entries/:id[%d]", api.show)
 r:patch("/api/entries/:id[%d]", api.update)
 r:delete("/api/entries/:id[%d]", api.delete)
+
+-- development: open pages reload themselves on a new version (/_dev/reload.js, /_dev/events)
+if h2lua.config.app_env == "development" then devreload.mount(r, views) end
 
 return web.new {
     router = r,

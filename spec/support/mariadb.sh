@@ -83,6 +83,7 @@ cmd_start() {
             fi
         fi
         rm -f "$dir/mysqld.pid" "$dir/mysqld.sock"
+        mkdir -p "$dir/tmp"
         setsid mariadbd --no-defaults --user=root \
             --datadir="$dir/data" --tmpdir="$dir/tmp" --socket="$dir/mysqld.sock" --pid-file="$dir/mysqld.pid" \
             --port="$port" --bind-address=127.0.0.1 --log-error="$dir/error.log" \
