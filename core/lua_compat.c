@@ -31,6 +31,20 @@ static int l_math_type(lua_State *L)
     return 1;
 }
 
+static int l_math_tointeger(lua_State *L)
+{
+    luaL_checkany(L, 1);
+    if (lua_isnumber(L, 1)) {
+        lua_Number d = lua_tonumber(L, 1);
+        if (d == floor(d) && d <= EXACT_MAX && d >= -EXACT_MAX) {
+            lua_pushnumber(L, d);
+            return 1;
+        }
+    }
+    lua_pushnil(L);
+    return 1;
+}
+
 static int l_table_pack(lua_State *L)
 {
     int n = lua_gettop(L);
@@ -107,6 +121,8 @@ void lua_compat_openlibs(lua_State *L)
     lua_getglobal(L, "math");
     lua_pushcfunction(L, l_math_type);
     lua_setfield(L, -2, "type");
+    lua_pushcfunction(L, l_math_tointeger);
+    lua_setfield(L, -2, "tointeger");
     lua_pop(L, 1);
     lua_getglobal(L, "table");
     lua_pushcfunction(L, l_table_pack);

@@ -56,7 +56,8 @@ int lua_compat_resume(lua_State *co, lua_State *from, int nargs, int *nres);
 
 /*
  * Opens the standard libraries. On LuaJIT it adds the few 5.3/5.4 functions the application may
- * use, with 5.4's meaning: math.type (integer for an integral number exact in a double), table.pack,
+ * use, with 5.4's meaning: math.type (integer for an integral number exact in a double),
+ * math.tointeger, table.pack,
  * table.unpack, utf8.len(s [, i [, j]]) (strict UTF-8: the count, or nil and the position of the
  * first invalid byte) and utf8.charpattern. Can't fail (out of memory raises, as lua_* do).
  */

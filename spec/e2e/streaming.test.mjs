@@ -74,7 +74,7 @@ describe('streaming responses', () => {
   });
 
   it('chunks arrive as they are sent over HTTP/2 too', async () => {
-    const server = await startServer({ env: { WORKERS: '1' } });
+    const server = await startServer({ env: { WORKERS: '1', HTTP2: 'on' } });
     const client = http2.connect(server.origin);
     try {
       const r = await new Promise((resolve, reject) => {
