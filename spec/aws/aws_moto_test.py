@@ -39,7 +39,9 @@ What is not AWS here, and why (every shim moto needs):
   11. moto's CloudFormation cannot delete an AWS::EC2::VPCEndpoint or an
      AWS::EC2::NatGateway (their routes keep the route tables, and so the
      VPC), and gives up on the VPC while one of the stack's route tables is
-     left: shim_vpc_endpoint_delete.
+     left: shim_vpc_endpoint_delete deletes those, has the VPC take its unused
+     route tables with it, and counts a route table, route or association
+     already gone as deleted.
 Left out: the update of the
 database stack that turns deletion protection off (moto loses the instance
 from the stack on an update with UsePreviousTemplate); the deploy here has
@@ -180,6 +182,22 @@ def shim_vpc_endpoint_delete():
         backend.delete_vpc(self.id)
 
     VPC.delete = delete_vpc
+
+    # ... and then what the VPC took with it is "not found" when its own turn comes: as in
+    # CloudFormation, a resource already gone counts as deleted.
+    from moto.cloudformation import parsing
+
+    delete_resource = parsing.ResourceMap._delete_resource
+
+    def delete_if_there(self, parsed_resource, resource_json):
+        try:
+            delete_resource(self, parsed_resource, resource_json)
+        except Exception as e:  # noqa: BLE001 - only the "not found" errors are swallowed
+            if type(e).__name__ not in ("InvalidRouteTableIdError", "InvalidSubnetIdError",
+                                        "InvalidAssociationIdError", "InvalidRouteError"):
+                raise
+
+    parsing.ResourceMap._delete_resource = delete_if_there
 
 
 def shim_target_group_attributes():
