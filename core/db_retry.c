@@ -4,6 +4,8 @@
 #include <mysqld_error.h>
 #include <strings.h>
 
+#include "sql_bind.h"
+
 #define ER_CLIENT_INTERACTION_TIMEOUT_MYSQL 4031 /* MySQL 8.0.24+: "disconnected by the server because of inactivity" */
 
 int db_retry_is_connection_error(unsigned err)
@@ -34,30 +36,14 @@ static int is_word_char(char c)
     return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') || c == '_' || c == '$';
 }
 
-/* Skips a quoted string, a comment or a space at sql[i]; returns the index after it, or i. */
+/* Skips a quoted string, a comment (sql_bind's rule), a space or "(" at sql[i]; returns the index
+ * after it, or i. */
 static size_t skip_noise(const char *sql, size_t len, size_t i)
 {
+    size_t j = sql_bind_skip_quoted(sql, len, i);
+    if (j != i)
+        return j;
     char c = sql[i];
-    if (c == '\'' || c == '"' || c == '`') {
-        size_t j = i + 1;
-        while (j < len && sql[j] != c) {
-            if (sql[j] == '\\' && c != '`')
-                ++j;
-            ++j;
-        }
-        return j < len ? j + 1 : len;
-    }
-    if ((c == '-' && i + 1 < len && sql[i + 1] == '-') || c == '#') {
-        while (i < len && sql[i] != '\n')
-            ++i;
-        return i;
-    }
-    if (c == '/' && i + 1 < len && sql[i + 1] == '*') {
-        for (size_t j = i + 2; j + 1 < len; ++j)
-            if (sql[j] == '*' && sql[j + 1] == '/')
-                return j + 2;
-        return len;
-    }
     if (c == ' ' || c == '\t' || c == '\n' || c == '\r' || c == '(')
         return i + 1;
     return i;

@@ -63,34 +63,41 @@ const char *sql_bind_literal(lua_State *L, luaL_Buffer *b, int idx)
     }
 }
 
+size_t sql_bind_skip_quoted(const char *sql, size_t len, size_t i)
+{
+    char c = sql[i];
+    if (c == '\'' || c == '"' || c == '`') {
+        size_t j = i + 1;
+        while (j < len && sql[j] != c) {
+            if (sql[j] == '\\' && c != '`')
+                ++j;
+            ++j;
+        }
+        return j < len ? j + 1 : len;
+    }
+    if ((c == '-' && i + 1 < len && sql[i + 1] == '-') || c == '#') {
+        size_t j = i;
+        while (j < len && sql[j] != '\n')
+            ++j;
+        return j;
+    }
+    if (c == '/' && i + 1 < len && sql[i + 1] == '*') {
+        const char *end = memmem(sql + i + 2, len - i - 2, "*/", 2);
+        return end != NULL ? (size_t)(end - sql) + 2 : len;
+    }
+    return i;
+}
+
 const char *sql_bind(lua_State *L, luaL_Buffer *b, const char *sql, size_t len, int first, int nargs)
 {
     int used = 0;
     size_t i = 0;
     while (i < len) {
-        char c = sql[i];
-        if (c == '\'' || c == '"' || c == '`') {
-            size_t j = i + 1;
-            while (j < len && sql[j] != c) {
-                if (sql[j] == '\\' && c != '`')
-                    ++j;
-                ++j;
-            }
-            j = j < len ? j + 1 : len;
+        size_t j = sql_bind_skip_quoted(sql, len, i);
+        if (j != i) {
             luaL_addlstring(b, sql + i, j - i);
             i = j;
-        } else if ((c == '-' && i + 1 < len && sql[i + 1] == '-') || c == '#') {
-            size_t j = i;
-            while (j < len && sql[j] != '\n')
-                ++j;
-            luaL_addlstring(b, sql + i, j - i);
-            i = j;
-        } else if (c == '/' && i + 1 < len && sql[i + 1] == '*') {
-            const char *end = memmem(sql + i + 2, len - i - 2, "*/", 2);
-            size_t j = end != NULL ? (size_t)(end - sql) + 2 : len;
-            luaL_addlstring(b, sql + i, j - i);
-            i = j;
-        } else if (c == '?') {
+        } else if (sql[i] == '?') {
             if (used == nargs)
                 return "more ? placeholders than arguments";
             const char *err = sql_bind_literal(L, b, first + used);
@@ -99,7 +106,7 @@ const char *sql_bind(lua_State *L, luaL_Buffer *b, const char *sql, size_t len, 
             ++used;
             ++i;
         } else {
-            luaL_addchar(b, c);
+            luaL_addchar(b, sql[i]);
             ++i;
         }
     }

@@ -36,4 +36,12 @@ const char *sql_bind_literal(lua_State *L, luaL_Buffer *b, int idx);
  */
 const char *sql_bind(lua_State *L, luaL_Buffer *b, const char *sql, size_t len, int first, int nargs);
 
+/*
+ * The one rule for what in SQL text is not code: when sql[i] starts a quoted string ('…', "…",
+ * `…`, backslash escapes inside the first two), a "--" or "#" comment (to the end of the line) or a
+ * slash-star comment, returns the index just after it (len when it is not closed); else returns i.
+ * The binder looks for placeholders and db_retry for keywords only outside them. Can't fail.
+ */
+size_t sql_bind_skip_quoted(const char *sql, size_t len, size_t i);
+
 #endif
