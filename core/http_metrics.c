@@ -4,6 +4,7 @@
 #include <string.h>
 
 #include "config.h"
+#include "conn_budget.h"
 #include "db_pool.h"
 #include "http_status.h"
 #include "log.h"
@@ -30,6 +31,7 @@ void http_metrics_publish(worker_t *w)
     g.reloads_ok = w->reloads_ok;
     g.reloads_failed = w->reloads_failed;
     g.log_dropped = w->log_dropped;
+    g.conns_flooded = w->conn_budget != NULL ? conn_budget_closed(w->conn_budget) : 0;
     metrics_publish(&w->metrics, &g);
 }
 

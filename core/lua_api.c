@@ -173,9 +173,7 @@ static int l_escape_html(lua_State *L)
     default:
         s = luaL_tolstring(L, 1, &len);
     }
-    size_t i = 0;
-    while (i < len && util_html_entity((unsigned char)s[i]) == NULL)
-        ++i;
+    size_t i = util_html_safe_prefix(s, len);
     if (i == len)
         return 1;
     luaL_Buffer b;
@@ -494,6 +492,16 @@ static int open_module(lua_State *L)
     lua_newtable(L);
     lua_pushlightuserdata(L, c);
     luaL_setfuncs(L, funcs, 1);
+#if H2LUA_LUAJIT
+    /* the escape's two halves for LuaJIT's FFI (scripts/lib/template.lua): a call through the FFI is
+     * compiled into the trace, where a call of a C function stops it */
+    lua_createtable(L, 0, 2);
+    lua_pushlightuserdata(L, (void *)(uintptr_t)util_html_safe_prefix);
+    lua_setfield(L, -2, "html_safe_prefix"); /* size_t (const char *s, size_t len) */
+    lua_pushlightuserdata(L, (void *)(uintptr_t)util_escape_html);
+    lua_setfield(L, -2, "escape_html"); /* size_t (char *dst, const char *s, size_t len) */
+    lua_setfield(L, -2, "ffi");
+#endif
 
     const config_t *cfg = c->cfg;
     lua_createtable(L, 0, 12);

@@ -2,10 +2,13 @@
 
 #include "lua_compat.h"
 #include <netdb.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/socket.h>
 
 #include "config.h"
+#include "conn_budget.h"
 #include "form.h"
 #include "log.h"
 #include "lua_response.h"
@@ -34,6 +37,7 @@ struct lua_req {
     struct req_link *link; /* in the request's pool while the request lives, else NULL */
     stream_t *stream;      /* the response is streamed (response.stream), else NULL */
     int is_head;
+    uint64_t conn_id; /* counted in the worker's conn_budget while the handler runs */
 };
 
 static const stream_owner_ops_t stream_ops; /* below: the request's side of a stream */
@@ -283,6 +287,7 @@ static void finish(lua_req_t *lr, int reusable)
         luaL_unref(L, LUA_REGISTRYINDEX, lr->co_ref);
     }
     --lr->w->inflight;
+    conn_budget_leave(lr->w->conn_budget, lr->conn_id);
     if (lr->stream != NULL)
         stream_end(lr->stream, reusable); /* the stream function returned, or failed: cut */
     if (lr->link != NULL)
@@ -371,6 +376,30 @@ static void stream_resume(void *owner, int nargs)
 
 static const stream_owner_ops_t stream_ops = {stream_suspend, stream_resume};
 
+/*
+ * A request of a connection that already keeps as many handlers running as conn_budget allows
+ * (its client resets streams while their handlers run on): answered 503 without running Lua; the
+ * request that crosses the limit also shuts the connection's socket down, so that libh2o closes the
+ * connection through its own path (a read of end-of-file) and the client's next streams are gone.
+ */
+static void refuse_flood(worker_t *w, h2o_req_t *req, int crossed)
+{
+    char id[17];
+    worker_next_request_id(w, id);
+    if (crossed) {
+        h2o_socket_t *sock = req->conn->callbacks->get_socket != NULL ? req->conn->callbacks->get_socket(req->conn) : NULL;
+        if (sock != NULL)
+            shutdown(h2o_socket_get_fd(sock), SHUT_RDWR);
+        char running[24];
+        snprintf(running, sizeof(running), "%u", conn_budget_running(w->conn_budget, req->conn->id));
+        const char *extra[] = {"request_id", id, "running", running};
+        log_event("warn", w->id, "connection closed: it keeps too many handlers running (streams reset while they run)",
+                  extra, 2);
+    }
+    lua_response_core_t core = {id, NULL};
+    lua_response_send_plain(req, 503, "Service Unavailable\n", &core);
+}
+
 static int on_req(h2o_handler_t *self, h2o_req_t *req)
 {
     (void)self;
@@ -381,6 +410,11 @@ static int on_req(h2o_handler_t *self, h2o_req_t *req)
         lua_response_send_load_error(req, w->load_error, w->app_version);
         return 0;
     }
+    int budget = conn_budget_enter(w->conn_budget, req->conn->id);
+    if (budget != CONN_BUDGET_OK) {
+        refuse_flood(w, req, budget == CONN_BUDGET_CROSSED);
+        return 0;
+    }
     struct lua_host_priv *host = (void *)w->lua;
     lua_State *L = host->super.L;
 
@@ -389,6 +423,7 @@ static int on_req(h2o_handler_t *self, h2o_req_t *req)
     lr->req = req;
     lr->w = w;
     lr->host = host;
+    lr->conn_id = req->conn->id;
     lr->is_head = req->method.len == 4 && memcmp(req->method.base, "HEAD", 4) == 0;
     worker_next_request_id(w, lr->id);
     struct req_link *link = h2o_mem_alloc_shared(&req->pool, sizeof(*link), on_req_link_dispose);

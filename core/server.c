@@ -22,6 +22,7 @@
 
 #include "app.h"
 #include "config.h"
+#include "conn_budget.h"
 #include "db_pool.h"
 #include "db_route.h"
 #include "http.h"
@@ -243,6 +244,8 @@ static void *worker_main(void *arg)
         h2o_timeout_link(w->loop, &emf->timeout, &emf->tick);
         w->emf = emf;
     }
+    /* twice what libh2o runs of one HTTP/2 connection at once: reached only by resetting streams */
+    w->conn_budget = conn_budget_create(2 * (unsigned)s.globalconf.http2.max_concurrent_requests_per_connection);
     if (w->cfg->db.host != NULL) {
         w->db = db_pool_create(&w->ctx, w->id, w->cfg, &w->cfg->db, "primary");
         if (w->cfg->db_read.host != NULL)
@@ -271,6 +274,8 @@ static void *worker_main(void *arg)
         /* clean drain: no request runs on the Lua state any more */
         lua_host_close(w->lua);
         w->lua = NULL;
+        conn_budget_free(w->conn_budget);
+        w->conn_budget = NULL;
     }
     log_buf_free(&w->access_log);
     /* The loop, the h2o context and idle connections are left to process exit: disposing of them

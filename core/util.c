@@ -165,6 +165,14 @@ const char *util_html_entity(unsigned char c)
     }
 }
 
+size_t util_html_safe_prefix(const char *s, size_t len)
+{
+    size_t i = 0;
+    while (i < len && util_html_entity((unsigned char)s[i]) == NULL)
+        ++i;
+    return i;
+}
+
 size_t util_escape_html(char *dst, const char *s, size_t len)
 {
     char *d = dst;

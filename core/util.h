@@ -37,6 +37,10 @@ void util_hex_encode(char *dst, const unsigned char *src, size_t len);
  * stands for itself. */
 const char *util_html_entity(unsigned char c);
 
+/* The length of the longest prefix of s[0..len) that util_escape_html leaves as it is (len when
+ * nothing in s needs escaping). */
+size_t util_html_safe_prefix(const char *s, size_t len);
+
 /* Writes s[0..len) HTML-escaped to dst, which has room for len * UTIL_HTML_ENTITY_MAX bytes (no
  * NUL is added). Returns the bytes written. Can't fail. */
 size_t util_escape_html(char *dst, const char *s, size_t len);

@@ -32,6 +32,51 @@ template.escape = escape
 -- Joins the n pieces of a render: the core's concat (through a buffer kept between renders).
 local join = require("h2lua").concat
 
+-- On LuaJIT a render writes into a string.buffer, and <%= %> escapes into it through the FFI (the
+-- core's escape: h2lua.ffi), so that the whole render can run as compiled traces; a call of a
+-- classic C function (escape_html, concat) ends a trace. Elsewhere (Lua 5.4) a render fills a table
+-- of pieces that the core's concat joins.
+local buffer_mode = (function()
+    local core_ffi = require("h2lua").ffi
+    local ok_ffi, ffi = pcall(require, "ffi")
+    local ok_buf, buffer = pcall(require, "string.buffer")
+    if not (core_ffi and ok_ffi and ok_buf) then return nil end
+    local safe_prefix = ffi.cast("size_t (*)(const char *, size_t)", core_ffi.html_safe_prefix)
+    local escape_into = ffi.cast("size_t (*)(uint8_t *, const char *, size_t)", core_ffi.escape_html)
+    local MAX_ENTITY = 6 -- the most bytes the escape writes for one byte (UTIL_HTML_ENTITY_MAX)
+    local put_escaped
+    -- Appends v to buf as escape(v) would return it.
+    put_escaped = function(buf, v)
+        local tv = type(v)
+        if tv == "string" then
+            local n = #v
+            if safe_prefix(v, n) == n then
+                buf:put(v)
+            else
+                local p = buf:reserve(n * MAX_ENTITY)
+                buf:commit(tonumber(escape_into(p, v, n)))
+            end
+        elseif tv == "number" then
+            -- below 1e14 as tostring writes it (digits, '.', '-'; nothing to escape); an integer above
+            -- as the core's escape writes it (all its digits, where tostring rounds to 14)
+            if v < 1e14 and v > -1e14 then buf:put(v) else buf:put(escape(v)) end
+        elseif v ~= nil then
+            put_escaped(buf, tostring(v))
+        end
+    end
+    -- Appends v to buf as raw(v) would return it.
+    local function put_raw(buf, v)
+        local tv = type(v)
+        if tv == "string" or tv == "number" then
+            buf:put(v)
+        elseif v ~= nil then
+            buf:put(tostring(v))
+        end
+    end
+    return { put_escaped = put_escaped, put_raw = put_raw, new = buffer.new }
+end)()
+template.buffer_mode = buffer_mode ~= nil
+
 local function raw(v)
     if v == nil then return "" end
     if type(v) ~= "string" then return tostring(v) end
@@ -118,33 +163,55 @@ local function translate(source)
         end
     end
 
-    -- Output pieces between two code blocks are stored at _n+1, _n+2, ... and _n advances once,
-    -- before the next code block and at the end (fewer VM instructions per piece).
+    -- The code of a piece: text(s) a literal, open_escaped() / open_raw() what precedes the
+    -- expression of <%= %> / <%- %>, end_expr() what follows it; flush() before a code block.
+    -- Table mode: pieces between two code blocks are stored at _n+1, _n+2, ... and _n advances
+    -- once, before the next code block and at the end (fewer VM instructions per piece).
+    -- Buffer mode: each piece is put into the buffer _o.
     local pending = 0
     local function slot()
         pending = pending + 1
         return "_b[_n+" .. pending .. "] = "
     end
-    local function flush()
-        if pending > 0 then
-            emit("_n = _n + " .. pending .. " ")
-            pending = 0
+    local text, open_escaped, open_raw, end_expr, flush
+    if buffer_mode then
+        text = function(s) return "_o:put(" .. format("%q", s) .. ") " end
+        open_escaped = function() return "_pe(_o, " end
+        open_raw = function() return "_pr(_o, " end
+        end_expr = function() return ") " end
+        flush = function() end
+    else
+        text = function(s) return slot() .. format("%q ", s) end
+        open_escaped = function() return slot() .. "_esc(" end
+        open_raw = function() return slot() .. "_raw(" end
+        end_expr = function() return ") " end
+        flush = function()
+            if pending > 0 then
+                emit("_n = _n + " .. pending .. " ")
+                pending = 0
+            end
         end
     end
 
-    -- The table of pieces is kept for the next render of this template (it grows once, not on
-    -- every render); a render that finds it taken (a render inside itself, or one interrupted by an
-    -- error or still suspended in a coroutine) makes its own.
-    emit("local _esc, _raw, _concat, _setfenv = ... local _free return function(_ENV) "
-        .. (setfenv and "_setfenv(1, _ENV) " or "")
-        .. "local _b, _n = _free or {}, 0 _free = nil ")
+    -- The table of pieces (the buffer) is kept for the next render of this template (it grows
+    -- once, not on every render); a render that finds it taken (a render inside itself, or one
+    -- interrupted by an error or still suspended in a coroutine) makes its own.
+    if buffer_mode then
+        emit("local _pe, _pr, _new, _setfenv = ... local _free return function(_ENV) "
+            .. (setfenv and "_setfenv(1, _ENV) " or "")
+            .. "local _o = _free or _new() _free = nil ")
+    else
+        emit("local _esc, _raw, _concat, _setfenv = ... local _free return function(_ENV) "
+            .. (setfenv and "_setfenv(1, _ENV) " or "")
+            .. "local _b, _n = _free or {}, 0 _free = nil ")
+    end
     local pos, len = 1, #source
     while pos <= len do
         local open = find(source, "<%", pos, true)
-        local text = sub(source, pos, (open or len + 1) - 1)
-        if text ~= "" then
+        local literal = sub(source, pos, (open or len + 1) - 1)
+        if literal ~= "" then
             -- %q keeps a newline as a backslash-newline, so the code spans the same lines.
-            emit(slot() .. format("%q ", text))
+            emit(text(literal))
         end
         if not open then break end
         local kind = sub(source, open + 2, open + 2)
@@ -157,11 +224,11 @@ local function translate(source)
         local body = sub(source, start, trim and close - 2 or close - 1)
         -- A newline closes each piece of code, so a trailing "--" comment cannot swallow ours.
         if kind == "=" then
-            emit(slot() .. "_esc(" .. body, true)
-            emit(") ")
+            emit(open_escaped() .. body, true)
+            emit(end_expr())
         elseif kind == "-" then
-            emit(slot() .. "_raw(" .. body, true)
-            emit(") ")
+            emit(open_raw() .. body, true)
+            emit(end_expr())
         else
             flush()
             emit(body, true)
@@ -178,7 +245,11 @@ local function translate(source)
         end
     end
     flush()
-    emit("local _s = _concat(_b, _n) _free = _b return _s end")
+    if buffer_mode then
+        emit("local _s = _o:get() _free = _o return _s end")
+    else
+        emit("local _s = _concat(_b, _n) _free = _b return _s end")
+    end
     return concat(out), map
 end
 
@@ -212,7 +283,12 @@ function template.compile(source, chunkname, base)
         end)
         return nil, translate_msg(err)
     end
-    local fn = chunk(escape, raw, join, setfenv)
+    local fn
+    if buffer_mode then
+        fn = chunk(buffer_mode.put_escaped, buffer_mode.put_raw, buffer_mode.new, setfenv)
+    else
+        fn = chunk(escape, raw, join, setfenv)
+    end
 
     local source_name = "=" .. private
     local function on_error(e)

@@ -132,7 +132,8 @@ describe('metrics', () => {
       assert.ok(prom.type.has(f), `TYPE for ${f}`);
     }
     for (const f of ['h2lua_build_info', 'h2lua_requests_total', 'h2lua_request_duration_seconds', 'h2lua_db_connections',
-      'h2lua_db_waiting', 'h2lua_db_errors_total', 'h2lua_db_queries_total', 'h2lua_db_retries_total', 'h2lua_db_stale_total', 'h2lua_reloads_total', 'h2lua_inflight_requests']) {
+      'h2lua_db_waiting', 'h2lua_db_errors_total', 'h2lua_db_queries_total', 'h2lua_db_retries_total', 'h2lua_db_stale_total', 'h2lua_reloads_total', 'h2lua_inflight_requests',
+      'h2lua_connections_flooded_total']) {
       assert.ok(families.has(f), `family ${f}`);
     }
     const version = (await runOnce({ args: ['--version'] })).stdout.trim().split(/\s+/).pop();

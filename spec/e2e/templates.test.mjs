@@ -33,6 +33,24 @@ describeServer('templates', {}, (h) => {
     assert.equal(byId(res.text, 'raw'), NASTY);
   });
 
+  it('<%= %> writes every kind of value as the core\'s escape does, <%- %> as tostring does', async () => {
+    const res = await h.server.get('/escape-values');
+    assert.equal(res.status, 200);
+    const expected = ['', 'plain', '&lt;&gt;&amp;&quot;&#39;', 'x&lt;y', '&amp;&amp;&amp;&amp;',
+      '&lt;b&gt;&amp;&quot;&#39;', '0', '42', '-7', '1.5', null, null, 'true', 'false', '&lt;obj &amp; &#39;x&#39;&gt;'];
+    for (let i = 1; i <= expected.length; i++) {
+      const e = byId(res.text, `e${i}`);
+      assert.equal(e, byId(res.text, `c${i}`), `value ${i}: <%= %> and escape() agree`);
+      assert.equal(byId(res.text, `r${i}`), byId(res.text, `t${i}`), `value ${i}: <%- %> and tostring() agree`);
+      if (i === 6) assert.equal(e, 'a&lt;b&gt;&amp;&quot;&#39;'.repeat(2000), 'a long string');
+      else if (expected[i - 1] !== null) assert.equal(e, expected[i - 1], `value ${i}`);
+    }
+    assert.match(byId(res.text, 'e11'), /^(9007199254740992|9\.007199254741e\+15)$/, '2^53');
+    assert.match(byId(res.text, 'e12'), /^1e\+300$/, '1e300');
+    assert.equal(byId(res.text, 'nil-e'), '[]');
+    assert.equal(byId(res.text, 'nil-r'), '[]');
+  });
+
   it('the layout wraps the view', async () => {
     const res = await h.server.get('/escape?s=x');
     assert.match(res.text, /^<!doctype html>/i);
