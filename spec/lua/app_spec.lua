@@ -99,12 +99,14 @@ describe("app", function()
             assert.matches('<span class="badge text-bg-success">Done</span>', body, 1, true)
             assert.matches('<span class="badge text-bg-secondary">Pending</span>', body, 1, true)
             assert.matches('<a class="btn btn-sm btn-outline-primary" href="/update/1">Edit</a>', body, 1, true)
-            assert.matches('<form method="post" action="/turn/2"><input type="hidden" name="csrf_token" value="',
+            assert.matches('<form method="post" id="entries-form"><input type="hidden" name="csrf_token" value="',
+                body, 1, true)
+            assert.matches('<button class="btn btn-sm btn-outline-secondary" formaction="/turn/2">Mark done</button>',
                 body, 1, true)
             assert.matches('<button class="btn btn-sm btn-outline-danger" formaction="/delete/2">Delete</button>',
                 body, 1, true)
             local _, forms = body:gsub('name="csrf_token"', "")
-            assert.equal(3, forms, "one form per row and the add form")
+            assert.equal(2, forms, "one form around the table (its buttons post to their rows) and the add form")
         end)
 
         it("pages by 50 with keyset links, one query a page", function()
