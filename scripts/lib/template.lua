@@ -69,18 +69,28 @@ local buffer_mode = (function()
             put_escaped(buf, tostring(v))
         end
     end
-    -- Appends v to buf as raw(v) would return it.
+    -- The buffers made by new_buffer (a render's output handed on as a value: a layout's content).
+    local ours = setmetatable({}, { __mode = "k" })
+    -- Appends v to buf as raw(v) would return it; one of our buffers, without making it a string.
     local function put_raw(buf, v)
         local tv = type(v)
-        if tv == "string" or tv == "number" then
+        if tv == "string" or tv == "number" or ours[v] then
             buf:put(v)
         elseif v ~= nil then
             buf:put(tostring(v))
         end
     end
-    return { put_escaped = put_escaped, put_raw = put_raw, new = buffer.new }
+    local function new_buffer()
+        local b = buffer.new()
+        ours[b] = true
+        return b
+    end
+    return { put_escaped = put_escaped, put_raw = put_raw, new = buffer.new, new_buffer = new_buffer }
 end)()
 template.buffer_mode = buffer_mode ~= nil
+-- On LuaJIT: a new string.buffer that render(data, into) can write into and that <%- %> appends as
+-- it is (tostring gives its text); nil elsewhere.
+template.new_buffer = buffer_mode and buffer_mode.new_buffer
 
 local function raw(v)
     if v == nil then return "" end
@@ -202,9 +212,10 @@ local function translate(source)
     -- once, not on every render); a render that finds it taken (a render inside itself, or one
     -- interrupted by an error or still suspended in a coroutine) makes its own.
     if buffer_mode then
-        emit("local _pe, _pr, _new, _setfenv = ... local _free return function(_ENV) "
+        -- _into: a buffer of the caller's to append to (render(data, into)); then it is returned
+        emit("local _pe, _pr, _new, _setfenv = ... local _free return function(_ENV, _into) "
             .. (setfenv and "_setfenv(1, _ENV) " or "")
-            .. "local _o = _free or _new() _free = nil ")
+            .. "local _o = _into if not _o then _o = _free or _new() _free = nil end ")
     else
         emit("local _esc, _raw, _concat, _setfenv = ... local _free return function(_ENV) "
             .. (setfenv and "_setfenv(1, _ENV) " or "")
@@ -251,7 +262,7 @@ local function translate(source)
     end
     flush()
     if buffer_mode then
-        emit("local _s = _o:get() _free = _o return _s end")
+        emit("if _into then return _into end local _s = _o:get() _free = _o return _s end")
     else
         emit("local _s = _concat(_b, _n) _free = _b return _s end")
     end
@@ -262,8 +273,9 @@ local compiled = 0
 
 -- Compiles source. chunkname names the template in error messages (use its file path).
 -- base: the environment fallback (default template.base).
--- Returns render(data) -> string | nil, err   (err: "chunkname:line: message", or the raised
---         value itself when it is not a string, e.g. an HTTP error object)
+-- Returns render(data [, into]) -> string | nil, err   (err: "chunkname:line: message", or the
+--         raised value itself when it is not a string, e.g. an HTTP error object); with into (a
+--         template.new_buffer(), LuaJIT only) the text is appended to into, which is returned)
 --      or nil, "chunkname:line: message" on a syntax error.
 function template.compile(source, chunkname, base)
     chunkname = chunkname or "template"
@@ -312,12 +324,12 @@ function template.compile(source, chunkname, base)
     end
 
     local mt = { __index = base or template.base }
-    return function(data)
+    return function(data, into)
         local env = setmetatable({}, mt)
         if data then
             for k, v in pairs(data) do env[k] = v end
         end
-        local ok, out = xpcall(fn, on_error, env)
+        local ok, out = xpcall(fn, on_error, env, into)
         if ok then return out end
         return nil, out
     end

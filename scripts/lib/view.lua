@@ -48,6 +48,8 @@ end
 --   views.render(name, data, opts) -> string   renders view name with data; unless
 --       opts.layout == false the result is rendered again inside the view opts.layout (default
 --       "layout", skipped when there is no such view) as `content`, with the same data.
+--       `content` is the view's text: a string on Lua 5.4, a string.buffer on LuaJIT (write it
+--       with <%- content %>; tostring(content), #content and .. work as on a string).
 --       Raises the template's error ("file:line: message", or an HTTP error object as raised).
 --   views.has(name) -> boolean
 --   views.names -> sorted array of view names
@@ -59,13 +61,19 @@ function view.load(dir)
     local fns, names = {}, {}
     local views = { names = names }
 
-    local function render_view(name, data)
+    local function render_view(name, data, into)
         local fn = fns[name]
         if not fn then error(format("view not found: %q", tostring(name)), 0) end
-        local out, err = fn(data)
+        local out, err = fn(data, into)
         if not out then error(err, 0) end
         return out
     end
+
+    -- On LuaJIT the view's text reaches its layout as a buffer (template.new_buffer), not as a
+    -- string: the largest string of a page is then made once, by the layout. The buffer is kept
+    -- for the next page unless a render fails or runs inside another.
+    local new_buffer = template.new_buffer
+    local free_content
 
     local base = template.new_base { render = render_view }
     for _, rel in ipairs(list_templates(dir)) do
@@ -83,15 +91,27 @@ function view.load(dir)
 
     function views.render(name, data, opts)
         data = data or {}
-        local out = render_view(name, data)
         local layout = "layout"
         if opts and opts.layout ~= nil then layout = opts.layout end
-        if layout == false or (layout == "layout" and not fns.layout) then return out end
-        local outer = { content = out }
+        if layout == false or (layout == "layout" and not fns.layout) then return render_view(name, data) end
+        local content
+        if new_buffer then
+            content = free_content or new_buffer()
+            free_content = nil
+            render_view(name, data, content)
+        else
+            content = render_view(name, data)
+        end
+        local outer = { content = content }
         for k, v in pairs(data) do
             if k ~= "content" then outer[k] = v end
         end
-        return render_view(layout, outer)
+        local out = render_view(layout, outer)
+        if new_buffer then
+            content:reset()
+            free_content = content
+        end
+        return out
     end
 
     return views
