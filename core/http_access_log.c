@@ -1,12 +1,12 @@
 #include "http_access_log.h"
 
-#include <netdb.h>
 #include <string.h>
 #include <sys/socket.h>
 #include <sys/time.h>
 
 #include "log.h"
 #include "metrics.h"
+#include "util.h"
 #include "worker.h"
 
 static void on_log_access(h2o_logger_t *self, h2o_req_t *req)
@@ -14,9 +14,9 @@ static void on_log_access(h2o_logger_t *self, h2o_req_t *req)
     (void)self;
     worker_t *w = worker_from_ctx(req->conn->ctx);
     struct sockaddr_storage ss;
-    char addr[NI_MAXHOST] = "-", proto[16];
+    char addr[UTIL_ADDR_TEXT_MAX], proto[16];
     socklen_t sslen = req->conn->callbacks->get_peername(req->conn, (void *)&ss);
-    if (sslen != 0 && h2o_socket_getnumerichost((void *)&ss, sslen, addr) == SIZE_MAX)
+    if (sslen == 0 || util_addr_text((void *)&ss, sslen, addr) == 0)
         strcpy(addr, "-");
     h2o_stringify_protocol_version(proto, req->version);
     struct timeval now;

@@ -1,7 +1,6 @@
 #include "lua_host.h"
 
 #include "lua_compat.h"
-#include <netdb.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -260,11 +259,9 @@ static const char *push_req(lua_State *L, lua_req_t *lr)
     lua_setfield(L, -2, "headers");
     set_str(L, "body", req->entity.base != NULL ? req->entity.base : "", req->entity.len);
     struct sockaddr_storage ss;
-    char addr[NI_MAXHOST] = "";
+    char addr[UTIL_ADDR_TEXT_MAX] = "";
     socklen_t sslen = req->conn->callbacks->get_peername(req->conn, (void *)&ss);
-    if (sslen != 0 && h2o_socket_getnumerichost((void *)&ss, sslen, addr) == SIZE_MAX)
-        addr[0] = '\0';
-    lua_pushstring(L, addr);
+    lua_pushlstring(L, addr, sslen != 0 ? util_addr_text((void *)&ss, sslen, addr) : 0);
     lua_setfield(L, -2, "remote_addr");
     set_str(L, "id", lr->id, 16);
     lua_pushinteger(L, lr->w->id);

@@ -5,6 +5,8 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <arpa/inet.h>
+#include <netinet/in.h>
 #include <sys/random.h>
 
 static void oom(void)
@@ -193,4 +195,30 @@ void util_hmac_sha256(const char *key, const void *data, size_t len, unsigned ch
 {
     unsigned outlen = 0;
     HMAC(EVP_sha256(), key, (int)strlen(key), data, len, out, &outlen);
+}
+
+size_t util_addr_text(const struct sockaddr *sa, socklen_t len, char *buf)
+{
+    buf[0] = '\0';
+    if (sa->sa_family == AF_INET && len >= (socklen_t)sizeof(struct sockaddr_in)) {
+        const unsigned char *b = (const unsigned char *)&((const struct sockaddr_in *)(const void *)sa)->sin_addr;
+        char *d = buf;
+        for (int i = 0; i < 4; ++i) {
+            unsigned v = b[i];
+            if (v >= 100)
+                *d++ = (char)('0' + v / 100);
+            if (v >= 10)
+                *d++ = (char)('0' + v / 10 % 10);
+            *d++ = (char)('0' + v % 10);
+            *d++ = i < 3 ? '.' : '\0';
+        }
+        return (size_t)(d - buf - 1);
+    }
+    if (sa->sa_family == AF_INET6 && len >= (socklen_t)sizeof(struct sockaddr_in6)) {
+        const struct sockaddr_in6 *s6 = (const void *)sa;
+        if (inet_ntop(AF_INET6, &s6->sin6_addr, buf, UTIL_ADDR_TEXT_MAX) != NULL)
+            return strlen(buf);
+        buf[0] = '\0';
+    }
+    return 0;
 }

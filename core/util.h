@@ -1,12 +1,13 @@
 /*
  * util — small helpers shared by every module: allocation that aborts on out-of-memory (the one
  * place where the core decides that OOM is fatal, as h2o does), hex, random bytes, wiping secrets,
- * HTML escaping and HMAC-SHA256 (the one implementation of each).
+ * HTML escaping, HMAC-SHA256 and the text of a peer's address (the one implementation of each).
  */
 #ifndef H2LUA_UTIL_H
 #define H2LUA_UTIL_H
 
 #include <stddef.h>
+#include <sys/socket.h>
 
 /* malloc/realloc/strdup/strndup that abort with a message when memory is exhausted; never return
  * NULL. */
@@ -44,6 +45,12 @@ size_t util_html_safe_prefix(const char *s, size_t len);
 /* Writes s[0..len) HTML-escaped to dst, which has room for len * UTIL_HTML_ENTITY_MAX bytes (no
  * NUL is added). Returns the bytes written. Can't fail. */
 size_t util_escape_html(char *dst, const char *s, size_t len);
+
+/* The numeric text of the IPv4 or IPv6 address in sa (no port: "127.0.0.1", "::1") into buf, which
+ * has room for UTIL_ADDR_TEXT_MAX bytes, NUL-terminated. Returns its length; 0 (buf "") for another
+ * family or a short len. IPv4 without stdio: every request's log line and req.remote_addr use it. */
+#define UTIL_ADDR_TEXT_MAX 46
+size_t util_addr_text(const struct sockaddr *sa, socklen_t len, char *buf);
 
 /* The 32-byte HMAC-SHA256 of data[0..len) keyed with the NUL-terminated key. Can't fail. */
 #define UTIL_HMAC_SHA256_LEN 32

@@ -1,5 +1,7 @@
 /* Unit tests of core/util.c's base64url (RFC 4648 section 5, no padding), as scripts/lib/base64.lua
- * does it: known vectors, a round trip of random bytes, and what the decoder refuses. */
+ * does it: known vectors, a round trip of random bytes, and what the decoder refuses; and the text of
+ * a peer's address. */
+#include <arpa/inet.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -63,10 +65,34 @@ static void test_round_trip(void)
     CHECK(bad == 0);
 }
 
+/* The text of a peer's address: IPv4 digits without stdio, IPv6 as inet_ntop writes it. */
+static void test_addr_text(void)
+{
+    char buf[UTIL_ADDR_TEXT_MAX];
+    struct sockaddr_in a4 = {.sin_family = AF_INET};
+    const char *v4[] = {"127.0.0.1", "0.0.0.0", "255.255.255.255", "10.20.100.9", "192.168.1.254"};
+    for (size_t i = 0; i < sizeof(v4) / sizeof(v4[0]); ++i) {
+        inet_pton(AF_INET, v4[i], &a4.sin_addr);
+        CHECK(util_addr_text((struct sockaddr *)&a4, sizeof(a4), buf) == strlen(v4[i]));
+        CHECK(strcmp(buf, v4[i]) == 0);
+    }
+    struct sockaddr_in6 a6 = {.sin6_family = AF_INET6};
+    const char *v6[] = {"::1", "2001:db8::ff00:42:8329", "::ffff:10.0.0.1", "fe80::1"};
+    for (size_t i = 0; i < sizeof(v6) / sizeof(v6[0]); ++i) {
+        inet_pton(AF_INET6, v6[i], &a6.sin6_addr);
+        CHECK(util_addr_text((struct sockaddr *)&a6, sizeof(a6), buf) == strlen(v6[i]));
+        CHECK(strcmp(buf, v6[i]) == 0);
+    }
+    CHECK(util_addr_text((struct sockaddr *)&a4, sizeof(a4) - 1, buf) == 0 && buf[0] == '\0'); /* short */
+    struct sockaddr un = {.sa_family = AF_UNIX};
+    CHECK(util_addr_text(&un, sizeof(un), buf) == 0 && buf[0] == '\0');
+}
+
 int main(void)
 {
     test_vectors();
     test_refused();
     test_round_trip();
+    test_addr_text();
     return CHECK_DONE();
 }
