@@ -39,6 +39,8 @@ static const struct config_var {
     const char *choices[4]; /* VAR_CHOICE: the values, in the order of the field's enum */
     const char *help;
 } config_vars[] = {
+    /* one variable a row */
+    /* clang-format off */
     {"PORT", VAR_INT, "8080", NULL, 1, 65535, 1, FIELD(port), {0}, "TCP port to listen on"},
     {"HOST", VAR_STR, "0.0.0.0", NULL, 0, 0, 0, FIELD(host), {0}, "address to bind"},
     {"WORKERS", VAR_INT, NULL, "number of CPUs", 1, 256, 1, FIELD(workers), {0},
@@ -96,6 +98,7 @@ static const struct config_var {
      "seconds of replication lag past which reads go to the primary"},
     {"READ_YOUR_WRITES_S", VAR_INT, "5", NULL, 0, 86400, 1, FIELD(read_your_writes_s), {0},
      "seconds a client's reads go to the primary after its write (0: off)"},
+    /* clang-format on */
 };
 
 #define NVARS (sizeof(config_vars) / sizeof(config_vars[0]))
@@ -327,8 +330,7 @@ int config_parse_db_url(config_db_t *db, const char *url, char *errbuf, size_t e
         if (name_end > name) {
             for (const char *q = name; q < name_end; ++q)
                 if (!(isalnum((unsigned char)*q) || *q == '_' || *q == '$' || *q == '-'))
-                    return fail(errbuf, errlen, "%s: the database name may hold only letters, digits, '_', '-' and '$'",
-                                var);
+                    return fail(errbuf, errlen, "%s: the database name may hold only letters, digits, '_', '-' and '$'", var);
             replace(&db->name, util_strndup(name, (size_t)(name_end - name)));
         }
     }
@@ -368,13 +370,11 @@ static int check_db_tls(const config_t *cfg, char *errbuf, size_t errlen)
     free(head);
     fclose(fp);
     if (!found)
-        return fail(errbuf, errlen, "DATABASE_CA must be a PEM bundle of certificates ('%s'), got '%.200s'", begin,
-                    cfg->db_ca);
+        return fail(errbuf, errlen, "DATABASE_CA must be a PEM bundle of certificates ('%s'), got '%.200s'", begin, cfg->db_ca);
     return 0;
 }
 
-static int load_db(config_db_t *db, const char *(*getenv_fn)(const char *), const char *url_var, char *errbuf,
-                   size_t errlen)
+static int load_db(config_db_t *db, const char *(*getenv_fn)(const char *), const char *url_var, char *errbuf, size_t errlen)
 {
     long port = 0;
     int ret;
@@ -443,12 +443,14 @@ static int load_var(config_t *cfg, const struct config_var *v, const char *(*get
         }
         char list[160] = "";
         for (int i = 0; i < n; ++i)
-            snprintf(list + strlen(list), sizeof(list) - strlen(list), "%s'%s'", i == 0 ? "" : i == n - 1 ? " or " : ", ",
+            snprintf(list + strlen(list), sizeof(list) - strlen(list), "%s'%s'",
+                     i == 0       ? ""
+                     : i == n - 1 ? " or "
+                                  : ", ",
                      v->choices[i]);
         return fail(errbuf, errlen, "%s must be %s, got '%.40s'", v->name, list, s);
     }
-    default:
-        return 0; /* VAR_DB: load_db */
+    default: return 0; /* VAR_DB: load_db */
     }
 }
 
@@ -487,8 +489,7 @@ int config_load(config_t *cfg, const char *(*getenv_fn)(const char *name), char 
     for (size_t i = 0; i < sizeof(dirs) / sizeof(dirs[0]); ++i) {
         const char *dir = *(char **)((char *)cfg + dirs[i].off);
         if (access(dir, R_OK | X_OK) != 0) {
-            ret = fail(errbuf, errlen, "%s must be a readable directory, got '%.200s' (%s)", dirs[i].var, dir,
-                       strerror(errno));
+            ret = fail(errbuf, errlen, "%s must be a readable directory, got '%.200s' (%s)", dirs[i].var, dir, strerror(errno));
             goto Error;
         }
     }

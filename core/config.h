@@ -57,8 +57,8 @@ typedef struct config {
     int drain_timeout_ms;
     config_db_t db;      /* the primary (writes) */
     config_db_t db_read; /* the replica; host NULL when none */
-    int db_tls;    /* CONFIG_DB_TLS_*, for the primary and the replica */
-    char *db_ca;   /* DATABASE_CA: PEM bundle path (verify-identity only), or NULL */
+    int db_tls;          /* CONFIG_DB_TLS_*, for the primary and the replica */
+    char *db_ca;         /* DATABASE_CA: PEM bundle path (verify-identity only), or NULL */
     int db_pool_size;
     int db_queue_max;
     int db_timeout_ms;

@@ -21,7 +21,6 @@ struct tx {
     db_conn_t *conn; /* NULL once committed or rolled back */
 };
 
-
 /* ---- binding ---- */
 
 /* Pushes the bound SQL of the call's arguments (sql at index sql_idx, values after it). */
@@ -138,17 +137,14 @@ static void op_release(struct db_op *op, int failed)
     if (op->conn == NULL)
         return;
     switch (op->kind) {
-    case OP_QUERY:
-        db_conn_release(op->conn);
-        break;
+    case OP_QUERY: db_conn_release(op->conn); break;
     case OP_BEGIN:
         if (!failed)
             return; /* the tx holds it now */
         db_conn_set_transaction(op->conn, 1);
         db_conn_release(op->conn);
         break;
-    case OP_IN_TX:
-        return; /* the tx holds it */
+    case OP_IN_TX: return; /* the tx holds it */
     case OP_END_TX:
         db_conn_set_transaction(op->conn, failed);
         db_conn_release(op->conn);
@@ -434,7 +430,10 @@ static int open_db(lua_State *L)
         {"query", l_query}, {"read", l_read}, {"begin", l_begin}, {"escape", l_escape}, {"ready", l_ready}, {NULL, NULL},
     };
     static const luaL_Reg tx_methods[] = {
-        {"query", l_tx_query}, {"commit", l_tx_commit}, {"rollback", l_tx_rollback}, {NULL, NULL},
+        {"query", l_tx_query},
+        {"commit", l_tx_commit},
+        {"rollback", l_tx_rollback},
+        {NULL, NULL},
     };
     if (luaL_loadbuffer(L, wrappers, sizeof(wrappers) - 1, "=h2lua.db") != LUA_OK)
         return lua_error(L);

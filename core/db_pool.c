@@ -459,8 +459,8 @@ static void start_connect(db_conn_t *c)
     mysql_options(c->mysql, MYSQL_INIT_COMMAND,
                   "SET time_zone='+00:00', sql_mode='STRICT_ALL_TABLES,NO_ZERO_DATE,NO_ZERO_IN_DATE,"
                   "ERROR_FOR_DIVISION_BY_ZERO,NO_ENGINE_SUBSTITUTION'");
-    int st = mysql_real_connect_start(&c->cret, c->mysql, db_tls_host(pool->cfg, db, c->addr), db->user, db->password,
-                                      db->name, (unsigned)db->port, NULL, 0);
+    int st = mysql_real_connect_start(&c->cret, c->mysql, db_tls_host(pool->cfg, db, c->addr), db->user, db->password, db->name,
+                                      (unsigned)db->port, NULL, 0);
     if (st != 0)
         arm(c, st);
     else
@@ -508,9 +508,10 @@ static void conn_connect(db_conn_t *c)
     }
     char port[8];
     snprintf(port, sizeof(port), "%d", pool->db->port);
-    c->getaddr = h2o_hostinfo_getaddr(&pool->ctx->receivers.hostinfo_getaddr,
-                                      h2o_iovec_init(pool->db->host, strlen(pool->db->host)), h2o_iovec_init(port, strlen(port)),
-                                      AF_UNSPEC, SOCK_STREAM, IPPROTO_TCP, AI_ADDRCONFIG | AI_NUMERICSERV, on_resolved, c);
+    c->getaddr =
+        h2o_hostinfo_getaddr(&pool->ctx->receivers.hostinfo_getaddr, h2o_iovec_init(pool->db->host, strlen(pool->db->host)),
+                             h2o_iovec_init(port, strlen(port)), AF_UNSPEC, SOCK_STREAM, IPPROTO_TCP,
+                             AI_ADDRCONFIG | AI_NUMERICSERV, on_resolved, c);
 }
 
 static void conn_open(db_pool_t *pool)
@@ -672,8 +673,8 @@ int db_pool_acquire(db_pool_t *pool, db_conn_t **conn, db_acquire_cb cb, void *d
     }
     if (pool->nwaiting >= (unsigned)pool->cfg->db_queue_max) {
         ++pool->errors;
-        snprintf(pool->errmsg, sizeof(pool->errmsg), "too many queries waiting for a %s database connection (%d)",
-                 pool->name, pool->cfg->db_queue_max);
+        snprintf(pool->errmsg, sizeof(pool->errmsg), "too many queries waiting for a %s database connection (%d)", pool->name,
+                 pool->cfg->db_queue_max);
         *msg = pool->errmsg;
         return DB_EUNAVAILABLE;
     }
@@ -759,7 +760,9 @@ static void query_error(db_conn_t *c, db_stmt_phase_t phase)
         /* rare (a connection that died under a statement that may have run): worth a line */
         log_warnf(c->pool->worker_id, "a %s database connection died %s a statement that is not run twice (%s): %s",
                   c->pool->name, phase == DB_PHASE_SENT ? "after it was sent" : "before sending",
-                  c->kind == DB_STMT_IN_TX ? "in a transaction" : c->retried ? "already run again once" : "a write",
+                  c->kind == DB_STMT_IN_TX ? "in a transaction"
+                  : c->retried             ? "already run again once"
+                                           : "a write",
                   msg);
         pool_suspect(c->pool);
     }
@@ -770,8 +773,7 @@ static void on_query_timeout(h2o_timeout_entry_t *entry)
 {
     db_conn_t *c = H2O_STRUCT_FROM_MEMBER(db_conn_t, timeout, entry);
     char msg[128];
-    snprintf(msg, sizeof(msg), "the %s database did not answer within %d s", c->pool->name,
-             c->pool->cfg->db_timeout_ms / 1000);
+    snprintf(msg, sizeof(msg), "the %s database did not answer within %d s", c->pool->name, c->pool->cfg->db_timeout_ms / 1000);
     c->broken = 1;
     disarm(c);
     pool_suspect(c->pool);
@@ -853,8 +855,7 @@ static void step(db_conn_t *c, int ready)
             mysql_free_result(r.res);
         }
         break;
-    default:
-        break;
+    default: break;
     }
 }
 
@@ -878,8 +879,7 @@ static void query_send(db_conn_t *c)
     h2o_timeout_link(c->pool->loop, &c->pool->ctx->zero_timeout, &c->defer);
 }
 
-int db_conn_query(db_conn_t *c, const char *sql, size_t len, db_stmt_kind_t kind, db_query_cb cb, void *data,
-                  const char **msg)
+int db_conn_query(db_conn_t *c, const char *sql, size_t len, db_stmt_kind_t kind, db_query_cb cb, void *data, const char **msg)
 {
     if (c->broken) {
         *msg = "the database connection was lost";

@@ -20,8 +20,8 @@
 /* The worker's routing state (w->route), only with a replica. */
 struct db_route {
     worker_t *w;
-    int replica_ok;       /* the last check found the replica up and within REPLICA_MAX_LAG */
-    int checking;         /* a check is running */
+    int replica_ok;        /* the last check found the replica up and within REPLICA_MAX_LAG */
+    int checking;          /* a check is running */
     h2o_timeout_t timeout; /* 1 s between checks */
     h2o_timeout_entry_t tick;
 };
@@ -167,7 +167,7 @@ const char *db_route_wrote(worker_t *w, h2o_req_t *req, char cookie[DB_ROUTE_COO
     long long expiry = (long long)time(NULL) + w->cfg->read_your_writes_s;
     char mac[33];
     mac_of(w, expiry, mac);
-    snprintf(cookie, DB_ROUTE_COOKIE_MAX, DB_ROUTE_COOKIE "=%lld.%s; Path=/; Max-Age=%d; HttpOnly; SameSite=Lax%s", expiry,
-             mac, w->cfg->read_your_writes_s, secure ? "; Secure" : "");
+    snprintf(cookie, DB_ROUTE_COOKIE_MAX, DB_ROUTE_COOKIE "=%lld.%s; Path=/; Max-Age=%d; HttpOnly; SameSite=Lax%s", expiry, mac,
+             w->cfg->read_your_writes_s, secure ? "; Secure" : "");
     return cookie;
 }

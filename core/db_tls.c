@@ -57,7 +57,8 @@ const char *db_tls_describe_error(MYSQL *m, const config_t *cfg, const char *hos
     const char *msg = mysql_error(m);
     if (err == CR_SSL_CONNECTION_ERROR && cfg->db_tls == CONFIG_DB_TLS_VERIFY_IDENTITY &&
         strstr(msg, "Validation of SSL server certificate failed") != NULL)
-        snprintf(buf, len, "DATABASE_TLS=verify-identity: the server's certificate does not name the host '%s' (%s)", host, msg);
+        snprintf(buf, len, "DATABASE_TLS=verify-identity: the server's certificate does not name the host '%s' (%s)", host,
+                 msg);
     else if (err == CR_SSL_CONNECTION_ERROR && cfg->db_tls == CONFIG_DB_TLS_VERIFY_IDENTITY)
         snprintf(buf, len, "DATABASE_TLS=verify-identity, DATABASE_CA=%s: %s", cfg->db_ca, msg);
     else if (err == CR_SSL_CONNECTION_ERROR)

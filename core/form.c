@@ -9,20 +9,13 @@
 const char *form_strerror(int err)
 {
     switch (err) {
-    case FORM_EPERCENT:
-        return "invalid percent-encoding";
-    case FORM_EUTF8:
-        return "invalid UTF-8";
-    case FORM_ETOOMANY:
-        return "too many fields";
-    case FORM_EDUPLICATE:
-        return "a field is given more than once";
-    case FORM_ECONTROL:
-        return "a NUL byte in a field";
-    case FORM_EABORT:
-        return "aborted";
-    default:
-        return "malformed input";
+    case FORM_EPERCENT: return "invalid percent-encoding";
+    case FORM_EUTF8: return "invalid UTF-8";
+    case FORM_ETOOMANY: return "too many fields";
+    case FORM_EDUPLICATE: return "a field is given more than once";
+    case FORM_ECONTROL: return "a NUL byte in a field";
+    case FORM_EABORT: return "aborted";
+    default: return "malformed input";
     }
 }
 

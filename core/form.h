@@ -10,12 +10,12 @@
 
 /* Error codes; form_strerror gives the text for people. */
 enum {
-    FORM_EPERCENT = -1,  /* a '%' not followed by two hex digits */
-    FORM_EUTF8 = -2,     /* the decoded bytes are not valid UTF-8 */
-    FORM_ETOOMANY = -3,  /* more fields than the cap */
+    FORM_EPERCENT = -1,   /* a '%' not followed by two hex digits */
+    FORM_EUTF8 = -2,      /* the decoded bytes are not valid UTF-8 */
+    FORM_ETOOMANY = -3,   /* more fields than the cap */
     FORM_EDUPLICATE = -4, /* the same field name twice */
-    FORM_ECONTROL = -5,  /* a NUL byte in a decoded name or value */
-    FORM_EABORT = -6     /* the callback asked to stop */
+    FORM_ECONTROL = -5,   /* a NUL byte in a decoded name or value */
+    FORM_EABORT = -6      /* the callback asked to stop */
 };
 
 const char *form_strerror(int err);

@@ -10,7 +10,7 @@ static h2o_iovec_t hdr_referrer = {H2O_STRLIT("referrer-policy")};
 static h2o_iovec_t hdr_csp = {H2O_STRLIT("content-security-policy")};
 
 #define CSP_VALUE                                                                                                              \
-    "default-src 'self'; img-src 'self' data:; style-src 'self'; script-src 'self'; object-src 'none'; "                    \
+    "default-src 'self'; img-src 'self' data:; style-src 'self'; script-src 'self'; object-src 'none'; "                       \
     "frame-ancestors 'none'; base-uri 'self'; form-action 'self'"
 
 typedef struct headers_filter {

@@ -11,7 +11,8 @@ struct worker;
 
 void http_metrics_register(h2o_pathconf_t *pathconf);
 
-/* Copies the worker's gauges (pools, in-flight, reloads, dropped log lines) into its metrics. Runs on the worker's thread; can't fail. */
+/* Copies the worker's gauges (pools, in-flight, reloads, dropped log lines) into its metrics. Runs on the worker's thread;
+ * can't fail. */
 void http_metrics_publish(struct worker *w);
 
 #endif

@@ -3,8 +3,8 @@
 static h2o_mimemap_t *create_mimemap(void)
 {
     static const char *const types[][2] = {
-        {"css", "text/css; charset=utf-8"},       {"js", "text/javascript; charset=utf-8"},
-        {"html", "text/html; charset=utf-8"},     {"txt", "text/plain; charset=utf-8"},
+        {"css", "text/css; charset=utf-8"},          {"js", "text/javascript; charset=utf-8"},
+        {"html", "text/html; charset=utf-8"},        {"txt", "text/plain; charset=utf-8"},
         {"json", "application/json; charset=utf-8"}, {"svg", "image/svg+xml; charset=utf-8"},
         {"map", "application/json; charset=utf-8"},
     };

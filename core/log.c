@@ -88,21 +88,11 @@ void log_buf_json_str(log_buf_t *b, const char *s, size_t len)
             continue;
         }
         switch (c) {
-        case '"':
-            *d++ = '\\', *d++ = '"';
-            break;
-        case '\\':
-            *d++ = '\\', *d++ = '\\';
-            break;
-        case '\n':
-            *d++ = '\\', *d++ = 'n';
-            break;
-        case '\r':
-            *d++ = '\\', *d++ = 'r';
-            break;
-        case '\t':
-            *d++ = '\\', *d++ = 't';
-            break;
+        case '"': *d++ = '\\', *d++ = '"'; break;
+        case '\\': *d++ = '\\', *d++ = '\\'; break;
+        case '\n': *d++ = '\\', *d++ = 'n'; break;
+        case '\r': *d++ = '\\', *d++ = 'r'; break;
+        case '\t': *d++ = '\\', *d++ = 't'; break;
         default:
             if (c < 0x20 || c == 0x7f) {
                 *d++ = '\\', *d++ = 'u', *d++ = '0', *d++ = '0', *d++ = hex[c >> 4], *d++ = hex[c & 15];

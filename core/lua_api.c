@@ -147,9 +147,7 @@ static int l_escape_html(lua_State *L)
     const char *s;
     switch (lua_type(L, 1)) {
     case LUA_TNONE:
-    case LUA_TNIL:
-        lua_pushliteral(L, "");
-        return 1;
+    case LUA_TNIL: lua_pushliteral(L, ""); return 1;
     case LUA_TSTRING:
         lua_settop(L, 1);
         s = lua_tolstring(L, 1, &len);
@@ -170,8 +168,7 @@ static int l_escape_html(lua_State *L)
             return 1;
         }
         /* fall through */
-    default:
-        s = luaL_tolstring(L, 1, &len);
+    default: s = luaL_tolstring(L, 1, &len);
     }
     size_t i = util_html_safe_prefix(s, len);
     if (i == len)

@@ -5,7 +5,7 @@
 #include <stdlib.h>
 
 #define EXACT_MAX 9007199254740992.0 /* 2^53: doubles are exact integers up to here */
-#define PRINT_MAX 1e14                /* LuaJIT's tostring (%.14g) prints integers exactly below this */
+#define PRINT_MAX 1e14               /* LuaJIT's tostring (%.14g) prints integers exactly below this */
 
 int lua_compat_resume(lua_State *co, lua_State *from, int nargs, int *nres)
 {
@@ -198,18 +198,10 @@ const char *lua_compat_tolstring(lua_State *L, int idx, size_t *len)
     } else {
         switch (lua_type(L, idx)) {
         case LUA_TNUMBER:
-        case LUA_TSTRING:
-            lua_pushvalue(L, idx);
-            break;
-        case LUA_TBOOLEAN:
-            lua_pushstring(L, lua_toboolean(L, idx) ? "true" : "false");
-            break;
-        case LUA_TNIL:
-            lua_pushliteral(L, "nil");
-            break;
-        default:
-            lua_pushfstring(L, "%s: %p", luaL_typename(L, idx), lua_topointer(L, idx));
-            break;
+        case LUA_TSTRING: lua_pushvalue(L, idx); break;
+        case LUA_TBOOLEAN: lua_pushstring(L, lua_toboolean(L, idx) ? "true" : "false"); break;
+        case LUA_TNIL: lua_pushliteral(L, "nil"); break;
+        default: lua_pushfstring(L, "%s: %p", luaL_typename(L, idx), lua_topointer(L, idx)); break;
         }
     }
     return lua_tolstring(L, -1, len);

@@ -32,7 +32,7 @@ struct lua_req {
     int co_ref;
     int pending; /* a C function yielded and will resume the coroutine */
     char id[17];
-    char *cookie; /* a Set-Cookie of the core's own (read-your-writes), or NULL */
+    char *cookie;          /* a Set-Cookie of the core's own (read-your-writes), or NULL */
     struct req_link *link; /* in the request's pool while the request lives, else NULL */
     stream_t *stream;      /* the response is streamed (response.stream), else NULL */
     int is_head;
@@ -395,8 +395,8 @@ static void refuse_flood(worker_t *w, h2o_req_t *req, int crossed)
         char running[24];
         snprintf(running, sizeof(running), "%u", conn_budget_running(w->conn_budget, req->conn->id));
         const char *extra[] = {"request_id", id, "running", running};
-        log_event("warn", w->id, "connection closed: it keeps too many handlers running (streams reset while they run)",
-                  extra, 2);
+        log_event("warn", w->id, "connection closed: it keeps too many handlers running (streams reset while they run)", extra,
+                  2);
     }
     lua_response_core_t core = {id, NULL};
     lua_response_send_plain(req, 503, "Service Unavailable\n", &core);

@@ -24,8 +24,8 @@ static void set_head(h2o_req_t *req, int status, const lua_response_core_t *core
     h->value = h2o_strdup(&req->pool, core->request_id, 16); /* the caller's copy goes before the access log reads it */
     if (core->cookie != NULL) {
         size_t clen = strlen(core->cookie);
-        h2o_add_header(&req->pool, &req->res.headers, H2O_TOKEN_SET_COOKIE, NULL, h2o_strdup(&req->pool, core->cookie, clen).base,
-                       clen);
+        h2o_add_header(&req->pool, &req->res.headers, H2O_TOKEN_SET_COOKIE, NULL,
+                       h2o_strdup(&req->pool, core->cookie, clen).base, clen);
     }
     req->res.status = status;
     req->res.reason = http_status_reason(status);

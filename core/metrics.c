@@ -137,10 +137,11 @@ void metrics_render(log_buf_t *out, metrics_t *const *all_metrics, int n)
         else
             log_buf_printf(out, "h2lua_request_duration_seconds_bucket{le=\"+Inf\"} %llu\n", (unsigned long long)cum);
     }
-    log_buf_printf(out, "h2lua_request_duration_seconds_sum %.6f\nh2lua_request_duration_seconds_count %llu\n",
-                   sum / 1000.0, (unsigned long long)count);
-    log_buf_printf(out, "# HELP h2lua_inflight_requests Requests whose handler is running.\n"
-                        "# TYPE h2lua_inflight_requests gauge\nh2lua_inflight_requests %llu\n",
+    log_buf_printf(out, "h2lua_request_duration_seconds_sum %.6f\nh2lua_request_duration_seconds_count %llu\n", sum / 1000.0,
+                   (unsigned long long)count);
+    log_buf_printf(out,
+                   "# HELP h2lua_inflight_requests Requests whose handler is running.\n"
+                   "# TYPE h2lua_inflight_requests gauge\nh2lua_inflight_requests %llu\n",
                    (unsigned long long)inflight);
     static const char *const dbname[2] = {"primary", "replica"};
     log_buf_appendz(out, "# HELP h2lua_db_connections Database connections by pool and state.\n"
@@ -219,8 +220,7 @@ void metrics_emf(log_buf_t *out, metrics_t *const *all_metrics, int n, metrics_t
                    "\"DbErrors\":%llu,\"DbConnectionsInUse\":%llu,\"DbWaiting\":%llu,\"InflightRequests\":%llu,"
                    "\"MeanLatencyMs\":%.3f}\n",
                    (unsigned long long)tv.tv_sec * 1000ULL + (unsigned long long)tv.tv_usec / 1000ULL,
-                   (unsigned long long)(now.requests - prev->requests),
-                   (unsigned long long)(now.errors_4xx - prev->errors_4xx),
+                   (unsigned long long)(now.requests - prev->requests), (unsigned long long)(now.errors_4xx - prev->errors_4xx),
                    (unsigned long long)(now.errors_5xx - prev->errors_5xx),
                    (unsigned long long)(now.db_errors - prev->db_errors), (unsigned long long)in_use,
                    (unsigned long long)waiting, (unsigned long long)inflight,

@@ -80,8 +80,7 @@ static void watch_tree(int fd, const char *dir, int depth)
 {
     if (depth > 8)
         return;
-    inotify_add_watch(fd, dir,
-                      IN_CLOSE_WRITE | IN_MOVED_TO | IN_MOVED_FROM | IN_CREATE | IN_DELETE | IN_ATTRIB | IN_MODIFY);
+    inotify_add_watch(fd, dir, IN_CLOSE_WRITE | IN_MOVED_TO | IN_MOVED_FROM | IN_CREATE | IN_DELETE | IN_ATTRIB | IN_MODIFY);
     DIR *d = opendir(dir);
     if (d == NULL)
         return;

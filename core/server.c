@@ -129,8 +129,8 @@ static int open_listener(const config_t *cfg)
     int fd = socket(res->ai_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0), on = 1;
     if (fd < 0 || setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &on, sizeof(on)) != 0 ||
         setsockopt(fd, SOL_SOCKET, SO_REUSEPORT, &on, sizeof(on)) != 0 ||
-        setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &on, sizeof(on)) != 0 ||
-        bind(fd, res->ai_addr, res->ai_addrlen) != 0 || listen(fd, 4096) != 0) {
+        setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &on, sizeof(on)) != 0 || bind(fd, res->ai_addr, res->ai_addrlen) != 0 ||
+        listen(fd, 4096) != 0) {
         log_errorf(-1, "cannot listen on %s:%d: %s", cfg->host, cfg->port, strerror(errno));
         if (fd >= 0)
             close(fd);
@@ -342,11 +342,10 @@ int server_run(const config_t *cfg)
     for (int i = 0; i < s.nworkers; ++i)
         pthread_create(&s.workers[i].thread, NULL, worker_main, &s.workers[i]);
     pthread_barrier_wait(&s.receivers); /* a signal from now on reaches every worker */
-    log_infof(-1, "h2lua %s listening on %s:%d (%s) with %d workers, APP_ENV=%s", H2LUA_VERSION, cfg->host,
-              cfg->port,
-              s.ssl_ctx != NULL ? (cfg->http2 ? "https, http/2" : "https, http/1.1") : (cfg->http2 ? "http/1.1, h2c" : "http/1.1"),
-              s.nworkers,
-              cfg->app_env == CONFIG_ENV_DEVELOPMENT ? "development" : "production");
+    log_infof(-1, "h2lua %s listening on %s:%d (%s) with %d workers, APP_ENV=%s", H2LUA_VERSION, cfg->host, cfg->port,
+              s.ssl_ctx != NULL ? (cfg->http2 ? "https, http/2" : "https, http/1.1")
+                                : (cfg->http2 ? "http/1.1, h2c" : "http/1.1"),
+              s.nworkers, cfg->app_env == CONFIG_ENV_DEVELOPMENT ? "development" : "production");
 
     migrate_start(cfg);
     reload_watch_start(cfg, reload_all, &s);

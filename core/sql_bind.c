@@ -29,18 +29,14 @@ const char *sql_bind_literal(lua_State *L, luaL_Buffer *b, int idx)
 {
     char num[64];
     switch (lua_type(L, idx)) {
-    case LUA_TNIL:
-        luaL_addstring(b, "NULL");
-        return NULL;
+    case LUA_TNIL: luaL_addstring(b, "NULL"); return NULL;
     case LUA_TLIGHTUSERDATA:
         if (lua_touserdata(L, idx) == &sql_bind_null) {
             luaL_addstring(b, "NULL");
             return NULL;
         }
         return "a light userdata cannot be bound";
-    case LUA_TBOOLEAN:
-        luaL_addchar(b, lua_toboolean(L, idx) ? '1' : '0');
-        return NULL;
+    case LUA_TBOOLEAN: luaL_addchar(b, lua_toboolean(L, idx) ? '1' : '0'); return NULL;
     case LUA_TNUMBER:
         if (lua_isinteger(L, idx)) {
             snprintf(num, sizeof(num), "%lld", (long long)lua_tointeger(L, idx));
@@ -58,8 +54,7 @@ const char *sql_bind_literal(lua_State *L, luaL_Buffer *b, int idx)
         add_string_literal(b, s, len);
         return NULL;
     }
-    default:
-        return "only nil, db.null, booleans, numbers and strings can be bound";
+    default: return "only nil, db.null, booleans, numbers and strings can be bound";
     }
 }
 

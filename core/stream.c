@@ -34,19 +34,19 @@ struct stream_link {
 
 struct stream {
     h2o_generator_t gen;
-    void *owner;            /* the request running the Lua side, NULL once that side is over */
+    void *owner; /* the request running the Lua side, NULL once that side is over */
     const stream_owner_ops_t *ops;
-    lua_State *co;          /* the owner's coroutine */
-    h2o_req_t *req;         /* NULL once the client has gone (stop) or the request was disposed */
+    lua_State *co;  /* the owner's coroutine */
+    h2o_req_t *req; /* NULL once the client has gone (stop) or the request was disposed */
     worker_t *w;
     struct stream_box *box; /* the Lua object, NULL once collected or the Lua side is over */
     int owners;             /* OWN_LUA | OWN_H2O: freed when both are gone */
     char *buf;              /* written, not yet sent (malloc'd) */
     size_t len, cap;
-    char *inflight; /* handed to h2o_send: freed at proceed, or when the request is disposed */
-    int sending;    /* an IN_PROGRESS chunk awaits proceed */
-    int in_send;    /* inside h2o_send (proceed may be called from there) */
-    int ended;      /* the final (or error) state was sent, or the client has gone */
+    char *inflight;          /* handed to h2o_send: freed at proceed, or when the request is disposed */
+    int sending;             /* an IN_PROGRESS chunk awaits proceed */
+    int in_send;             /* inside h2o_send (proceed may be called from there) */
+    int ended;               /* the final (or error) state was sent, or the client has gone */
     int end_pending, end_ok; /* the Lua side ended while a chunk was in flight */
     int waiting;             /* WAIT_*: the coroutine is suspended in flush or sleep */
     uint64_t deadline;       /* of a sleep, loop time in ms */
@@ -381,8 +381,8 @@ void stream_lua_open(lua_State *L)
 
 /* ---- the core's side ---- */
 
-stream_t *stream_start(void *owner, const stream_owner_ops_t *ops, lua_State *co, worker_t *w, h2o_req_t *req,
-                       lua_State *L, int is_head)
+stream_t *stream_start(void *owner, const stream_owner_ops_t *ops, lua_State *co, worker_t *w, h2o_req_t *req, lua_State *L,
+                       int is_head)
 {
     stream_t *st = util_malloc(sizeof(*st));
     memset(st, 0, sizeof(*st));

@@ -49,8 +49,8 @@ typedef struct stream_owner_ops {
  * Returns the stream, owned by the request and by the Lua side until both are done with it.
  * is_head: the body is not sent. Can't fail (OOM aborts).
  */
-stream_t *stream_start(void *owner, const stream_owner_ops_t *ops, lua_State *co, worker_t *w, h2o_req_t *req,
-                       lua_State *L, int is_head);
+stream_t *stream_start(void *owner, const stream_owner_ops_t *ops, lua_State *co, worker_t *w, h2o_req_t *req, lua_State *L,
+                       int is_head);
 
 /*
  * The Lua side is over (the function returned, ok = 1, or raised, ok = 0): what is buffered is sent

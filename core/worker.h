@@ -21,9 +21,9 @@
 struct config;
 struct lua_host;
 struct db_pool;
-struct db_route;     /* db_route's: the replica check */
-struct conn_budget;  /* conn_budget's: handlers running per connection */
-struct worker_emf;   /* server's: worker 0's EMF timer */
+struct db_route;    /* db_route's: the replica check */
+struct conn_budget; /* conn_budget's: handlers running per connection */
+struct worker_emf;  /* server's: worker 0's EMF timer */
 
 typedef struct worker {
     /* set by the main thread before the thread starts */
@@ -51,8 +51,8 @@ typedef struct worker {
     uint64_t request_seq;
     uint32_t request_id_base;
     int shutting_down;
-    uint64_t drain_deadline; /* loop time (ms) after which remaining connections are dropped */
-    uint64_t inflight;       /* requests whose handler has not finished */
+    uint64_t drain_deadline;         /* loop time (ms) after which remaining connections are dropped */
+    uint64_t inflight;               /* requests whose handler has not finished */
     struct conn_budget *conn_budget; /* of the handlers running per connection (lua_host counts them) */
 
     metrics_t metrics; /* this worker's; its lock is the one shared part (see metrics.h) */

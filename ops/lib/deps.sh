@@ -11,7 +11,7 @@ _deps_group() {
     case "$1" in
     build) echo "cmake gcc make pkg-config libh2o-evloop-dev libluajit2-5.1-dev liblua5.4-dev lua5.4 libmariadb-dev libssl-dev lua-cjson lua-filesystem libjs-bootstrap5" ;;
     db) echo "mariadb-server mariadb-client" ;;
-    test) echo "lua-busted lua-check nodejs npm curl wrk clang" ;;
+    test) echo "lua-busted lua-check nodejs npm curl wrk clang clang-format" ;;
     browser) echo "chromium" ;;
     stack) echo "nginx openssl iproute2 nftables curl" ;;
     bench) echo "nginx libnginx-mod-http-lua wrk curl" ;;

@@ -16,7 +16,6 @@ static int check_failures, check_count;
         }                                                                                                                      \
     } while (0)
 
-#define CHECK_DONE()                                                                                                           \
-    (printf("%d checks, %d failed\n", check_count, check_failures), check_failures != 0)
+#define CHECK_DONE() (printf("%d checks, %d failed\n", check_count, check_failures), check_failures != 0)
 
 #endif

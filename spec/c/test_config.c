@@ -80,11 +80,11 @@ static void test_invalid(void)
     expect_error(h2, "HTTP2 must be 'off' or 'on', got 'yes'");
     const char *body[] = {"SECRET_KEY", "0123456789abcdef", "SCRIPTS_DIR", ".", "VIEWS_DIR", ".", "MAX_BODY", "1k", NULL};
     expect_error(body, "MAX_BODY");
-    const char *url[] = {"SECRET_KEY", "0123456789abcdef", "SCRIPTS_DIR", ".", "VIEWS_DIR", ".", "DATABASE_URL",
-                         "postgres://x@y/z", NULL};
+    const char *url[] = {"SECRET_KEY", "0123456789abcdef", "SCRIPTS_DIR",      ".", "VIEWS_DIR",
+                         ".",          "DATABASE_URL",     "postgres://x@y/z", NULL};
     expect_error(url, "DATABASE_URL must start with mysql://");
-    const char *rurl[] = {"SECRET_KEY", "0123456789abcdef", "SCRIPTS_DIR", ".", "VIEWS_DIR", ".", "DATABASE_READ_URL",
-                          "db:99999", NULL};
+    const char *rurl[] = {"SECRET_KEY", "0123456789abcdef",  "SCRIPTS_DIR", ".", "VIEWS_DIR",
+                          ".",          "DATABASE_READ_URL", "db:99999",    NULL};
     expect_error(rurl, "DATABASE_READ_URL");
 }
 

@@ -30,16 +30,16 @@ static void test_utf8(void)
 {
     CHECK(form_utf8_valid("", 0));
     CHECK(form_utf8_valid("plain ascii", 11));
-    CHECK(form_utf8_valid("\xc3\xa9", 2));                  /* é */
-    CHECK(form_utf8_valid("\xe4\xb8\xad", 3));              /* 中 */
-    CHECK(form_utf8_valid("\xf0\x9f\x98\x80", 4));          /* 😀 */
-    CHECK(!form_utf8_valid("\xc3", 1));                     /* truncated */
-    CHECK(!form_utf8_valid("\xc0\xaf", 2));                 /* overlong '/' */
-    CHECK(!form_utf8_valid("\xe0\x80\xaf", 3));             /* overlong */
-    CHECK(!form_utf8_valid("\xed\xa0\x80", 3));             /* surrogate */
-    CHECK(!form_utf8_valid("\xf4\x90\x80\x80", 4));         /* > U+10FFFF */
+    CHECK(form_utf8_valid("\xc3\xa9", 2));          /* é */
+    CHECK(form_utf8_valid("\xe4\xb8\xad", 3));      /* 中 */
+    CHECK(form_utf8_valid("\xf0\x9f\x98\x80", 4));  /* 😀 */
+    CHECK(!form_utf8_valid("\xc3", 1));             /* truncated */
+    CHECK(!form_utf8_valid("\xc0\xaf", 2));         /* overlong '/' */
+    CHECK(!form_utf8_valid("\xe0\x80\xaf", 3));     /* overlong */
+    CHECK(!form_utf8_valid("\xed\xa0\x80", 3));     /* surrogate */
+    CHECK(!form_utf8_valid("\xf4\x90\x80\x80", 4)); /* > U+10FFFF */
     CHECK(!form_utf8_valid("\xff", 1));
-    CHECK(!form_utf8_valid("a\x80", 2));                    /* lone continuation */
+    CHECK(!form_utf8_valid("a\x80", 2)); /* lone continuation */
 }
 
 static void test_percent(void)
