@@ -458,7 +458,8 @@ static int l_app_state(lua_State *L)
         lua_pushstring(L, c->w->load_error);
     else
         lua_pushnil(L);
-    return 2;
+    lua_pushstring(L, util_boot_id());
+    return 3;
 }
 
 /* ---- the module ---- */

@@ -68,8 +68,9 @@
  *   h2lua.random_hex(n)       -> 2n hex digits from the OS CSPRNG
  *   h2lua.equal(a, b)         constant-time string comparison
  *   h2lua.now()               seconds since the epoch, as a float (the loop's cached clock)
- *   h2lua.app_state()         -> version, load_error: this worker's reload generation of the version
- *                             that serves (0 at start) and why the last reload failed, or nil
+ *   h2lua.app_state()         -> version, load_error, boot: this worker's reload generation of the
+ *                             version that serves (0 at start), why the last reload failed (or nil),
+ *                             and 16 hex digits naming this run of the process (another after a restart)
  *   h2lua.log_error(message, fields)    one JSON line on stderr: {"time","level":"error",
  *                             "worker","msg", ...fields (string/number/boolean values)}
  */

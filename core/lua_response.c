@@ -182,13 +182,13 @@ const char *lua_response_send(h2o_req_t *req, lua_State *L, int idx, const lua_r
 void lua_response_send_load_error(h2o_req_t *req, const char *err, unsigned version)
 {
     static const char head[] = "<!doctype html><html lang=\"en\"><head><meta charset=\"utf-8\"><title>Load error</title>"
-                               "<script src=\"/_dev/reload.js\" data-version=\"%u\" defer></script>"
+                               "<script src=\"/_dev/reload.js\" data-version=\"%s.%u\" defer></script>"
                                "</head><body><h1>The application failed to load</h1><p>Fix the file and save: the "
                                "page comes back by itself.</p><pre id=\"load-error\">";
     static const char tail[] = "</pre></body></html>\n";
-    size_t len = strlen(err), cap = sizeof(head) + 16 + len * UTIL_HTML_ENTITY_MAX + sizeof(tail);
+    size_t len = strlen(err), cap = sizeof(head) + 40 + len * UTIL_HTML_ENTITY_MAX + sizeof(tail);
     char *body = h2o_mem_alloc_pool(&req->pool, cap), *d = body;
-    d += sprintf(d, head, version);
+    d += sprintf(d, head, util_boot_id(), version);
     d += util_escape_html(d, err, len);
     memcpy(d, tail, sizeof(tail) - 1);
     d += sizeof(tail) - 1;

@@ -31,7 +31,8 @@ void lua_response_send_plain(h2o_req_t *req, int status, const char *msg, const 
 
 /*
  * Development: the 500 page that shows why the application failed to load (err HTML-escaped); its
- * script (/_dev/reload.js, the application's) reloads it once a version newer than `version` loads.
+ * script (/_dev/reload.js, the application's) reloads it once a version newer than `version` of this
+ * run of the process (util_boot_id) loads.
  */
 void lua_response_send_load_error(h2o_req_t *req, const char *err, unsigned version);
 

@@ -1,6 +1,7 @@
 #include "util.h"
 
 #include <openssl/evp.h>
+#include <pthread.h>
 #include <openssl/hmac.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -221,4 +222,20 @@ size_t util_addr_text(const struct sockaddr *sa, socklen_t len, char *buf)
         buf[0] = '\0';
     }
     return 0;
+}
+
+static pthread_once_t boot_once = PTHREAD_ONCE_INIT;
+static char boot_id[17];
+
+static void make_boot_id(void)
+{
+    char *hex = util_random_hex(8);
+    memcpy(boot_id, hex, sizeof(boot_id));
+    free(hex);
+}
+
+const char *util_boot_id(void)
+{
+    pthread_once(&boot_once, make_boot_id);
+    return boot_id;
 }

@@ -28,6 +28,10 @@ void util_random_bytes(void *buf, size_t n);
 /* A new string of 2n lower-case hex digits from n random bytes. */
 char *util_random_hex(size_t n);
 
+/* This run of the process: 16 hex digits drawn at the first call, the same for every thread; a
+ * restarted server has another (the development page reloader tells a restart by it). */
+const char *util_boot_id(void);
+
 /* Writes 2*len hex digits of src and a NUL to dst. */
 void util_hex_encode(char *dst, const unsigned char *src, size_t len);
 

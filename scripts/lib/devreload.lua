@@ -4,25 +4,33 @@
 -- h2lua.config.app_env is "development"; in production neither route exists and pages are as is):
 --   GET /_dev/reload.js   the page's script (a same-origin file: the CSP stays script-src 'self')
 --   GET /_dev/events?since=V   Server-Sent Events from the version V the page was rendered with:
---       "reload" (data: the new version) as soon as a version newer than V serves, then the
---       stream ends (the script reloads the page); "load-error" (data: the error, file and line)
+--       "reload" (data: the new version) as soon as a version newer than V serves, or at once when
+--       V is a version of another run of the server (it was restarted), then the stream ends (the
+--       script reloads the page); "load-error" (data: the error, file and line)
 --       while the last reload failed, "load-ok" when it no longer does; a comment every 15 s.
 -- and views.render passes `dev_version` (the version that renders) to every view, which the
 -- layout puts on its <script src="/_dev/reload.js" data-version=...> tag.
--- Versions are the server's reload generations (h2lua.app_state()), the same on every worker.
+-- A version is "BOOT.GEN": the run of the server process and its reload generation
+-- (h2lua.app_state()), the same on every worker; generations start again at 0 when the server does.
 
 local h2lua = require "h2lua"
 
 local devreload = {}
 
-local format, gsub = string.format, string.gsub
+local format, gsub, match = string.format, string.gsub, string.match
+
+-- The version that serves: "BOOT.GEN", and its parts.
+local function current()
+    local gen, load_error, boot = h2lua.app_state()
+    return boot .. "." .. gen, load_error, boot, gen
+end
 
 devreload.script = [[
 // h2lua development: reload this page when a new version of the app loads; show a load error.
 (function () {
   'use strict';
   var tag = document.currentScript;
-  var since = (tag && tag.dataset.version) || '0';
+  var since = (tag && tag.dataset.version) || '';
   var shown = null;
   function show(text) {
     if (!shown) {
@@ -57,16 +65,17 @@ end
 local HEARTBEAT = 15 -- seconds between comments, which also find clients that have gone
 
 function devreload.events(req)
-    local since = math.tointeger(tonumber(req.query.since)) or 0
+    local since_boot, since_gen = match(req.query.since or "", "^(%x+)%.(%d+)$")
+    since_gen = since_gen and math.tointeger(tonumber(since_gen)) or 0
     return {
         headers = { ["content-type"] = "text/event-stream", ["cache-control"] = "no-store" },
         stream = function(out)
             if not out:send("retry: 500\n\n") then return end
             local shown_error, quiet = nil, 0
             while true do
-                local version, load_error = h2lua.app_state()
-                if version > since then
-                    out:send(event("reload", tostring(version)))
+                local version, load_error, boot, gen = current()
+                if boot ~= since_boot or gen > since_gen then
+                    out:send(event("reload", version))
                     return
                 end
                 if load_error ~= shown_error then
@@ -103,7 +112,7 @@ function devreload.mount(router, views)
     local render = views.render
     views.render = function(name, data, opts)
         data = data or {}
-        if data.dev_version == nil then data.dev_version = (h2lua.app_state()) end
+        if data.dev_version == nil then data.dev_version = (current()) end
         return render(name, data, opts)
     end
 end

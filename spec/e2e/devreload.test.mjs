@@ -87,7 +87,7 @@ describe('in development the open page follows the edits', { skip: haveChromium 
     assert.match(res.headers()['content-security-policy'], /script-src 'self'/);
     assert.doesNotMatch(res.headers()['content-security-policy'], /unsafe-inline/);
     const html = await res.text();
-    assert.match(html, /<script src="\/_dev\/reload\.js" data-version="\d+" defer><\/script>/);
+    assert.match(html, /<script src="\/_dev\/reload\.js" data-version="[0-9a-f]{16}\.\d+" defer><\/script>/);
     assert.doesNotMatch(html, /<script>/, 'no inline script');
     await connected();
     navigations = 0;
@@ -114,7 +114,7 @@ describe('in development the open page follows the edits', { skip: haveChromium 
       // a page opened now is the load error page, with the reloader too
       const res = await fetch(server.url('/'));
       assert.equal(res.status, 500);
-      assert.match(await res.text(), /<script src="\/_dev\/reload\.js" data-version="\d+" defer>/);
+      assert.match(await res.text(), /<script src="\/_dev\/reload\.js" data-version="[0-9a-f]{16}\.\d+" defer>/);
     } finally {
       save(file, good);
     }
@@ -122,6 +122,29 @@ describe('in development the open page follows the edits', { skip: haveChromium 
     await page.waitForSelector('#dev-load-error', { state: 'detached', timeout: 10000 });
     await page.waitForSelector('#devreload-marker', { timeout: 10000 });
     assert.equal(await page.title(), 'Entries');
+    await connected();
+  });
+
+  it('the server restarted (its generations start again at 0), the open page reloads from the new process', async () => {
+    const port = server.port;
+    const before = await page.getAttribute('script[src="/_dev/reload.js"]', 'data-version');
+    await server.stop(); // SIGTERM: the open event stream ends, the page's EventSource retries
+    // saved while no server runs: only the new process can show it
+    const file = path.join(dir, 'views/index.etlua');
+    const marker = `devreload-restart-${process.pid}`;
+    save(file, fs.readFileSync(file, 'utf8') + `\n<p id="devreload-restart">${marker}</p>\n`);
+    server = await startApp(db, DB, {
+      APP_ENV: 'development',
+      SCRIPTS_DIR: path.join(dir, 'scripts'),
+      VIEWS_DIR: path.join(dir, 'views'),
+      MIGRATIONS_DIR: APP_DIRS.MIGRATIONS_DIR,
+      PORT: String(port),
+    });
+    await page.waitForSelector('#devreload-restart', { timeout: 10000 });
+    assert.equal(await page.textContent('#devreload-restart'), marker);
+    const now = await page.getAttribute('script[src="/_dev/reload.js"]', 'data-version');
+    assert.match(now, /^[0-9a-f]{16}\.0$/, 'the new process serves its first generation');
+    assert.notEqual(now.split('.')[0], before.split('.')[0], `another run of the server: ${before} -> ${now}`);
     await connected();
   });
 

@@ -26,8 +26,8 @@ describe("devreload", function()
 
     before_each(function()
         fake = fake_h2lua.new()
-        state = { version = 3, err = nil }
-        function fake.app_state() return state.version, state.err end
+        state = { version = 3, err = nil, boot = "0123456789abcdef" }
+        function fake.app_state() return state.version, state.err, state.boot end
         devreload = fake_h2lua.require_with(fake, "lib.devreload")
     end)
 
@@ -41,13 +41,13 @@ describe("devreload", function()
         assert.truthy(js.body:find("new EventSource('/_dev/events?since='", 1, true))
         assert.truthy(r:match("GET", "/_dev/events"))
         assert.equal("page", views.render("index", { title = "t" }))
-        assert.same({ "index", 3 }, seen)
+        assert.same({ "index", "0123456789abcdef.3" }, seen)
         views.render("index")
-        assert.same({ "index", 3 }, seen)
+        assert.same({ "index", "0123456789abcdef.3" }, seen)
     end)
 
     it("streams the load error while it lasts, line by line, then reload for a newer version", function()
-        local res = devreload.events { query = { since = "3" } }
+        local res = devreload.events { query = { since = "0123456789abcdef.3" } }
         assert.equal("text/event-stream", res.headers["content-type"])
         local out = fake_out(function(n)
             if n == 1 then state.err = "scripts/app.lua:12: unexpected symbol\nstack traceback:" end
@@ -58,18 +58,29 @@ describe("devreload", function()
         assert.same({
             "retry: 500\n\n",
             "event: load-error\ndata: scripts/app.lua:12: unexpected symbol\ndata: stack traceback:\n\n",
-            "event: reload\ndata: 4\n\n",
+            "event: reload\ndata: 0123456789abcdef.4\n\n",
         }, out.sent)
     end)
 
     it("a version already newer than the page's reloads at once; the stream ends when the client goes", function()
         local out = fake_out(function() return true end)
-        devreload.events({ query = { since = "2" } }).stream(out)
-        assert.same({ "retry: 500\n\n", "event: reload\ndata: 3\n\n" }, out.sent)
+        devreload.events({ query = { since = "0123456789abcdef.2" } }).stream(out)
+        assert.same({ "retry: 500\n\n", "event: reload\ndata: 0123456789abcdef.3\n\n" }, out.sent)
 
         local idle = fake_out(function(n) if n == 5 then return nil, "closed" end return true end)
-        devreload.events({ query = { since = "3" } }).stream(idle)
+        devreload.events({ query = { since = "0123456789abcdef.3" } }).stream(idle)
         assert.equal(5, idle.sleeps)
         assert.same({ "retry: 500\n\n" }, idle.sent)
+    end)
+
+    it("a page of another run of the server (it was restarted) reloads at once, whatever its generation", function()
+        for _, since in ipairs { "fedcba9876543210.0", "fedcba9876543210.9", "3", "" } do
+            local out = fake_out(function() return true end)
+            devreload.events({ query = { since = since } }).stream(out)
+            assert.same({ "retry: 500\n\n", "event: reload\ndata: 0123456789abcdef.3\n\n" }, out.sent, since)
+        end
+        local out = fake_out(function(n) return n < 3 end)
+        devreload.events({ query = { since = "0123456789abcdef.3" } }).stream(out)
+        assert.same({ "retry: 500\n\n" }, out.sent, "the same run and generation: no reload")
     end)
 end)
