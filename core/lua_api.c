@@ -493,7 +493,9 @@ static int open_module(lua_State *L)
 #if H2LUA_LUAJIT
     /* the escape's two halves for LuaJIT's FFI (scripts/lib/template.lua): a call through the FFI is
      * compiled into the trace, where a call of a C function stops it */
-    lua_createtable(L, 0, 2);
+    lua_createtable(L, 0, 3);
+    lua_pushinteger(L, UTIL_HTML_ENTITY_MAX);
+    lua_setfield(L, -2, "html_entity_max"); /* the most bytes escape_html writes for one byte */
     lua_pushlightuserdata(L, (void *)(uintptr_t)util_html_safe_prefix);
     lua_setfield(L, -2, "html_safe_prefix"); /* size_t (const char *s, size_t len) */
     lua_pushlightuserdata(L, (void *)(uintptr_t)util_escape_html);

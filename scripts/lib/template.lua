@@ -43,7 +43,7 @@ local buffer_mode = (function()
     if not (core_ffi and ok_ffi and ok_buf) then return nil end
     local safe_prefix = ffi.cast("size_t (*)(const char *, size_t)", core_ffi.html_safe_prefix)
     local escape_into = ffi.cast("size_t (*)(uint8_t *, const char *, size_t)", core_ffi.escape_html)
-    local MAX_ENTITY = 6 -- the most bytes the escape writes for one byte (UTIL_HTML_ENTITY_MAX)
+    local MAX_ENTITY = core_ffi.html_entity_max
     local put_escaped
     -- Appends v to buf as escape(v) would return it.
     put_escaped = function(buf, v)
@@ -87,7 +87,6 @@ local buffer_mode = (function()
     end
     return { put_escaped = put_escaped, put_raw = put_raw, new = buffer.new, new_buffer = new_buffer }
 end)()
-template.buffer_mode = buffer_mode ~= nil
 -- On LuaJIT: a new string.buffer that render(data, into) can write into and that <%- %> appends as
 -- it is (tostring gives its text); nil elsewhere.
 template.new_buffer = buffer_mode and buffer_mode.new_buffer
@@ -179,7 +178,7 @@ local function translate(source)
     end
 
     -- The code of a piece: text(s) a literal, open_escaped() / open_raw() what precedes the
-    -- expression of <%= %> / <%- %>, end_expr() what follows it; flush() before a code block.
+    -- expression of <%= %> / <%- %> (") " follows it); flush() before a code block.
     -- Table mode: pieces between two code blocks are stored at _n+1, _n+2, ... and _n advances
     -- once, before the next code block and at the end (fewer VM instructions per piece).
     -- Buffer mode: each piece is put into the buffer _o.
@@ -188,18 +187,16 @@ local function translate(source)
         pending = pending + 1
         return "_b[_n+" .. pending .. "] = "
     end
-    local text, open_escaped, open_raw, end_expr, flush
+    local text, open_escaped, open_raw, flush
     if buffer_mode then
         text = function(s) return "_o:put(" .. format("%q", s) .. ") " end
         open_escaped = function() return "_pe(_o, " end
         open_raw = function() return "_pr(_o, " end
-        end_expr = function() return ") " end
         flush = function() end
     else
         text = function(s) return slot() .. format("%q ", s) end
         open_escaped = function() return slot() .. "_esc(" end
         open_raw = function() return slot() .. "_raw(" end
-        end_expr = function() return ") " end
         flush = function()
             if pending > 0 then
                 emit("_n = _n + " .. pending .. " ")
@@ -241,10 +238,10 @@ local function translate(source)
         -- A newline closes each piece of code, so a trailing "--" comment cannot swallow ours.
         if kind == "=" then
             emit(open_escaped() .. body, true)
-            emit(end_expr())
+            emit(") ")
         elseif kind == "-" then
             emit(open_raw() .. body, true)
-            emit(end_expr())
+            emit(") ")
         else
             flush()
             emit(body, true)

@@ -12,7 +12,7 @@ import assert from 'node:assert/strict';
 import http from 'node:http';
 import mysql from 'mysql2/promise';
 import { DB_PASSWORD, DB_USER, startMariaDB } from './support/mariadb.mjs';
-import { request, runOnce, sleep, startServer } from './support/server.mjs';
+import { metricSum, request, runOnce, sleep, startServer } from './support/server.mjs';
 import { SwitchProxy, waitReady } from './support/faults.mjs';
 import { entriesTarget } from './support/entries.mjs';
 
@@ -20,13 +20,7 @@ const CLIENTS = 16;
 const METRICS_TOKEN = 'restarts-metrics-token-0123456789';
 
 /** The sum over databases of a counter of /metrics. */
-async function counter(server, name) {
-  const res = await request(server.port, '/metrics', { headers: { authorization: `Bearer ${METRICS_TOKEN}` }, timeoutMs: 5000 });
-  assert.equal(res.status, 200, '/metrics');
-  let sum = 0;
-  for (const line of res.text.split('\n')) if (line.startsWith(`${name}{`)) sum += Number(line.split(' ').pop());
-  return sum;
-}
+const counter = (server, name) => metricSum(server, name, METRICS_TOKEN);
 const ok = (s) => s >= 200 && s < 400;
 
 /** Runs CLIENTS clients until stop(); every request is kept as { kind, start, end, status, title }. */

@@ -17,7 +17,7 @@ import http2 from 'node:http2';
 import { Worker } from 'node:worker_threads';
 import https from 'node:https';
 import path from 'node:path';
-import { BIN, ROOT, describeServer, rawExchange, request, sleep } from './support/server.mjs';
+import { BIN, ROOT, describeServer, metricSum, rawExchange, request, sleep } from './support/server.mjs';
 
 const ATTACK_MS = Number(process.env.RAPID_RESET_MS || 5000);
 const VERBOSE = Boolean(process.env.RAPID_RESET_VERBOSE);
@@ -214,14 +214,7 @@ describeServer('TLS with HTTP/2 off (the default)', { WORKERS: '1', TLS_CERT: CE
 
 const TOKEN = 'rapid-reset-metrics';
 
-/** h2lua_connections_flooded_total, read from /metrics. */
-async function floodedTotal(port) {
-  const res = await request(port, '/metrics', { headers: { authorization: `Bearer ${TOKEN}` } });
-  assert.equal(res.status, 200, res.text);
-  const m = /^h2lua_connections_flooded_total (\d+)$/m.exec(res.text);
-  assert.ok(m, 'h2lua_connections_flooded_total is in /metrics');
-  return Number(m[1]);
-}
+const floodedTotal = (server) => metricSum(server, 'h2lua_connections_flooded_total', TOKEN);
 
 describeServer('rapid reset with HTTP2=on', { WORKERS: '2', HTTP2: 'on', METRICS_TOKEN: TOKEN }, (h) => {
   // /hello answers before the reset arrives: the attack costs what as many plain requests would.
@@ -233,13 +226,13 @@ describeServer('rapid reset with HTTP2=on', { WORKERS: '2', HTTP2: 'on', METRICS
     it(`survives streams reset on ${target} for ${ATTACK_MS} ms: the other client never fails, RSS bounded`, async () => {
       const victim = await connect(h.server.origin);
       try {
-        const flooded0 = await floodedTotal(h.server.port);
+        const flooded0 = await floodedTotal(h.server);
         const f = await measure(h.server, target, () => timedGet(victim, '/hello'));
         assert.ok(f.sessions >= 1 && f.resets >= 1000, `the attack reset only ${f.resets} streams; ${f.text}`);
         assert.equal(f.failures, 0, f.text);
         assert.ok(f.n >= 20, `the victim got only ${f.n} answers; ${f.text}`);
         if (target.startsWith('/sleep')) {
-          const flooded = (await floodedTotal(h.server.port)) - flooded0;
+          const flooded = (await floodedTotal(h.server)) - flooded0;
           assert.ok(f.sessions >= 2 && flooded >= 1, `the server closed ${flooded} connections; ${f.text}`);
           assert.ok(flooded <= f.sessions, `${flooded} closed of ${f.sessions} sessions; ${f.text}`);
           const lines = h.server.errorLog().filter((l) => /too many handlers running/.test(l.msg ?? ''));

@@ -307,6 +307,18 @@ export function runOnce({ args = [], env = {}, timeoutMs = 10000 } = {}) {
 }
 
 /**
+ * The sum of the samples of metric `name` (all its labels) in the server's /metrics, read with the
+ * bearer token; fails unless /metrics answers 200 and has the metric.
+ */
+export async function metricSum(server, name, token) {
+  const res = await request(server.port, '/metrics', { headers: { authorization: `Bearer ${token}` }, timeoutMs: 5000 });
+  assert.equal(res.status, 200, `/metrics: ${res.text.slice(0, 200)}`);
+  const samples = res.text.split('\n').filter((l) => l.startsWith(`${name} `) || l.startsWith(`${name}{`));
+  assert.ok(samples.length > 0, `${name} is in /metrics`);
+  return samples.reduce((sum, l) => sum + Number(l.split(' ').pop()), 0);
+}
+
+/**
  * One HTTP/1.1 request to 127.0.0.1:port. opts: method, headers, body (string|Buffer, sent with
  * content-length unless a transfer-encoding header is given), agent
  * (default: none, so Connection: close), timeoutMs, tls (HTTPS, any certificate). Resolves
