@@ -203,16 +203,27 @@ static int op_start(struct db_op *op, db_pool_t *pool, const char **msg)
     return r == 1 ? op_send(op, conn, msg) : r; /* 0: on_acquired continues */
 }
 
+/*
+ * The one rule for a read the replica cannot serve (no connection can be had there, at once or
+ * later, or it was lost): the replica is reported failed and the read starts on the primary.
+ * Returns op_start's result there, with *msg its message.
+ */
+static int start_on_primary(struct db_op *op, const char *why, const char **msg)
+{
+    worker_t *w = lua_req_worker(op->lr);
+    db_route_replica_failed(w, why);
+    op->replica = 0;
+    *msg = NULL;
+    return op_start(op, w->db, msg);
+}
+
 /* The one completion of an op: gives back what it holds, then resumes the coroutine. */
 static void op_complete(struct db_op *op, int err, const char *msg, db_result_t *result)
 {
     op_release(op, err != 0);
     if (err == DB_EUNAVAILABLE && op->replica) {
-        worker_t *w = lua_req_worker(op->lr);
-        db_route_replica_failed(w, msg);
-        op->replica = 0;
-        const char *m2 = NULL;
-        if ((err = op_start(op, w->db, &m2)) < 0)
+        const char *m2;
+        if ((err = start_on_primary(op, msg, &m2)) < 0)
             resume_error(op, err, m2);
         return;
     }
@@ -301,7 +312,10 @@ static int run_op(lua_State *L, struct db_op *op, db_pool_t *pool)
     op->sql = util_strndup(sql, len);
     op->len = len;
     const char *msg = NULL;
-    if (op_start(op, pool, &msg) < 0) {
+    int r = op_start(op, pool, &msg);
+    if (r == DB_EUNAVAILABLE && op->replica) /* the replica's pool is down or full: at once */
+        r = start_on_primary(op, msg, &msg);
+    if (r < 0) {
         char buf[320];
         snprintf(buf, sizeof(buf), "%s", msg != NULL ? msg : "database unavailable");
         op_free(op);
