@@ -185,12 +185,14 @@ static int op_send(struct db_op *op, db_conn_t *conn, const char **msg)
     return err;
 }
 
+static void op_fail(struct db_op *op, int err, const char *msg);
+
 static void on_acquired(void *data, db_conn_t *conn, int err, const char *msg)
 {
     struct db_op *op = data;
     if (err == 0 && (err = op_send(op, conn, &msg)) == 0)
         return;
-    resume_error(op, err, msg);
+    op_fail(op, err, msg);
 }
 
 /* Starts the op (acquiring from pool when it has no connection): 0, or a negative code with msg. */
@@ -217,18 +219,24 @@ static int start_on_primary(struct db_op *op, const char *why, const char **msg)
     return op_start(op, w->db, msg);
 }
 
+/*
+ * The one end of an op that failed, whenever it failed (waiting for a connection, sending, or
+ * running): a read the replica could not serve starts again on the primary; anything else resumes
+ * the coroutine with the error.
+ */
+static void op_fail(struct db_op *op, int err, const char *msg)
+{
+    if (err == DB_EUNAVAILABLE && op->replica && (err = start_on_primary(op, msg, &msg)) == 0)
+        return;
+    resume_error(op, err, msg);
+}
+
 /* The one completion of an op: gives back what it holds, then resumes the coroutine. */
 static void op_complete(struct db_op *op, int err, const char *msg, db_result_t *result)
 {
     op_release(op, err != 0);
-    if (err == DB_EUNAVAILABLE && op->replica) {
-        const char *m2;
-        if ((err = start_on_primary(op, msg, &m2)) < 0)
-            resume_error(op, err, m2);
-        return;
-    }
     if (err != 0) {
-        resume_error(op, err, msg);
+        op_fail(op, err, msg);
         return;
     }
     lua_State *co = lua_req_coroutine(op->lr);

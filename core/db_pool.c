@@ -39,6 +39,7 @@ struct db_conn {
     int retrying; /* reconnecting in place to run the statement again */
     int retried;  /* the statement has been run again once already */
     int broken;
+    int aborted; /* its statement was failed by db_pool_abort */
     int in_tx;
     int write_armed;
     int wait_status;
@@ -47,6 +48,7 @@ struct db_conn {
     h2o_socket_t *sock; /* a dup of the connection's fd, watched by the loop */
     h2o_hostinfo_getaddr_req_t *getaddr;
     h2o_linklist_t idle_link;
+    h2o_linklist_t all_link; /* in pool->all from conn_open to conn_close */
     h2o_timeout_entry_t timeout;
     h2o_timeout_entry_t defer; /* runs a step on the next loop turn, never inside the caller's call */
     db_query_cb qcb;
@@ -84,6 +86,7 @@ struct db_pool {
     const char *name;
     struct pool_shared *shared;
     h2o_linklist_t idle;
+    h2o_linklist_t all; /* every connection, whatever its state */
     h2o_linklist_t waiters;
     unsigned nconns, nconnecting, nwaiting, nin_use;
     h2o_timeout_t query_timeout, connect_timeout;
@@ -152,6 +155,7 @@ db_pool_t *db_pool_create(h2o_context_t *ctx, int worker_id, const config_t *cfg
     pool->name = name;
     pool->shared = shared_for(db);
     h2o_linklist_init_anchor(&pool->idle);
+    h2o_linklist_init_anchor(&pool->all);
     h2o_linklist_init_anchor(&pool->waiters);
     h2o_timeout_init(pool->loop, &pool->query_timeout, (uint64_t)cfg->db_timeout_ms);
     h2o_timeout_init(pool->loop, &pool->connect_timeout, (uint64_t)cfg->db_connect_timeout_ms);
@@ -519,27 +523,37 @@ static void conn_open(db_pool_t *pool)
     db_conn_t *c = util_malloc(sizeof(*c));
     memset(c, 0, sizeof(*c));
     c->pool = pool;
+    h2o_linklist_insert(&pool->all, &c->all_link);
     ++pool->nconns;
     ++pool->nconnecting;
     conn_connect(c);
 }
 
-static void conn_close(db_conn_t *c)
+/* Stops whatever c is waiting for (the resolver, a timeout, a deferred step) and closes its session. */
+static void conn_stop(db_conn_t *c)
 {
-    db_pool_t *pool = c->pool;
-    if (c->getaddr != NULL)
+    if (c->getaddr != NULL) {
         h2o_hostinfo_getaddr_cancel(c->getaddr);
+        c->getaddr = NULL;
+    }
     if (h2o_timeout_is_linked(&c->timeout))
         h2o_timeout_unlink(&c->timeout);
     if (h2o_timeout_is_linked(&c->defer))
         h2o_timeout_unlink(&c->defer);
+    conn_drop_session(c);
+}
+
+static void conn_close(db_conn_t *c)
+{
+    db_pool_t *pool = c->pool;
     if (h2o_linklist_is_linked(&c->idle_link))
         h2o_linklist_unlink(&c->idle_link);
+    h2o_linklist_unlink(&c->all_link);
     if (c->leased)
         --pool->nin_use;
     else if (c->state == C_RESOLVING || c->state == C_CONNECTING)
         --pool->nconnecting;
-    conn_drop_session(c);
+    conn_stop(c);
     free(c->sql);
     --pool->nconns;
     free(c);
@@ -894,6 +908,34 @@ int db_conn_query(db_conn_t *c, const char *sql, size_t len, db_stmt_kind_t kind
     ++c->pool->queries;
     query_send(c);
     return 0;
+}
+
+void db_pool_abort(db_pool_t *pool, const char *why)
+{
+    char msg[sizeof(pool->errmsg)];
+    snprintf(msg, sizeof(msg), "database unavailable (%s): %s", pool->name, why);
+    log_warnf(pool->worker_id, "%s: its waiting and running statements fail now", msg);
+    ++pool->epoch; /* the idle ones are pinged before their next use */
+    fail_waiters(pool, msg);
+    for (;;) {
+        /* a callback may end or start statements: look again from the start after each */
+        db_conn_t *c = NULL;
+        for (h2o_linklist_t *l = pool->all.next; l != &pool->all; l = l->next) {
+            db_conn_t *x = H2O_STRUCT_FROM_MEMBER(db_conn_t, all_link, l);
+            if (x->qcb != NULL && !x->aborted) {
+                c = x;
+                break;
+            }
+        }
+        if (c == NULL)
+            break;
+        c->aborted = 1; /* never twice, whatever the callback starts on it */
+        conn_stop(c);
+        c->broken = 1;
+        c->retrying = 0;
+        c->state = C_LEASED;
+        query_finish(c, DB_EUNAVAILABLE, msg, NULL);
+    }
 }
 
 /* ---- one statement on a pooled connection, for the core's own checks ---- */

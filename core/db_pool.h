@@ -92,6 +92,14 @@ int db_conn_query(db_conn_t *conn, const char *sql, size_t len, db_stmt_kind_t k
  */
 void db_conn_release(db_conn_t *conn);
 
+/*
+ * The server stopped answering (a hung host, a black-holed port): every waiting acquire and every
+ * running statement of the pool fails now with DB_EUNAVAILABLE and "database unavailable (<name>):
+ * <why>" — callbacks called from inside this call — instead of after DB_TIMEOUT. Their connections
+ * are closed when released; idle ones are pinged before their next use. The pool stays usable.
+ */
+void db_pool_abort(db_pool_t *pool, const char *why);
+
 /* Marks that the holder opened (1) or ended (0) a transaction on conn. */
 void db_conn_set_transaction(db_conn_t *conn, int open);
 

@@ -14,6 +14,8 @@
 #include "worker.h"
 
 #define CHECK_INTERVAL_MS 1000
+/* A replica that does not answer its check within this is hung: its reads move to the primary */
+#define CHECK_TIMEOUT_MS 1000
 /* MariaDB 10.5.1+ and MySQL 8.0.22+; MySQL 8.4 no longer knows SHOW SLAVE STATUS */
 #define DB_ROUTE_CHECK_SQL "SHOW REPLICA STATUS"
 
@@ -24,6 +26,9 @@ struct db_route {
     int checking;          /* a check is running */
     h2o_timeout_t timeout; /* 1 s between checks */
     h2o_timeout_entry_t tick;
+    h2o_timeout_t check_timeout; /* CHECK_TIMEOUT_MS for a check to answer */
+    h2o_timeout_entry_t check_late;
+    db_run_t *run; /* the check running */
 };
 
 static void set_replica_ok(worker_t *w, int ok, const char *why)
@@ -46,6 +51,9 @@ static void on_check_done(void *data, int err, const char *msg, db_result_t *res
 {
     worker_t *w = data;
     w->route->checking = 0;
+    w->route->run = NULL;
+    if (h2o_timeout_is_linked(&w->route->check_late))
+        h2o_timeout_unlink(&w->route->check_late);
     if (err == DB_EQUERY) {
         /* no privilege to read the replication status: a server that answers is usable */
         set_replica_ok(w, 1, NULL);
@@ -81,16 +89,37 @@ static void on_check_done(void *data, int err, const char *msg, db_result_t *res
     set_replica_ok(w, 1, NULL);
 }
 
+/*
+ * The check did not answer in time: the replica is hung (stopped, or its port black-holed). Reads
+ * go to the primary, and those waiting or running on the replica fail there now, which moves them
+ * to the primary too (db_api), rather than each waiting DB_TIMEOUT.
+ */
+static void on_check_late(h2o_timeout_entry_t *entry)
+{
+    struct db_route *r = H2O_STRUCT_FROM_MEMBER(struct db_route, check_late, entry);
+    char why[96];
+    snprintf(why, sizeof(why), "it did not answer its check within %d ms", CHECK_TIMEOUT_MS);
+    set_replica_ok(r->w, 0, why);
+    db_pool_abort(r->w->db_read, why); /* fails the check too, through on_check_done */
+    if (r->checking) {
+        db_pool_run_cancel(r->run);
+        r->checking = 0;
+        r->run = NULL;
+    }
+}
+
 static void on_tick(h2o_timeout_entry_t *entry)
 {
     struct db_route *r = H2O_STRUCT_FROM_MEMBER(struct db_route, tick, entry);
     worker_t *w = r->w;
     if (!r->checking && !w->shutting_down) {
         const char *msg = NULL;
-        if (db_pool_run(w->db_read, DB_ROUTE_CHECK_SQL, w, on_check_done, NULL, &msg) == 0)
+        if (db_pool_run(w->db_read, DB_ROUTE_CHECK_SQL, w, on_check_done, &r->run, &msg) == 0) {
             r->checking = 1;
-        else
+            h2o_timeout_link(w->loop, &r->check_timeout, &r->check_late);
+        } else {
             set_replica_ok(w, 0, msg);
+        }
     }
     h2o_timeout_link(w->loop, &r->timeout, &r->tick);
 }
@@ -104,6 +133,8 @@ void db_route_start(worker_t *w)
     r->w = w;
     h2o_timeout_init(w->loop, &r->timeout, CHECK_INTERVAL_MS);
     r->tick.cb = on_tick;
+    h2o_timeout_init(w->loop, &r->check_timeout, CHECK_TIMEOUT_MS);
+    r->check_late.cb = on_check_late;
     w->route = r;
     on_tick(&r->tick);
 }

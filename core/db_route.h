@@ -1,7 +1,9 @@
 /*
  * db_route — where a read goes: the replica (DATABASE_READ_URL) when it is up and within
  * REPLICA_MAX_LAG seconds, checked every second with SHOW REPLICA STATUS (Seconds_Behind_Master on
- * MariaDB, Seconds_Behind_Source on MySQL 8.4; NULL, an error or no answer means not usable; no
+ * MariaDB, Seconds_Behind_Source on MySQL 8.4; NULL, an error or no answer within 1 s means not
+ * usable — a check that does not answer in time also fails, through db_pool_abort, every read
+ * waiting or running on the replica, which db_api then runs on the primary; no
  * privilege to read it — MariaDB's REPLICA MONITOR, MySQL's REPLICATION CLIENT — means usable), else
  * the primary. Read-your-writes: after a
  * request of a client wrote, the client carries for READ_YOUR_WRITES_S seconds a signed cookie
