@@ -6,6 +6,7 @@
 #include "config.h"
 #include "conn_budget.h"
 #include "db_pool.h"
+#include "http_framing.h"
 #include "http_status.h"
 #include "log.h"
 #include "metrics.h"
@@ -32,6 +33,7 @@ void http_metrics_publish(worker_t *w)
     g.reloads_failed = w->reloads_failed;
     g.log_dropped = w->log_dropped;
     g.conns_flooded = w->conn_budget != NULL ? conn_budget_closed(w->conn_budget) : 0;
+    g.framing_refused = http_framing_refused();
     metrics_publish(&w->metrics, &g);
 }
 

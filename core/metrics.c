@@ -74,7 +74,7 @@ void metrics_render(log_buf_t *out, metrics_t *const *all_metrics, int n)
     metrics_route_t *all = util_malloc(sizeof(*all) * METRICS_MAX_ROUTES * (size_t)n);
     size_t nall = 0;
     uint64_t buckets[METRICS_NBUCKETS] = {0}, count = 0, inflight = 0, reloads_ok = 0, reloads_failed = 0, dropped = 0;
-    uint64_t flooded = 0;
+    uint64_t flooded = 0, framing = 0;
     uint64_t db_open[2] = {0}, db_in_use[2] = {0}, db_waiting[2] = {0}, db_errors[2] = {0}, db_queries[2] = {0};
     uint64_t db_retries[2] = {0}, db_stale[2] = {0};
     double sum = 0;
@@ -103,6 +103,7 @@ void metrics_render(log_buf_t *out, metrics_t *const *all_metrics, int n)
         reloads_failed += m->gauges.reloads_failed;
         dropped += m->gauges.log_dropped;
         flooded += m->gauges.conns_flooded;
+        framing += m->gauges.framing_refused;
         for (int i = 0; i < 2; ++i) {
             db_open[i] += m->gauges.db_open[i];
             db_in_use[i] += m->gauges.db_in_use[i];
@@ -173,6 +174,12 @@ void metrics_render(log_buf_t *out, metrics_t *const *all_metrics, int n)
                    " the limit (HTTP/2 streams reset while their handlers ran on).\n"
                    "# TYPE h2lua_connections_flooded_total counter\nh2lua_connections_flooded_total %llu\n",
                    (unsigned long long)flooded);
+    log_buf_printf(out,
+                   "# HELP h2lua_requests_refused_framing_total HTTP/1 requests refused (400, connection closed) for"
+                   " framing that could be read two ways: repeated Content-Length or Host, Content-Length with"
+                   " Transfer-Encoding.\n"
+                   "# TYPE h2lua_requests_refused_framing_total counter\nh2lua_requests_refused_framing_total %llu\n",
+                   (unsigned long long)framing);
     log_buf_printf(out,
                    "# HELP h2lua_log_lines_dropped_total Access log lines dropped because stdout did not take them.\n"
                    "# TYPE h2lua_log_lines_dropped_total counter\nh2lua_log_lines_dropped_total %llu\n",

@@ -30,7 +30,7 @@ typedef struct metrics_route {
 typedef struct metrics_gauges {
     unsigned db_open[2], db_in_use[2], db_waiting[2];
     uint64_t db_errors[2], db_queries[2], db_retries[2], db_stale[2];
-    uint64_t inflight, reloads_ok, reloads_failed, log_dropped, conns_flooded;
+    uint64_t inflight, reloads_ok, reloads_failed, log_dropped, conns_flooded, framing_refused;
 } metrics_gauges_t;
 
 typedef struct metrics {

@@ -26,6 +26,7 @@
 #include "db_pool.h"
 #include "db_route.h"
 #include "http.h"
+#include "http_framing.h"
 #include "http_metrics.h"
 #include "log.h"
 #include "lua_host.h"
@@ -314,6 +315,7 @@ int server_run(const config_t *cfg)
     if (setup_tls(&s) != 0)
         return 1;
     log_stdout_nonblocking();
+    http_framing_init();
     build_globalconf(&s);
 
     s.workers = calloc((size_t)s.nworkers, sizeof(worker_t));

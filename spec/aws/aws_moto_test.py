@@ -30,7 +30,10 @@ What is not AWS here, and why (every shim moto needs):
      as ECS reports once the task is healthy.
   8. moto's load balancer has a DNS name nobody answers: deploy's smoke test
      goes to H2LUA_SMOKE_URL, a local HTTP server standing for the site (the
-     image itself is run and checked in image_push_test.py).
+     image itself is run and checked in image_push_test.py). It answers as
+     h2lua does (Site.STATES): ready, or with its database unreachable (/readyz
+     and / 503), or with no healthy task behind the load balancer (502), and
+     the run deploys against each: only the first passes the smoke test.
   9. docker is a recorder: the build and push are image_push_test.py's.
   10. moto deletes a primary's replicas with it, then fails on the replica
      (DBInstanceNotFound), and renders an output whose Condition is false
@@ -305,9 +308,22 @@ def shim_ecs_rollout():
 
 
 class Site(http.server.BaseHTTPRequestHandler):
+    """The site behind the load balancer, as h2lua and the ALB answer it in each state."""
+
+    STATES = {
+        # h2lua up, its database reachable
+        "ready": {"/readyz": (200, b"ready\n"), "/": (200, b"<!doctype html><html><head><title>Entries</title></head></html>")},
+        # h2lua up, its database not reachable (a wrong secret, security group or CA bundle)
+        "no-database": {"/readyz": (503, b"database unavailable\n"), "/": (503, b"<title>Service Unavailable</title>")},
+        # no healthy target: the ALB itself answers
+        "no-target": {"/readyz": (502, b"<title>502 Bad Gateway</title>"), "/": (502, b"<title>502 Bad Gateway</title>")},
+    }
+    state = "ready"
+
     def do_GET(self):  # noqa: N802
-        body = b"<!doctype html><title>h2lua</title>" if self.path == "/" else b"ready"
-        self.send_response(200)
+        status, body = self.STATES[Site.state].get(self.path, (404, b"not found"))
+        self.send_response(status)
+        self.send_header("Content-Type", "text/html; charset=utf-8" if b"<" in body else "text/plain")
         self.send_header("Content-Length", str(len(body)))
         self.end_headers()
         self.wfile.write(body)
@@ -409,6 +425,21 @@ class DeployAgainstMoto(unittest.TestCase):
         self.assertEqual(0, code, out[-6000:] + err)
         self.assertEqual(5, out.count("nothing to change"), out[-6000:])
         self.assertIn("--force-new-deployment", out)
+
+        # the same deploy while the site cannot serve: the smoke test fails it, naming what answered
+        for state, status in (("no-database", "503"), ("no-target", "502")):
+            Site.state = state
+            try:
+                env = dict(self.env, H2LUA_SMOKE_TIMEOUT="2")
+                done = subprocess.run([os.path.join(AWS_DIR, "deploy"), "--prefix", prefix, "--tag", "t1", "--builder",
+                                       "docker"], env=env, cwd=self.scratch, stdin=subprocess.DEVNULL,
+                                      capture_output=True, text=True, timeout=900)
+            finally:
+                Site.state = "ready"
+            self.assertEqual(1, done.returncode, f"{state}: " + done.stdout[-3000:] + done.stderr)
+            self.assertNotIn("smoke test passed", done.stdout, state)
+            self.assertIn(f"smoke test failed after 2s: /readyz answered {status}", done.stderr, state)
+            self.assertNotIn("==> h2lua is at http://", done.stdout, state)
 
         code, out, err = self.run_script("destroy", "--prefix", prefix, "--yes")
         if code != 0:

@@ -243,7 +243,7 @@ class Site(http.server.BaseHTTPRequestHandler):
 
     def do_GET(self):  # noqa: N802
         code = self.server.ready if self.path == "/readyz" else 200
-        body = b"<!doctype html><title>h2lua</title><p>entries</p>" if self.path == "/" else b"ok"
+        body = b"<!doctype html><title>Entries</title><p>entries</p>" if self.path == "/" else b"ok"
         self.send_response(code)
         self.send_header("Content-Length", str(len(body)))
         self.end_headers()

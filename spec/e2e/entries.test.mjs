@@ -74,6 +74,16 @@ describe('the entries pages', () => {
       assert.equal(css.status, 200);
     });
 
+    it("shows the title ops/aws/deploy's smoke test looks for", async () => {
+      const deploy = fs.readFileSync(path.join(ROOT, 'ops/aws/deploy'), 'utf8');
+      const title = /^SMOKE_TITLE=\$\{H2LUA_SMOKE_TITLE:-([^}]*)\}$/m.exec(deploy)?.[1];
+      assert.ok(title, 'ops/aws/deploy sets a default SMOKE_TITLE');
+      const res = await server.get('/');
+      assert.equal(res.status, 200);
+      // deploy's check: grep "<title>[^<]*$SMOKE_TITLE"
+      assert.ok(new RegExp(`<title>[^<]*${title}`).test(res.text), `GET / has no <title> with '${title}'`);
+    });
+
     it('signs the session cookie with HMAC-SHA256 of SECRET_KEY', async () => {
       const res = await server.get('/');
       const [, payload, mac] = /^session=([\w-]+)\.([0-9a-f]{64});/.exec(sessionCookie(res));
