@@ -47,7 +47,8 @@ typedef struct config {
     char *migrations_dir;
     char *tls_cert;
     char *tls_key;
-    int http2; /* HTTP2=on: h2c (prior knowledge, Upgrade) and h2 over ALPN; off by default */
+    int hsts_max_age; /* HSTS_MAX_AGE: seconds of Strict-Transport-Security on HTTPS responses; 0: none */
+    int http2;        /* HTTP2=on: h2c (prior knowledge, Upgrade) and h2 over ALPN; off by default */
     size_t max_body;
     int max_form_fields;
     int max_header_bytes;
