@@ -3,7 +3,8 @@
  *
  * Every variable is described in one table (config.c) that also prints `h2lua --help`.
  * The configuration is built on the main thread before any worker starts and is read-only after;
- * workers share it without locks.
+ * workers share it without locks. Every thread that reads it (the workers, the migration thread, the
+ * development watcher) is joined before server_run returns, so that main may then free it.
  */
 #ifndef H2LUA_CONFIG_H
 #define H2LUA_CONFIG_H

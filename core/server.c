@@ -390,11 +390,12 @@ int server_run(const config_t *cfg)
         log_infof(-1, "%s: draining (up to %d s)", sig == SIGTERM ? "SIGTERM" : "SIGINT", cfg->drain_timeout_ms / 1000);
         break;
     }
+    reload_watch_stop(); /* no reload is posted to a worker that is draining */
     for (int i = 0; i < s.nworkers; ++i)
         post(&s.workers[i], MSG_SHUTDOWN);
     for (int i = 0; i < s.nworkers; ++i)
         pthread_join(s.workers[i].thread, NULL);
-    migrate_stop(cfg);
+    migrate_stop(); /* joined: from here on no thread but this one reads cfg */
     log_infof(-1, "stopped");
     return 0;
 }
