@@ -33,6 +33,13 @@ export const CERTIFICATE_FINDINGS = new Map([
 // What testssl reports about the machine it runs on rather than the server. By testssl id.
 export const SCANNER_NOTES = new Map([
   ['engine_problem', "Debian's openssl has no GOST engine: only GOST suites go untested, which OpenSSL servers never offer"],
+  // testssl 3.0.8 races TLS 1.3's tickets, sent after the handshake: when its first probe happens to
+  // read one, it tests resumption by ticket with an `openssl s_client -sess_out` that quits before the
+  // ticket arrives, then resumes from the empty file, which fails: a WARN, "check failed because of
+  // connect problem", in about one run of three against nginx as against h2lua (reproduced with
+  // --debug 2: "0, 1, empty"). Resumption itself works (TLS 1.2 by session ID, TLS 1.3 by its
+  // stateful tickets); turning TLS 1.3 resumption off only to quiet the scanner would cost clients.
+  ['sessionresumption_ticket', 'a race of testssl 3.0.8 with TLS 1.3 tickets (above); INFO or WARN only, never a finding'],
 ]);
 
 const REPORTED = new Set(['LOW', 'MEDIUM', 'HIGH', 'CRITICAL', 'WARN', 'FATAL']);
