@@ -89,7 +89,7 @@ static void build_globalconf(server_t *sv)
 /* ---- TLS ---- */
 
 /*
- * Mozilla's "intermediate" profile (server side TLS, version 5.7): TLS 1.2 with ECDHE and AEAD suites
+ * Mozilla's "intermediate" profile (Server Side TLS guidelines): TLS 1.2 with ECDHE and AEAD suites
  * only, TLS 1.3 with its three suites, the server's order, X25519/P-256/P-384. The DHE suites of the
  * profile are left out (every client that has them has ECDHE too, and they would need DH parameters).
  */
