@@ -238,7 +238,7 @@ static int apply(const config_t *cfg, char *err, size_t errlen)
     char reason[512];
     if (connect_abortable(db, cfg, &stopped) == NULL) {
         if (stopped) {
-            snprintf(err, errlen, "stopped while connecting");
+            snprintf(err, errlen, "while connecting");
             ret = MIGRATE_STOPPED;
             goto Exit;
         }
@@ -249,7 +249,7 @@ static int apply(const config_t *cfg, char *err, size_t errlen)
         goto Exit;
     }
     if (set_abortable(db) != 0) {
-        snprintf(err, errlen, "stopped");
+        snprintf(err, errlen, "once connected");
         ret = MIGRATE_STOPPED;
         goto Exit;
     }
@@ -299,7 +299,7 @@ static int apply(const config_t *cfg, char *err, size_t errlen)
             continue;
         }
         if (set_abortable(NULL) != 0) {
-            snprintf(err, errlen, "stopped before migration %s", m[i].name);
+            snprintf(err, errlen, "before migration %s", m[i].name);
             ret = MIGRATE_STOPPED;
             goto Exit;
         }
