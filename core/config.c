@@ -61,6 +61,8 @@ static const struct config_var {
     {"TLS_CERT", VAR_STR, NULL, NULL, 0, 0, 0, FIELD(tls_cert), {0},
      "PEM certificate chain; with TLS_KEY serves HTTPS (HTTP/2 over ALPN with HTTP2=on)"},
     {"TLS_KEY", VAR_STR, NULL, NULL, 0, 0, 0, FIELD(tls_key), {0}, "PEM private key"},
+    {"HSTS_MAX_AGE", VAR_INT, "31536000", NULL, 0, 63072000, 1, FIELD(hsts_max_age), {0},
+     "seconds of Strict-Transport-Security on HTTPS responses (with TLS_CERT; 0: no header)"},
     {"HTTP2", VAR_CHOICE, "off", NULL, 0, 0, 0, FIELD(http2), {"off", "on"},
      "off | on: HTTP/2 (h2c and ALPN h2); off because libh2o 2.2.5 has no rapid-reset defence"},
     {"MAX_BODY", VAR_SIZE, "1048576", NULL, 1, 1L << 30, 1, FIELD(max_body), {0}, "largest request body in bytes (larger: 413)"},

@@ -3,7 +3,8 @@
  *
  * Every variable is described in one table (config.c) that also prints `h2lua --help`.
  * The configuration is built on the main thread before any worker starts and is read-only after;
- * workers share it without locks.
+ * workers share it without locks. Every thread that reads it (the workers, the migration thread, the
+ * development watcher) is joined before server_run returns, so that main may then free it.
  */
 #ifndef H2LUA_CONFIG_H
 #define H2LUA_CONFIG_H
@@ -47,7 +48,8 @@ typedef struct config {
     char *migrations_dir;
     char *tls_cert;
     char *tls_key;
-    int http2; /* HTTP2=on: h2c (prior knowledge, Upgrade) and h2 over ALPN; off by default */
+    int hsts_max_age; /* HSTS_MAX_AGE: seconds of Strict-Transport-Security on HTTPS responses; 0: none */
+    int http2;        /* HTTP2=on: h2c (prior knowledge, Upgrade) and h2 over ALPN; off by default */
     size_t max_body;
     int max_form_fields;
     int max_header_bytes;

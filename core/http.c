@@ -17,9 +17,9 @@ static h2o_pathconf_t *begin_path(h2o_hostconf_t *host, const char *path)
     return pc;
 }
 
-static void end_path(h2o_pathconf_t *pc, int is_static)
+static void end_path(h2o_pathconf_t *pc, const config_t *cfg, int is_static)
 {
-    http_headers_register(pc, is_static);
+    http_headers_register(pc, is_static, cfg->hsts_max_age);
     http_access_log_register(pc);
 }
 
@@ -30,26 +30,26 @@ void http_build(h2o_globalconf_t *gc, const config_t *cfg, void (*app)(h2o_pathc
 
     pc = begin_path(host, "/healthz");
     http_healthz_register(pc);
-    end_path(pc, 0);
+    end_path(pc, cfg, 0);
 
     pc = begin_path(host, "/readyz");
     http_readyz_register(pc);
-    end_path(pc, 0);
+    end_path(pc, cfg, 0);
 
     pc = begin_path(host, "/metrics");
     http_metrics_register(pc);
     app(pc); /* without METRICS_TOKEN, /metrics is the application's (404) */
-    end_path(pc, 0);
+    end_path(pc, cfg, 0);
 
     pc = begin_path(host, "/static/bootstrap");
     http_static_register(pc, cfg->bootstrap_dir);
-    end_path(pc, 1);
+    end_path(pc, cfg, 1);
 
     pc = begin_path(host, "/static");
     http_static_register(pc, cfg->static_dir);
-    end_path(pc, 1);
+    end_path(pc, cfg, 1);
 
     pc = begin_path(host, "/");
     app(pc);
-    end_path(pc, 0);
+    end_path(pc, cfg, 0);
 }

@@ -316,39 +316,62 @@ size_t log_access(log_buf_t *b, const log_access_entry_t *e)
     return 0;
 }
 
+void log_buf_text_token(log_buf_t *b, const char *s, size_t len)
+{
+    int bare = len != 0;
+    for (size_t i = 0; bare && i < len; ++i) {
+        unsigned char c = (unsigned char)s[i];
+        bare = c > ' ' && c < 0x7f && c != '"' && c != '=' && c != '\\';
+    }
+    if (bare) {
+        log_buf_append(b, s, len);
+        return;
+    }
+    APPEND_LIT(b, "\"");
+    log_buf_json_str(b, s, len);
+    APPEND_LIT(b, "\"");
+}
+
+void log_event_format(log_buf_t *b, const char *level, int worker, const char *msg, const char *const *extra, size_t n_extra)
+{
+    if (log_format == CONFIG_LOG_JSON) {
+        log_buf_appendz(b, "{\"time\":\"");
+        append_time(b);
+        log_buf_printf(b, "\",\"level\":\"%s\",", level);
+        if (worker >= 0)
+            log_buf_printf(b, "\"worker\":%d,", worker);
+        log_buf_appendz(b, "\"msg\":\"");
+        log_buf_json_str(b, msg, strlen(msg));
+        log_buf_appendz(b, "\"");
+        for (size_t i = 0; i < n_extra; ++i) {
+            log_buf_appendz(b, ",\"");
+            log_buf_json_str(b, extra[2 * i], strlen(extra[2 * i]));
+            log_buf_appendz(b, "\":\"");
+            log_buf_json_str(b, extra[2 * i + 1], strlen(extra[2 * i + 1]));
+            log_buf_appendz(b, "\"");
+        }
+        log_buf_appendz(b, "}\n");
+    } else {
+        /* text: TIME LEVEL [wN] MSG key=value...; the message, keys and values are tokens */
+        append_time(b);
+        log_buf_printf(b, " %s ", level);
+        if (worker >= 0)
+            log_buf_printf(b, "w%d ", worker);
+        log_buf_text_token(b, msg, strlen(msg));
+        for (size_t i = 0; i < n_extra; ++i) {
+            APPEND_LIT(b, " ");
+            log_buf_text_token(b, extra[2 * i], strlen(extra[2 * i]));
+            APPEND_LIT(b, "=");
+            log_buf_text_token(b, extra[2 * i + 1], strlen(extra[2 * i + 1]));
+        }
+        log_buf_appendz(b, "\n");
+    }
+}
+
 void log_event(const char *level, int worker, const char *msg, const char *const *extra, size_t n_extra)
 {
     log_buf_t b = {0};
-    if (log_format == CONFIG_LOG_JSON) {
-        log_buf_appendz(&b, "{\"time\":\"");
-        append_time(&b);
-        log_buf_printf(&b, "\",\"level\":\"%s\",", level);
-        if (worker >= 0)
-            log_buf_printf(&b, "\"worker\":%d,", worker);
-        log_buf_appendz(&b, "\"msg\":\"");
-        log_buf_json_str(&b, msg, strlen(msg));
-        log_buf_appendz(&b, "\"");
-        for (size_t i = 0; i < n_extra; ++i) {
-            log_buf_appendz(&b, ",\"");
-            log_buf_json_str(&b, extra[2 * i], strlen(extra[2 * i]));
-            log_buf_appendz(&b, "\":\"");
-            log_buf_json_str(&b, extra[2 * i + 1], strlen(extra[2 * i + 1]));
-            log_buf_appendz(&b, "\"");
-        }
-        log_buf_appendz(&b, "}\n");
-    } else {
-        /* text: still one line per event, newlines escaped */
-        append_time(&b);
-        log_buf_printf(&b, " %s ", level);
-        if (worker >= 0)
-            log_buf_printf(&b, "w%d ", worker);
-        log_buf_json_str(&b, msg, strlen(msg));
-        for (size_t i = 0; i < n_extra; ++i) {
-            log_buf_printf(&b, " %s=", extra[2 * i]);
-            log_buf_json_str(&b, extra[2 * i + 1], strlen(extra[2 * i + 1]));
-        }
-        log_buf_appendz(&b, "\n");
-    }
+    log_event_format(&b, level, worker, msg, extra, n_extra);
     log_buf_flush(&b, STDERR_FILENO);
     log_buf_free(&b);
 }

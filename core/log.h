@@ -79,8 +79,21 @@ size_t log_access(log_buf_t *b, const log_access_entry_t *e);
 /*
  * Writes one error line to stderr: {"time","level","worker","msg", then the extra pairs}.
  * `extra` holds n_extra (key, value) string pairs. worker < 0 means the main thread.
+ * In text format: `TIME LEVEL [wN] MSG key=value ...`, the message, each key and each value written
+ * by log_buf_text_token, so that no input (a Lua app's fields included) can end the line or make a
+ * field of its own.
  */
 void log_event(const char *level, int worker, const char *msg, const char *const *extra, size_t n_extra);
+
+/* Appends the line log_event writes to b. Can't fail (out of memory aborts). */
+void log_event_format(log_buf_t *b, const char *level, int worker, const char *msg, const char *const *extra, size_t n_extra);
+
+/*
+ * The text format's one rule for a free-form string: s as it is when it is one word of printable ASCII
+ * without '"', '=' or '\\' (and not empty); else in double quotes with log_buf_json_str's escapes
+ * (quote, backslash, control characters; invalid UTF-8 as U+FFFD). Can't fail.
+ */
+void log_buf_text_token(log_buf_t *b, const char *s, size_t len);
 
 /* printf-style shorthands for log_event without extra fields. */
 void log_errorf(int worker, const char *fmt, ...) __attribute__((format(printf, 2, 3)));

@@ -1,13 +1,17 @@
 #include "migrate.h"
 
 #include <dirent.h>
+#include <errno.h>
 #include <mysql.h>
 #include <openssl/evp.h>
+#include <poll.h>
 #include <pthread.h>
 #include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/eventfd.h>
+#include <sys/socket.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -18,8 +22,85 @@
 
 #define LOCK_NAME "h2lua.migrations"
 
-/* MIGRATE_TLS: the TLS settings do not fit the server (db_tls_is_config_error, db_tls_check). */
-enum { MIGRATE_RETRY = -1, MIGRATE_REFUSED = -2, MIGRATE_TLS = -3 };
+/* MIGRATE_TLS: the TLS settings do not fit the server (db_tls_is_config_error, db_tls_check);
+ * MIGRATE_STOPPED: migrate_stop ended the attempt. */
+enum { MIGRATE_RETRY = -1, MIGRATE_REFUSED = -2, MIGRATE_TLS = -3, MIGRATE_STOPPED = -4 };
+
+/*
+ * What migrate_stop tells the background thread, shared and guarded by stop_lock: `stopping`, the
+ * eventfd `stop_fd` (readable once stopping; polled while connecting) and `abortable`, the
+ * connection migrate_stop may shut down to end a wait (for the named lock, for an answer), NULL while
+ * there is none or while a migration's statements run (a migration that has begun runs to its end
+ * and is recorded: cut short it could be half applied and not recorded).
+ */
+static pthread_mutex_t stop_lock = PTHREAD_MUTEX_INITIALIZER;
+static pthread_cond_t stop_cond = PTHREAD_COND_INITIALIZER;
+static int stopping;
+static int stop_fd = -1;
+static MYSQL *abortable;
+
+static int is_stopping(void)
+{
+    pthread_mutex_lock(&stop_lock);
+    int stop = stopping;
+    pthread_mutex_unlock(&stop_lock);
+    return stop;
+}
+
+/* Makes db the connection migrate_stop may shut down (NULL: none). Returns 0, or -1 when stopping. */
+static int set_abortable(MYSQL *db)
+{
+    pthread_mutex_lock(&stop_lock);
+    abortable = db;
+    int stop = stopping;
+    pthread_mutex_unlock(&stop_lock);
+    return stop ? -1 : 0;
+}
+
+/*
+ * mysql_real_connect without blocking past migrate_stop: the connection is made with Connector/C's
+ * non-blocking calls, waiting in poll on its socket and on stop_fd (none in `h2lua migrate`).
+ * DB_CONNECT_TIMEOUT bounds the connect; a DNS lookup inside it is not abortable. Returns db, or NULL
+ * with the error on db, or NULL with *stopped set when migrate_stop came first. The connection then
+ * works with the ordinary blocking calls.
+ */
+static MYSQL *connect_abortable(MYSQL *db, const config_t *cfg, int *stopped)
+{
+    MYSQL *ret = NULL;
+    *stopped = 0;
+    mysql_options(db, MYSQL_OPT_NONBLOCK, 0);
+    int st = mysql_real_connect_start(&ret, db, db_tls_host(cfg, &cfg->db, cfg->db.host), cfg->db.user, cfg->db.password,
+                                      cfg->db.name, (unsigned)cfg->db.port, NULL, CLIENT_MULTI_STATEMENTS);
+    while (st != 0) {
+        struct pollfd p[2] = {{mysql_get_socket(db), 0, 0}, {stop_fd, POLLIN, 0}};
+        if (st & MYSQL_WAIT_READ)
+            p[0].events |= POLLIN;
+        if (st & MYSQL_WAIT_WRITE)
+            p[0].events |= POLLOUT;
+        if (st & MYSQL_WAIT_EXCEPT)
+            p[0].events |= POLLPRI;
+        int timeout = (st & MYSQL_WAIT_TIMEOUT) ? (int)mysql_get_timeout_value_ms(db) : -1;
+        int n = poll(p, stop_fd >= 0 ? 2 : 1, timeout);
+        if (n < 0) {
+            if (errno == EINTR)
+                continue;
+            n = 0;
+        }
+        if (stop_fd >= 0 && (p[1].revents & POLLIN)) {
+            *stopped = 1;
+            return NULL;
+        }
+        int ready = n == 0 ? MYSQL_WAIT_TIMEOUT : 0;
+        if (p[0].revents & (POLLIN | POLLHUP | POLLERR))
+            ready |= MYSQL_WAIT_READ;
+        if (p[0].revents & POLLOUT)
+            ready |= MYSQL_WAIT_WRITE;
+        if (p[0].revents & POLLPRI)
+            ready |= MYSQL_WAIT_EXCEPT;
+        st = mysql_real_connect_cont(&ret, db, ready);
+    }
+    return ret;
+}
 
 static atomic_int migrations_done;
 
@@ -152,15 +233,24 @@ static int apply(const config_t *cfg, char *err, size_t errlen)
     mysql_options(db, MYSQL_OPT_READ_TIMEOUT, &rw);
     mysql_options(db, MYSQL_OPT_WRITE_TIMEOUT, &rw);
     mysql_options(db, MYSQL_SET_CHARSET_NAME, "utf8mb4");
-    int ret = MIGRATE_RETRY, locked = 0;
+    int ret = MIGRATE_RETRY, locked = 0, stopped;
     char value[128];
     char reason[512];
-    if (mysql_real_connect(db, db_tls_host(cfg, &cfg->db, cfg->db.host), cfg->db.user, cfg->db.password, cfg->db.name,
-                           (unsigned)cfg->db.port, NULL, CLIENT_MULTI_STATEMENTS) == NULL) {
+    if (connect_abortable(db, cfg, &stopped) == NULL) {
+        if (stopped) {
+            snprintf(err, errlen, "while connecting");
+            ret = MIGRATE_STOPPED;
+            goto Exit;
+        }
         snprintf(err, errlen, "cannot connect to %s:%d: %s", cfg->db.host, cfg->db.port,
                  db_tls_describe_error(db, cfg, cfg->db.host, reason, sizeof(reason)));
         if (db_tls_is_config_error(db, cfg))
             ret = MIGRATE_TLS;
+        goto Exit;
+    }
+    if (set_abortable(db) != 0) {
+        snprintf(err, errlen, "once connected");
+        ret = MIGRATE_STOPPED;
         goto Exit;
     }
     if (db_tls_check(db, cfg, reason, sizeof(reason)) != 0) {
@@ -208,6 +298,11 @@ static int apply(const config_t *cfg, char *err, size_t errlen)
             }
             continue;
         }
+        if (set_abortable(NULL) != 0) {
+            snprintf(err, errlen, "before migration %s", m[i].name);
+            ret = MIGRATE_STOPPED;
+            goto Exit;
+        }
         if (exec_all(db, m[i].sql, m[i].len) != 0) {
             snprintf(err, errlen, "migration %s failed: (%u) %s", m[i].name, mysql_errno(db), mysql_error(db));
             ret = MIGRATE_REFUSED;
@@ -221,13 +316,21 @@ static int apply(const config_t *cfg, char *err, size_t errlen)
         }
         log_infof(-1, "migration %s applied", m[i].name);
         ++applied;
+        set_abortable(db); /* stopping is seen before the next migration */
     }
     if (applied == 0)
         log_infof(-1, "migrations: the database is up to date (%ld known)", n);
     ret = 0;
 Exit:
-    if (locked)
+    set_abortable(NULL);
+    if (ret == MIGRATE_STOPPED || is_stopping()) {
+        /* the socket may be shut down: the server releases the lock with the connection */
+        shutdown(mysql_get_socket(db), SHUT_RDWR);
+        if (ret == MIGRATE_RETRY)
+            ret = MIGRATE_STOPPED; /* what failed failed because of the stop */
+    } else if (locked) {
         query_value(db, "SELECT RELEASE_LOCK('" LOCK_NAME "')", value, sizeof(value));
+    }
     mysql_close(db);
     free_migrations(m, (size_t)n);
     return ret;
@@ -252,12 +355,9 @@ int migrate_run_once(const config_t *cfg)
     return 0;
 }
 
-/* The background thread of migrate_start and what migrate_stop tells it. */
+/* The background thread of migrate_start. */
 static pthread_t migrate_tid;
 static int migrate_running;
-static pthread_mutex_t stop_lock = PTHREAD_MUTEX_INITIALIZER;
-static pthread_cond_t stop_cond = PTHREAD_COND_INITIALIZER;
-static int stopping;
 
 static void *migrate_thread(void *arg)
 {
@@ -268,6 +368,10 @@ static void *migrate_thread(void *arg)
         int ret = apply(cfg, err, sizeof(err));
         if (ret == 0) {
             atomic_store(&migrations_done, 1);
+            break;
+        }
+        if (ret == MIGRATE_STOPPED) {
+            log_infof(-1, "migrations: stopped (%s)", err);
             break;
         }
         if (ret == MIGRATE_TLS) {
@@ -299,23 +403,31 @@ void migrate_start(const config_t *cfg)
         return;
     }
     mysql_library_init(0, NULL, NULL);
+    stop_fd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
+    if (stop_fd < 0)
+        log_warnf(-1, "migrations: no eventfd (%s): a stop waits for a connect under way", strerror(errno));
     pthread_create(&migrate_tid, NULL, migrate_thread, (void *)cfg);
     migrate_running = 1;
 }
 
-void migrate_stop(const config_t *cfg)
+void migrate_stop(void)
 {
     if (!migrate_running)
         return;
     pthread_mutex_lock(&stop_lock);
     stopping = 1;
     pthread_cond_signal(&stop_cond);
+    if (stop_fd >= 0) {
+        uint64_t one = 1;
+        if (write(stop_fd, &one, sizeof(one)) != (ssize_t)sizeof(one))
+            log_warnf(-1, "migrations: the stop could not be signalled (%s)", strerror(errno));
+    }
+    if (abortable != NULL)
+        shutdown(mysql_get_socket(abortable), SHUT_RDWR); /* ends a wait for the lock or an answer */
     pthread_mutex_unlock(&stop_lock);
-    /* an attempt under way ends within DB_CONNECT_TIMEOUT when the database does not answer */
-    struct timespec until;
-    clock_gettime(CLOCK_REALTIME, &until);
-    until.tv_sec += cfg->db_connect_timeout_ms / 1000 + 2;
-    if (pthread_timedjoin_np(migrate_tid, NULL, &until) != 0)
-        log_warnf(-1, "migrations: the attempt under way did not end; exiting without it");
+    pthread_join(migrate_tid, NULL);
     migrate_running = 0;
+    if (stop_fd >= 0)
+        close(stop_fd);
+    stop_fd = -1;
 }

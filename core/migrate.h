@@ -32,12 +32,15 @@ int migrate_run_once(const struct config *cfg);
 void migrate_start(const struct config *cfg);
 
 /*
- * At exit, after the workers are gone: stops the retries of migrate_start and waits for an
- * attempt under way to end (at most DB_CONNECT_TIMEOUT + 2 s; past it, the process exits without
- * it), so that no thread uses the configuration or the libraries while the process exits. A no-op
- * when nothing was started.
+ * At exit, after the workers are gone: stops the retries of migrate_start and joins its thread, always,
+ * so that the caller may then free the configuration (which that thread reads). The attempt under way
+ * ends at once when it is connecting or waiting (for the named lock, for an answer): its connection is
+ * shut down and the server releases the lock with it. A migration whose statements have begun runs to
+ * its end and is recorded first (cut short it could be half applied and not recorded), bounded by the
+ * connection's 60 s read timeout. Not abortable: a DNS lookup inside the connect. A no-op when nothing
+ * was started. Main thread only.
  */
-void migrate_stop(const struct config *cfg);
+void migrate_stop(void);
 
 /* True once the migrations are applied. Safe from any thread. */
 int migrate_is_done(void);

@@ -7,6 +7,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/eventfd.h>
 #include <sys/inotify.h>
 #include <sys/stat.h>
 #include <sys/time.h>
@@ -70,11 +71,16 @@ int reload_worker(worker_t *w)
 /* ---- the development watcher ---- */
 
 struct watcher {
-    int fd;
+    int fd;      /* inotify */
+    int stop_fd; /* eventfd, readable once reload_watch_stop was called */
     const config_t *cfg;
     void (*trigger)(void *);
     void *arg;
+    pthread_t thread;
 };
+
+/* The process's one watcher (main thread only), or NULL. */
+static struct watcher *watcher;
 
 static void watch_tree(int fd, const char *dir, int depth)
 {
@@ -102,20 +108,22 @@ static void *watch_main(void *arg)
     struct watcher *wt = arg;
     char buf[16384] __attribute__((aligned(__alignof__(struct inotify_event))));
     for (;;) {
-        struct pollfd p = {wt->fd, POLLIN, 0};
-        if (poll(&p, 1, -1) <= 0)
+        struct pollfd p[2] = {{wt->fd, POLLIN, 0}, {wt->stop_fd, POLLIN, 0}};
+        if (poll(p, 2, -1) <= 0)
             continue;
         int new_dir = 0;
         /* debounce: drain events until the tree has been quiet for DEBOUNCE_MS */
         do {
-            ssize_t n = read(wt->fd, buf, sizeof(buf));
+            if (p[1].revents & POLLIN)
+                return NULL;
+            ssize_t n = p[0].revents & POLLIN ? read(wt->fd, buf, sizeof(buf)) : 0;
             for (char *q = buf; n > 0 && q < buf + n;) {
                 struct inotify_event *ev = (struct inotify_event *)q;
                 if ((ev->mask & IN_ISDIR) && (ev->mask & (IN_CREATE | IN_MOVED_TO)))
                     new_dir = 1;
                 q += sizeof(*ev) + ev->len;
             }
-        } while (poll(&p, 1, DEBOUNCE_MS) > 0);
+        } while (poll(p, 2, DEBOUNCE_MS) > 0);
         if (new_dir) {
             watch_tree(wt->fd, wt->cfg->scripts_dir, 0);
             watch_tree(wt->fd, wt->cfg->views_dir, 0);
@@ -132,8 +140,13 @@ void reload_watch_start(const config_t *cfg, void (*trigger)(void *arg), void *a
         return;
     struct watcher *wt = util_malloc(sizeof(*wt));
     wt->fd = inotify_init1(IN_CLOEXEC);
-    if (wt->fd < 0) {
+    wt->stop_fd = eventfd(0, EFD_CLOEXEC);
+    if (wt->fd < 0 || wt->stop_fd < 0) {
         log_warnf(-1, "inotify is not available: hot reload is off (SIGHUP still reloads)");
+        if (wt->fd >= 0)
+            close(wt->fd);
+        if (wt->stop_fd >= 0)
+            close(wt->stop_fd);
         free(wt);
         return;
     }
@@ -142,8 +155,22 @@ void reload_watch_start(const config_t *cfg, void (*trigger)(void *arg), void *a
     wt->arg = arg;
     watch_tree(wt->fd, cfg->scripts_dir, 0);
     watch_tree(wt->fd, cfg->views_dir, 0);
-    pthread_t t;
-    pthread_create(&t, NULL, watch_main, wt);
-    pthread_detach(t);
+    pthread_create(&wt->thread, NULL, watch_main, wt);
+    watcher = wt;
     log_infof(-1, "hot reload: watching %s and %s", cfg->scripts_dir, cfg->views_dir);
+}
+
+void reload_watch_stop(void)
+{
+    struct watcher *wt = watcher;
+    if (wt == NULL)
+        return;
+    uint64_t one = 1;
+    if (write(wt->stop_fd, &one, sizeof(one)) != (ssize_t)sizeof(one))
+        abort(); /* an eventfd counter at 0 takes a write: can't fail */
+    pthread_join(wt->thread, NULL);
+    close(wt->fd);
+    close(wt->stop_fd);
+    free(wt);
+    watcher = NULL;
 }

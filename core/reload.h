@@ -29,7 +29,13 @@ int reload_worker(struct worker *w);
  */
 void reload_request(void);
 
-/* Starts the watcher thread (development only; a no-op in production). */
+/* Starts the watcher thread (development only; a no-op in production). It reads cfg and calls trigger
+ * until reload_watch_stop. Main thread only. */
 void reload_watch_start(const struct config *cfg, void (*trigger)(void *arg), void *arg);
+
+/* Ends the watcher thread and joins it (a reload it is triggering finishes first), so that neither the
+ * configuration it reads nor the workers it posts to are used after. A no-op when none runs. Main
+ * thread only; can't fail. */
+void reload_watch_stop(void);
 
 #endif

@@ -89,14 +89,43 @@ static void build_globalconf(server_t *sv)
 
 /* ---- TLS ---- */
 
+/*
+ * Mozilla's "intermediate" profile (Server Side TLS guidelines): TLS 1.2 with ECDHE and AEAD suites
+ * only, TLS 1.3 with its three suites, the server's order, X25519/P-256/P-384. The DHE suites of the
+ * profile are left out (every client that has them has ECDHE too, and they would need DH parameters).
+ */
+#define TLS12_CIPHERS                                                                                                          \
+    "ECDHE-ECDSA-AES128-GCM-SHA256:ECDHE-RSA-AES128-GCM-SHA256:ECDHE-ECDSA-AES256-GCM-SHA384:"                                 \
+    "ECDHE-RSA-AES256-GCM-SHA384:ECDHE-ECDSA-CHACHA20-POLY1305:ECDHE-RSA-CHACHA20-POLY1305"
+#define TLS13_CIPHERSUITES "TLS_AES_128_GCM_SHA256:TLS_AES_256_GCM_SHA384:TLS_CHACHA20_POLY1305_SHA256"
+#define TLS_GROUPS "X25519:P-256:P-384"
+/* Resumption: the session cache of the process (shared by the workers' connections) for a day, as
+ * Mozilla's nginx configuration does; no session tickets, whose key OpenSSL never rotates (a stolen
+ * key would decrypt every recorded session): in TLS 1.3 OpenSSL then issues stateful tickets that
+ * name a cached session. */
+#define TLS_SESSION_TIMEOUT_S 86400
+
 static int setup_tls(server_t *sv)
 {
     const config_t *cfg = sv->cfg;
     if (cfg->tls_cert == NULL)
         return 0;
     SSL_CTX *ctx = SSL_CTX_new(TLS_server_method());
-    SSL_CTX_set_min_proto_version(ctx, TLS1_2_VERSION);
-    SSL_CTX_set_options(ctx, SSL_OP_NO_COMPRESSION | SSL_OP_NO_SESSION_RESUMPTION_ON_RENEGOTIATION);
+    if (ctx == NULL || SSL_CTX_set_min_proto_version(ctx, TLS1_2_VERSION) != 1 ||
+        SSL_CTX_set_cipher_list(ctx, TLS12_CIPHERS) != 1 || SSL_CTX_set_ciphersuites(ctx, TLS13_CIPHERSUITES) != 1 ||
+        SSL_CTX_set1_groups_list(ctx, TLS_GROUPS) != 1) {
+        log_errorf(-1, "the TLS settings were refused by OpenSSL %s: %s", OpenSSL_version(OPENSSL_VERSION),
+                   ERR_reason_error_string(ERR_get_error()));
+        SSL_CTX_free(ctx);
+        return -1;
+    }
+    /* the server picks the suite; no compression (CRIME); no renegotiation, by the client or by us */
+    SSL_CTX_set_options(ctx, SSL_OP_CIPHER_SERVER_PREFERENCE | SSL_OP_NO_COMPRESSION | SSL_OP_NO_RENEGOTIATION |
+                                 SSL_OP_NO_SESSION_RESUMPTION_ON_RENEGOTIATION | SSL_OP_NO_TICKET);
+    SSL_CTX_set_session_cache_mode(ctx, SSL_SESS_CACHE_SERVER);
+    SSL_CTX_set_timeout(ctx, TLS_SESSION_TIMEOUT_S);
+    static const unsigned char sid_ctx[] = "h2lua";
+    SSL_CTX_set_session_id_context(ctx, sid_ctx, sizeof(sid_ctx) - 1);
     if (SSL_CTX_use_certificate_chain_file(ctx, cfg->tls_cert) != 1) {
         log_errorf(-1, "TLS_CERT '%s' could not be loaded: %s", cfg->tls_cert, ERR_reason_error_string(ERR_get_error()));
         SSL_CTX_free(ctx);
@@ -363,11 +392,12 @@ int server_run(const config_t *cfg)
         log_infof(-1, "%s: draining (up to %d s)", sig == SIGTERM ? "SIGTERM" : "SIGINT", cfg->drain_timeout_ms / 1000);
         break;
     }
+    reload_watch_stop(); /* no reload is posted to a worker that is draining */
     for (int i = 0; i < s.nworkers; ++i)
         post(&s.workers[i], MSG_SHUTDOWN);
     for (int i = 0; i < s.nworkers; ++i)
         pthread_join(s.workers[i].thread, NULL);
-    migrate_stop(cfg);
+    migrate_stop(); /* joined: from here on no thread but this one reads cfg */
     log_infof(-1, "stopped");
     return 0;
 }

@@ -11,9 +11,9 @@ _deps_group() {
     case "$1" in
     build) echo "cmake gcc make pkg-config libh2o-evloop-dev libluajit2-5.1-dev liblua5.4-dev lua5.4 libmariadb-dev libssl-dev lua-cjson lua-filesystem libjs-bootstrap5" ;;
     db) echo "mariadb-server mariadb-client" ;;
-    test) echo "lua-busted lua-check nodejs npm curl wrk clang clang-format" ;;
+    test) echo "lua-busted lua-check nodejs npm curl wrk clang clang-format testssl.sh" ;;
     browser) echo "chromium" ;;
-    stack) echo "nginx openssl iproute2 nftables curl" ;;
+    stack) echo "nginx openssl iproute2 nftables curl testssl.sh" ;;
     bench) echo "nginx libnginx-mod-http-lua wrk curl" ;;
     aws) echo "awscli curl openssl shellcheck docker-registry" ;;
     *) return 1 ;;

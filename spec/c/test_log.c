@@ -1,5 +1,6 @@
 /* Unit tests of core/log.c's access-log formatter: the time string (cached per second) and each
- * field of a line, against what the C library's strftime/printf make of the same values. */
+ * field of a line, against what the C library's strftime/printf make of the same values; and the
+ * text format's rule for the message, keys and values of an event line. */
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
@@ -117,9 +118,72 @@ static void test_access_line(void)
     CHECK(strstr(got, "\"duration_ms\":0.000,") != NULL);
 }
 
+/* The text token of s. */
+static void token_of(const char *s, char *out, size_t cap)
+{
+    log_buf_t b = {0};
+    log_buf_text_token(&b, s, strlen(s));
+    snprintf(out, cap, "%.*s", (int)b.len, b.data);
+    log_buf_free(&b);
+}
+
+static int token_is(const char *s, const char *want)
+{
+    char got[256];
+    token_of(s, got, sizeof(got));
+    if (strcmp(got, want) != 0)
+        fprintf(stderr, "token of '%s': %s, want %s\n", s, got, want);
+    return strcmp(got, want) == 0;
+}
+
+static void test_text_token(void)
+{
+    /* one word of printable ASCII stays as it is */
+    CHECK(token_is("user_id", "user_id"));
+    CHECK(token_is("/entries/12?x", "/entries/12?x"));
+    CHECK(token_is("a'b:c,d{}", "a'b:c,d{}"));
+    /* anything that could end the line, split a field or make one is quoted and escaped */
+    CHECK(token_is("", "\"\""));
+    CHECK(token_is("two words", "\"two words\""));
+    CHECK(token_is("a=b", "\"a=b\""));
+    CHECK(token_is("say \"hi\"", "\"say \\\"hi\\\"\""));
+    CHECK(token_is("back\\slash", "\"back\\\\slash\""));
+    CHECK(token_is("x\n2026-01-01T00:00:00.000Z error forged", "\"x\\n2026-01-01T00:00:00.000Z error forged\""));
+    CHECK(token_is("cr\rtab\tbell\a", "\"cr\\rtab\\tbell\\u0007\""));
+    CHECK(token_is("del\x7f", "\"del\\u007f\""));
+    CHECK(token_is("caf\xc3\xa9", "\"caf\xc3\xa9\""));
+    CHECK(token_is("bad\xff", "\"bad\xef\xbf\xbd\""));
+}
+
+/* An event line in text format, without its time. */
+static void test_text_event(void)
+{
+    const char *extra[] = {"k", "v", "evil key", "1\n2", "x=y", "", "note", "a \"b\" c"};
+    log_buf_t b = {0};
+    log_set_format(CONFIG_LOG_TEXT);
+    log_event_format(&b, "error", 3, "it failed: x=1", extra, 4);
+    CHECK(b.len > LOG_TIME_LEN);
+    char got[512];
+    snprintf(got, sizeof(got), "%.*s", (int)(b.len - LOG_TIME_LEN), b.data + LOG_TIME_LEN);
+    const char *want = " error w3 \"it failed: x=1\" k=v \"evil key\"=\"1\\n2\" \"x=y\"=\"\" note=\"a \\\"b\\\" c\"\n";
+    if (strcmp(got, want) != 0)
+        fprintf(stderr, "event line: %s want: %s", got, want);
+    CHECK(strcmp(got, want) == 0);
+    CHECK(memchr(b.data, '\n', b.len) == b.data + b.len - 1); /* one line */
+    log_buf_free(&b);
+    /* a word of a message stays a word */
+    log_event_format(&b, "info", -1, "stopped", NULL, 0);
+    snprintf(got, sizeof(got), "%.*s", (int)(b.len - LOG_TIME_LEN), b.data + LOG_TIME_LEN);
+    CHECK(strcmp(got, " info stopped\n") == 0);
+    log_buf_free(&b);
+    log_set_format(CONFIG_LOG_JSON);
+}
+
 int main(void)
 {
     test_time();
     test_access_line();
+    test_text_token();
+    test_text_event();
     return CHECK_DONE();
 }

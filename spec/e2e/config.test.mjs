@@ -13,7 +13,7 @@ const KEY = path.join(ROOT, 'spec/e2e/support/tls/key.pem');
 const VARIABLES = [
   'PORT', 'HOST', 'WORKERS', 'APP_ENV', 'SECRET_KEY', 'LOG_FORMAT', 'SCRIPTS_DIR', 'VIEWS_DIR',
   'STATIC_DIR', 'BOOTSTRAP_DIR', 'MAX_BODY', 'MAX_FORM_FIELDS', 'REQ_TIMEOUT', 'DRAIN_TIMEOUT',
-  'TLS_CERT', 'TLS_KEY', 'DATABASE_URL', 'DATABASE_READ_URL', 'DATABASE_USERNAME', 'DATABASE_PASSWORD',
+  'TLS_CERT', 'TLS_KEY', 'HSTS_MAX_AGE', 'DATABASE_URL', 'DATABASE_READ_URL', 'DATABASE_USERNAME', 'DATABASE_PASSWORD',
   'DATABASE_NAME', 'DATABASE_PORT', 'DB_POOL_SIZE',
 ];
 
@@ -37,6 +37,8 @@ const INVALID = [
   ['SECRET_KEY', 'short'],
   ['TLS_CERT', '/nonexistent/cert.pem', { TLS_KEY: KEY }],
   ['TLS_KEY', '/nonexistent/key.pem', { TLS_CERT: CERT }],
+  ['HSTS_MAX_AGE', '-1'],
+  ['HSTS_MAX_AGE', '1y'],
   ['DATABASE_URL', 'ftp://db.example'],
   ['DATABASE_URL', 'mysql://u:p@db:notaport/x'],
   ['DATABASE_PORT', 'x'],

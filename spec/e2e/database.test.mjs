@@ -6,6 +6,7 @@
 import { after, before, describe, it } from 'node:test';
 import assert from 'node:assert/strict';
 import fs from 'node:fs';
+import net from 'node:net';
 import os from 'node:os';
 import path from 'node:path';
 import { startMariaDB } from './support/mariadb.mjs';
@@ -178,6 +179,44 @@ describe('database', () => {
     assert.notEqual(refused.code, 0, 'an edited migration must be refused');
     assert.match(refused.stderr, /0002_seed/);
     assert.doesNotMatch(refused.stderr + refused.stdout, /h2lua-test-pw/, 'no password in the output');
+  });
+
+  it('SIGTERM while the migrations wait for the named lock ends the wait: exit 0 at once, the lock untouched', async () => {
+    const name = await db.freshDatabase('flaskcrud_e2e_lockwait');
+    await db.root("SELECT GET_LOCK('h2lua.migrations', 0)"); // held by the test's root session
+    const server = await startServer({ env: envFor(name, { WORKERS: '1' }) });
+    try {
+      for (let waiting = 0, t0 = Date.now(); waiting === 0; await sleep(50)) {
+        const rows = await db.root("SELECT COUNT(*) AS c FROM information_schema.PROCESSLIST WHERE INFO LIKE 'SELECT GET_LOCK%' AND USER = 'h2lua'");
+        waiting = Number(rows[0].c);
+        assert.ok(Date.now() - t0 < 15000, `the migration never waited for the lock:\n${server.stderr.slice(-2000)}`);
+      }
+      const r = await server.stopClean({ timeoutMs: 5000 }); // GET_LOCK waits 60 s
+      assert.ok(r.ms < 4000, `exit took ${r.ms} ms`);
+      assert.match(server.stderr, /migrations: stopped/);
+      const holder = await db.root("SELECT IS_USED_LOCK('h2lua.migrations') = CONNECTION_ID() AS mine");
+      assert.equal(Number(holder[0].mine), 1, 'the test still holds the lock');
+    } finally {
+      await db.root("SELECT RELEASE_LOCK('h2lua.migrations')");
+      await server.stop({ signal: 'SIGKILL' });
+    }
+  });
+
+  it('SIGTERM while the migrations connect to a database that never answers: exit 0 at once', async () => {
+    const silent = net.createServer((c) => c.on('error', () => {})); // accepts, never greets
+    await new Promise((resolve) => silent.listen(0, '127.0.0.1', resolve));
+    const server = await startServer({
+      env: { ...envFor('flaskcrud'), DATABASE_URL: `127.0.0.1:${silent.address().port}`, DB_CONNECT_TIMEOUT: '60', WORKERS: '1' },
+    });
+    try {
+      await sleep(300); // the migration thread is in its connect
+      const r = await server.stopClean({ timeoutMs: 5000 });
+      assert.ok(r.ms < 4000, `exit took ${r.ms} ms`);
+      assert.match(server.stderr, /migrations: stopped/);
+    } finally {
+      await server.stop({ signal: 'SIGKILL' });
+      silent.close();
+    }
   });
 
   describe('queries from Lua', () => {

@@ -89,6 +89,33 @@ describeServer('access log (text)', { WORKERS: '1', LOG_FORMAT: 'text' }, (h) =>
   });
 });
 
+describeServer('error log (text)', { WORKERS: '1', LOG_FORMAT: 'text' }, (h) => {
+  it("h2lua.log_error's keys and values cannot end the line nor make a field of their own", async () => {
+    const k = 'evil key=x\n2030-01-01T00:00:00.000Z error forged';
+    const v = 'a "b" c=d\r\nuser=admin\\';
+    const res = await h.server.get(`/log-error?k=${encodeURIComponent(k)}&v=${encodeURIComponent(v)}`);
+    assert.equal(res.status, 200);
+    const lines = await h.server.waitFor((s) => {
+      const found = s.stderr.split('\n').filter((l) => l.includes('logged by the app'));
+      return found.length > 0 && found;
+    }, 3000, 'the error line');
+    assert.equal(lines.length, 1);
+    assert.equal(h.server.stderr.includes('forged'), true);
+    assert.equal(h.server.stderr.split('\n').filter((l) => l.includes('forged')).length, 1, 'forged stays inside the one line');
+    // TIME error w0 "logged by the app" "<key>"="<value>", both as JSON strings
+    assert.match(lines[0], /^\S+ error w0 "logged by the app" (".*")=(".*")$/);
+    const [, key, value] = /^\S+ error w0 "logged by the app" ("(?:[^"\\]|\\.)*")=("(?:[^"\\]|\\.)*")$/.exec(lines[0]);
+    assert.equal(JSON.parse(key), k);
+    assert.equal(JSON.parse(value), v);
+  });
+
+  it('a plain word stays as it is', async () => {
+    await h.server.get('/log-error?k=user_id&v=42');
+    const line = await h.server.waitFor((s) => s.stderr.split('\n').find((l) => l.endsWith(' user_id=42')), 3000, 'the error line');
+    assert.match(line, / error w0 "logged by the app" user_id=42$/);
+  });
+});
+
 describeServer('logs keep secrets', { WORKERS: '1', DATABASE_PASSWORD: 'db-pass-e2e-XYZ', LOG_FORMAT: 'json' }, (h) => {
   it('the database password appears in no log', async () => {
     await h.server.get('/hello');

@@ -88,10 +88,6 @@ export class Stack {
     return this.isolated ? '10.200.2.10' : '127.0.0.1';
   }
 
-  appAddr(i) {
-    return this.isolated ? `10.200.3.${10 + i}:8080` : `127.0.0.1:${this.appPort + i - 1}`;
-  }
-
   /** pid of a part, from its pid file: 'app-1', 'primary', 'replica', 'nginx'. */
   pid(part) {
     const file =
