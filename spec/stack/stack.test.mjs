@@ -288,6 +288,12 @@ describe('the stack on loopback', () => {
     // Pause the replica's applier without stopping replication: a read lock on the table holds
     // the replicated insert. The replica still counts as current (lag under REPLICA_MAX_LAG) for
     // a few seconds, so clients without the cookie read the stale replica.
+    // the replica takes the reads (after the failures above it was checked back in)
+    await waitFor('reads on the replica', async () => {
+      const b = await comSelect('replica');
+      for (let i = 0; i < 10; i++) await client.get('/', { jar: false });
+      return (await comSelect('replica')) - b >= 10;
+    }, 20000, 500);
     const lock = stack.rootSession('replica');
     const writer = new Client('127.0.0.1', stack.httpsPort);
     const reader = new Client('127.0.0.1', stack.httpsPort);
