@@ -85,6 +85,48 @@ static void test_placeholders_in_quotes_and_comments(void)
     CHECK(bind("SELECT 1 - ?") == NULL && strcmp(out, "SELECT 1 - 5") == 0);
 }
 
+/* MariaDB's comment rule (sql_lex.cc), which the binder must share: what the server runs as code
+ * is where placeholders are, and nothing else. */
+static void test_comments_as_mariadb_reads_them(void)
+{
+    const char *err;
+    /* the repro: "--" then a quote is minus minus a string, so the ? is inside that string; read as
+     * a comment, the value was bound into code and the server ran SLEEP(1) */
+    static const char repro[] = "SELECT 1--'\n, ? AS y -- '";
+    lua_pushstring(L, "+ SLEEP(1) +");
+    CHECK((err = bind(repro)) != NULL && strcmp(err, "more arguments than ? placeholders") == 0);
+    CHECK(bind(repro) == NULL && strcmp(out, repro) == 0);
+    /* "--" followed by a space, a tab, a newline, a control character or the end is a comment */
+    lua_pushinteger(L, 5);
+    CHECK(bind("SELECT ? --\t?") == NULL && strcmp(out, "SELECT 5 --\t?") == 0);
+    lua_pushinteger(L, 5);
+    CHECK(bind("SELECT ? --\n") == NULL && strcmp(out, "SELECT 5 --\n") == 0);
+    lua_pushinteger(L, 5);
+    CHECK(bind("SELECT ? --\x01?") == NULL && strcmp(out, "SELECT 5 --\x01?") == 0);
+    lua_pushinteger(L, 5);
+    CHECK(bind("SELECT ? --") == NULL && strcmp(out, "SELECT 5 --") == 0);
+    /* "--" followed by anything else is code: its ? are placeholders */
+    lua_pushinteger(L, 5);
+    CHECK(bind("SELECT 1--?") == NULL && strcmp(out, "SELECT 1--5") == 0);
+    lua_pushinteger(L, 5);
+    CHECK(bind("SELECT 1 --x, ?") == NULL && strcmp(out, "SELECT 1 --x, 5") == 0);
+    /* a # comment ends at the newline: the ? on the next line is a placeholder */
+    lua_pushinteger(L, 5);
+    CHECK(bind("SELECT # ?\n?") == NULL && strcmp(out, "SELECT # ?\n5") == 0);
+    /* executable comments are code: their ? are placeholders, their strings strings */
+    lua_pushinteger(L, 5);
+    CHECK(bind("SELECT /*! ? */ 1") == NULL && strcmp(out, "SELECT /*! 5 */ 1") == 0);
+    lua_pushinteger(L, 5);
+    CHECK(bind("SELECT /*!50001 ? */ 1") == NULL && strcmp(out, "SELECT /*!50001 5 */ 1") == 0);
+    lua_pushinteger(L, 5);
+    CHECK(bind("SELECT /*M! ? */ 1") == NULL && strcmp(out, "SELECT /*M! 5 */ 1") == 0);
+    lua_pushinteger(L, 5);
+    CHECK(bind("SELECT /*! '?' */ ?") == NULL && strcmp(out, "SELECT /*! '?' */ 5") == 0);
+    /* a plain block comment (and "/ *M" without "!") is a comment */
+    lua_pushinteger(L, 5);
+    CHECK(bind("SELECT /*M ? */ ?") == NULL && strcmp(out, "SELECT /*M ? */ 5") == 0);
+}
+
 static void test_quotes_and_backslashes(void)
 {
     lua_pushstring(L, "O'Brien \"quoted\" back\\slash");
@@ -219,6 +261,7 @@ int main(void)
     luaL_openlibs(L);
     test_placeholders();
     test_placeholders_in_quotes_and_comments();
+    test_comments_as_mariadb_reads_them();
     test_quotes_and_backslashes();
     test_nul();
     test_invalid_utf8();
