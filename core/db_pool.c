@@ -12,6 +12,7 @@
 #include <unistd.h>
 
 #include "config.h"
+#include "db_session.h"
 #include "db_tls.h"
 #include "log.h"
 #include "util.h"
@@ -40,6 +41,7 @@ struct db_conn {
     int retried;  /* the statement has been run again once already */
     int broken;
     int in_tx;
+    int session_changed; /* a statement changed the session (the server's SERVER_SESSION_STATE_CHANGED) */
     int write_armed;
     int wait_status;
     uint64_t checked_epoch; /* pool->epoch when this connection last proved alive */
@@ -47,6 +49,7 @@ struct db_conn {
     h2o_socket_t *sock; /* a dup of the connection's fd, watched by the loop */
     h2o_hostinfo_getaddr_req_t *getaddr;
     h2o_linklist_t idle_link;
+    h2o_linklist_t all_link; /* in pool->conns, from conn_open to conn_close */
     h2o_timeout_entry_t timeout;
     h2o_timeout_entry_t defer; /* runs a step on the next loop turn, never inside the caller's call */
     db_query_cb qcb;
@@ -84,7 +87,9 @@ struct db_pool {
     const char *name;
     struct pool_shared *shared;
     h2o_linklist_t idle;
+    h2o_linklist_t conns; /* every connection, whatever its state */
     h2o_linklist_t waiters;
+    int closing; /* db_pool_close runs: no connection is opened any more */
     unsigned nconns, nconnecting, nwaiting, nin_use;
     h2o_timeout_t query_timeout, connect_timeout;
     h2o_timeout_t probe_timeouts[PROBE_STEPS];
@@ -114,6 +119,7 @@ static void query_send(db_conn_t *c);
 static void query_finish(db_conn_t *c, int err, const char *msg, db_result_t *result);
 static void step(db_conn_t *c, int ready);
 static void on_readable(h2o_socket_t *sock, const char *err);
+static void fail_waiters(db_pool_t *pool, int err, const char *msg);
 
 /* ---- the pools' shared part ---- */
 
@@ -152,6 +158,7 @@ db_pool_t *db_pool_create(h2o_context_t *ctx, int worker_id, const config_t *cfg
     pool->name = name;
     pool->shared = shared_for(db);
     h2o_linklist_init_anchor(&pool->idle);
+    h2o_linklist_init_anchor(&pool->conns);
     h2o_linklist_init_anchor(&pool->waiters);
     h2o_timeout_init(pool->loop, &pool->query_timeout, (uint64_t)cfg->db_timeout_ms);
     h2o_timeout_init(pool->loop, &pool->connect_timeout, (uint64_t)cfg->db_connect_timeout_ms);
@@ -164,11 +171,20 @@ db_pool_t *db_pool_create(h2o_context_t *ctx, int worker_id, const config_t *cfg
 
 void db_pool_close(db_pool_t *pool)
 {
-    while (!h2o_linklist_is_empty(&pool->idle))
-        conn_close(H2O_STRUCT_FROM_MEMBER(db_conn_t, idle_link, pool->idle.next));
+    static const char why[] = "the worker stopped";
+    pool->closing = 1;
+    fail_waiters(pool, DB_ECLOSED, why);
+    while (!h2o_linklist_is_empty(&pool->conns)) {
+        db_conn_t *c = H2O_STRUCT_FROM_MEMBER(db_conn_t, all_link, pool->conns.next);
+        db_query_cb cb = c->qcb;
+        void *data = c->qdata;
+        conn_close(c); /* unlinks its timeouts and its deferred step, closes its sockets */
+        if (cb != NULL)
+            cb(data, DB_ECLOSED, why, NULL);
+    }
     if (h2o_timeout_is_linked(&pool->probe))
         h2o_timeout_unlink(&pool->probe);
-    /* leased connections belong to requests that the drain timeout abandoned: left to process exit */
+    /* every entry of these timeouts has been unlinked above: disposing of them is now allowed */
     h2o_timeout_dispose(pool->loop, &pool->query_timeout);
     h2o_timeout_dispose(pool->loop, &pool->connect_timeout);
     for (int i = 0; i < PROBE_STEPS; ++i)
@@ -199,7 +215,8 @@ void db_conn_set_transaction(db_conn_t *conn, int open)
 
 /* ---- failures ---- */
 
-static void fail_waiters(db_pool_t *pool, const char *msg)
+/* Calls every waiter's callback with (NULL, err, msg), oldest first, emptying the queue. */
+static void fail_waiters(db_pool_t *pool, int err, const char *msg)
 {
     while (!h2o_linklist_is_empty(&pool->waiters)) {
         struct waiter *wt = H2O_STRUCT_FROM_MEMBER(struct waiter, link, pool->waiters.next);
@@ -211,8 +228,21 @@ static void fail_waiters(db_pool_t *pool, const char *msg)
         db_acquire_cb cb = wt->cb;
         void *data = wt->data;
         free(wt);
-        cb(data, NULL, DB_EUNAVAILABLE, msg);
+        cb(data, NULL, err, msg);
     }
+}
+
+/*
+ * The one rule for a slot that frees or may be taken: a connection is opened when waiters
+ * outnumber the connections being opened for them and the pool has room, unless the server is
+ * down (the probe does it then) or the pool is closing. conn_close applies it to every slot a
+ * connection gives up (released broken, killed, found stale, failed its check), acquiring to the
+ * waiter it queues.
+ */
+static void pool_refill(db_pool_t *pool)
+{
+    if (!pool->closing && !pool->down && pool->nwaiting > pool->nconnecting && pool->nconns < (unsigned)pool->cfg->db_pool_size)
+        conn_open(pool);
 }
 
 /*
@@ -400,10 +430,10 @@ static void connect_failed(db_conn_t *c, const char *why)
         query_finish(c, DB_EUNAVAILABLE, pool->errmsg, NULL);
         return;
     }
+    pool_down(pool, msg); /* first: the slot this connection frees is not refilled while down */
     conn_close(c);
-    pool_down(pool, msg);
     if (pool->nconns == 0)
-        fail_waiters(pool, pool->errmsg);
+        fail_waiters(pool, DB_EUNAVAILABLE, pool->errmsg);
 }
 
 static void connect_done(db_conn_t *c)
@@ -450,6 +480,7 @@ static void start_connect(db_conn_t *c)
     db_pool_t *pool = c->pool;
     const config_db_t *db = pool->db;
     c->state = C_CONNECTING;
+    c->session_changed = 0;
     c->mysql = mysql_init(NULL);
     if (c->mysql == NULL)
         util_malloc((size_t)-1); /* the one out-of-memory path */
@@ -458,7 +489,7 @@ static void start_connect(db_conn_t *c)
     mysql_options(c->mysql, MYSQL_SET_CHARSET_NAME, "utf8mb4");
     mysql_options(c->mysql, MYSQL_INIT_COMMAND,
                   "SET time_zone='+00:00', sql_mode='STRICT_ALL_TABLES,NO_ZERO_DATE,NO_ZERO_IN_DATE,"
-                  "ERROR_FOR_DIVISION_BY_ZERO,NO_ENGINE_SUBSTITUTION'");
+                  "ERROR_FOR_DIVISION_BY_ZERO,NO_ENGINE_SUBSTITUTION', session_track_state_change=ON");
     int st = mysql_real_connect_start(&c->cret, c->mysql, db_tls_host(pool->cfg, db, c->addr), db->user, db->password, db->name,
                                       (unsigned)db->port, NULL, 0);
     if (st != 0)
@@ -519,6 +550,7 @@ static void conn_open(db_pool_t *pool)
     db_conn_t *c = util_malloc(sizeof(*c));
     memset(c, 0, sizeof(*c));
     c->pool = pool;
+    h2o_linklist_insert(&pool->conns, &c->all_link);
     ++pool->nconns;
     ++pool->nconnecting;
     conn_connect(c);
@@ -541,8 +573,10 @@ static void conn_close(db_conn_t *c)
         --pool->nconnecting;
     conn_drop_session(c);
     free(c->sql);
+    h2o_linklist_unlink(&c->all_link);
     --pool->nconns;
     free(c);
+    pool_refill(pool);
 }
 
 /* ---- checking a connection that may be stale ---- */
@@ -554,10 +588,7 @@ static void check_done(db_conn_t *c)
     db_pool_t *pool = c->pool;
     if (c->iret != 0) {
         ++pool->stale;
-        conn_close(c);
-        /* a waiter that counted on this connection gets a new one */
-        if (pool->nwaiting > pool->nconnecting && pool->nconns < (unsigned)pool->cfg->db_pool_size && !pool->down)
-            conn_open(pool);
+        conn_close(c); /* a waiter that counted on this connection gets a new one (pool_refill) */
         return;
     }
     c->checked_epoch = pool->epoch;
@@ -687,14 +718,31 @@ int db_pool_acquire(db_pool_t *pool, db_conn_t **conn, db_acquire_cb cb, void *d
     h2o_linklist_insert(&pool->waiters, &wt->link);
     h2o_timeout_link(pool->loop, &pool->query_timeout, &wt->timeout);
     ++pool->nwaiting;
-    if (pool->nconns < (unsigned)pool->cfg->db_pool_size && pool->nconnecting < pool->nwaiting && !pool->down)
-        conn_open(pool);
+    pool_refill(pool);
     return 0;
+}
+
+/* The status flags of the server's last answer on c (0 without a session). */
+static unsigned server_status(db_conn_t *c)
+{
+    unsigned st = 0;
+    if (c->mysql != NULL)
+        mariadb_get_infov(c->mysql, MARIADB_CONNECTION_SERVER_STATUS, &st);
+    return st;
+}
+
+/*
+ * 1 when the session is no longer the one every connection starts with (db_pool.h: a statement
+ * changed it, or a transaction is left open, or strings are no longer read with backslash escapes).
+ */
+static int session_is_changed(db_conn_t *c)
+{
+    return c->session_changed || (server_status(c) & (SERVER_STATUS_IN_TRANS | SERVER_STATUS_NO_BACKSLASH_ESCAPES)) != 0;
 }
 
 void db_conn_release(db_conn_t *c)
 {
-    if (c->broken || c->in_tx || c->state != C_LEASED) {
+    if (c->broken || c->in_tx || c->state != C_LEASED || session_is_changed(c)) {
         conn_close(c);
         return;
     }
@@ -717,6 +765,8 @@ static void query_finish(db_conn_t *c, int err, const char *msg, db_result_t *re
     c->sql = NULL;
     if (c->state == C_SEND || c->state == C_READ || c->state == C_STORE)
         c->state = C_LEASED;
+    if (server_status(c) & SERVER_SESSION_STATE_CHANGED)
+        c->session_changed = 1;
     if (err != 0)
         ++c->pool->errors;
     else
@@ -868,6 +918,8 @@ static void on_defer_query_sent(h2o_timeout_entry_t *entry)
 static void query_send(db_conn_t *c)
 {
     c->state = C_SEND;
+    if (db_session_untracked_change(c->sql, c->sql_len))
+        c->session_changed = 1; /* also after a reconnect for a retry: set once the statement is sent */
     c->timeout.cb = on_query_timeout;
     h2o_timeout_link(c->pool->loop, &c->pool->query_timeout, &c->timeout);
     int st = mysql_send_query_start(&c->iret, c->mysql, c->sql, (unsigned long)c->sql_len);
@@ -901,8 +953,9 @@ int db_conn_query(db_conn_t *c, const char *sql, size_t len, db_stmt_kind_t kind
 static void run_done(void *data, int err, const char *msg, db_result_t *result)
 {
     db_run_t *r = data;
-    db_conn_release(r->conn);
-    if (r->cb != NULL)
+    if (err != DB_ECLOSED)
+        db_conn_release(r->conn);
+    if (r->cb != NULL && err != DB_ECLOSED)
         r->cb(r->data, err, msg, result);
     free(r->sql);
     free(r);
@@ -917,7 +970,7 @@ static void run_acquired(void *data, db_conn_t *conn, int err, const char *msg)
             return;
         db_conn_release(conn);
     }
-    if (r->cb != NULL)
+    if (r->cb != NULL && err != DB_ECLOSED)
         r->cb(r->data, err, msg, NULL);
     free(r->sql);
     free(r);
