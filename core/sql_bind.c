@@ -16,8 +16,7 @@ static void add_string_literal(luaL_Buffer *b, const char *s, size_t len)
         case '\n': luaL_addstring(b, "\\n"); break;
         case '\r': luaL_addstring(b, "\\r"); break;
         case '\\': luaL_addstring(b, "\\\\"); break;
-        case '\'': luaL_addstring(b, "\\'"); break;
-        case '"': luaL_addstring(b, "\\\""); break;
+        case '\'': luaL_addstring(b, "''"); break; /* not \': a quote stays inside under NO_BACKSLASH_ESCAPES too */
         case '\x1a': luaL_addstring(b, "\\Z"); break;
         default: luaL_addchar(b, c);
         }

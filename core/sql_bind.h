@@ -2,10 +2,13 @@
  * sql_bind — the injection boundary: turns `sql` with `?` placeholders and Lua values into one
  * SQL text for MariaDB/MySQL, every value a literal the core wrote (the application never
  * concatenates). Values: nil and db.null -> NULL, booleans -> 1/0, integers in decimal, finite
- * floats with 17 significant digits, strings quoted with ' and escaped (NUL, LF, CR, \, ', ", ^Z as
- * the server reads them, with NO_BACKSLASH_ESCAPES off, the server's default). A `?` inside a
- * quoted string ('...', "...", `...`) or a comment (-- followed by a space or control character,
- * #, / * * / but not the executable / * ! * /) is text, not a placeholder (sql_bind_skip_quoted).
+ * floats with 17 significant digits, strings quoted with ' (a quote doubled; NUL, LF, CR, \ and ^Z
+ * escaped with a backslash as the server reads them with NO_BACKSLASH_ESCAPES off, the pool's
+ * sql_mode). A value cannot leave its quotes even with NO_BACKSLASH_ESCAPES on (a handler's SET
+ * inside its transaction): a quote is "''" in both modes, only the backslash escapes then read
+ * wrong (two characters). A `?` inside a quoted string ('...', "...", `...`) or a comment (--
+ * followed by a space or a control character, #, / * * / but not the executable / * ! * /) is
+ * text, not a placeholder (sql_bind_skip_quoted).
  * Bytes are passed as they are (no UTF-8 check: the connection's character set is utf8mb4 and the
  * server refuses what does not decode). Touches no event loop; safe on any thread with its own
  * lua_State.

@@ -10,9 +10,10 @@ import { DBAPP, waitReady } from './support/faults.mjs';
 describe('database binding', () => {
   let db;
   let server;
+  let name;
   before(async () => {
     db = await startMariaDB();
-    const name = await db.freshDatabase('flaskcrud_binding');
+    name = await db.freshDatabase('flaskcrud_binding');
     server = await startServer({ env: { ...DBAPP, DATABASE_URL: db.url(name), WORKERS: '1' } });
     await waitReady(server);
   });
@@ -37,6 +38,16 @@ describe('database binding', () => {
     assert.equal(res.status, 200, res.text);
     assert.deepEqual(JSON.parse(res.text), { x: 1, y: '+ SLEEP(1) +' });
     assert.ok(ms < 900, `answered after ${ms} ms: SLEEP(1) ran`);
+  });
+
+  it('with NO_BACKSLASH_ESCAPES set in a transaction, a bound value stays inside its quotes', async () => {
+    // escaped as \' the quote would end the string there (the backslash is a character) and the
+    // rest of the value would be SQL: here the description, 0x696e6a6563746564 = 'injected'
+    const v = "x' , (SELECT 0x696e6a6563746564)) -- ";
+    const res = await server.get(`/db/tx-nbe?v=${encodeURIComponent(v)}`);
+    assert.equal(res.status, 201, res.text);
+    const rows = await db.root(`SELECT title, description FROM \`${name}\`.entry WHERE id = ?`, [JSON.parse(res.text).id]);
+    assert.deepEqual([rows[0].title, rows[0].description], [v, 'tx-nbe']);
   });
 
   it('exits 0 on SIGTERM without a sanitizer report', async () => {
