@@ -41,7 +41,7 @@ struct db_conn {
     int retried;  /* the statement has been run again once already */
     int broken;
     int in_tx;
-    int session_changed; /* a statement changed the session (the server's SERVER_SESSION_STATE_CHANGED) */
+    int session_changed; /* a statement changed the session: the server said so, or its text (db_session.h) */
     int write_armed;
     int wait_status;
     uint64_t checked_epoch; /* pool->epoch when this connection last proved alive */
