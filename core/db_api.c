@@ -190,6 +190,10 @@ static void op_fail(struct db_op *op, int err, const char *msg);
 static void on_acquired(void *data, db_conn_t *conn, int err, const char *msg)
 {
     struct db_op *op = data;
+    if (err == DB_ECLOSED) {
+        op_free(op); /* the worker stopped: the abandoned coroutine is never resumed */
+        return;
+    }
     if (err == 0 && (err = op_send(op, conn, &msg)) == 0)
         return;
     op_fail(op, err, msg);
@@ -234,6 +238,13 @@ static void op_fail(struct db_op *op, int err, const char *msg)
 /* The one completion of an op: gives back what it holds, then resumes the coroutine. */
 static void op_complete(struct db_op *op, int err, const char *msg, db_result_t *result)
 {
+    if (err == DB_ECLOSED) {
+        /* the worker stopped: the pool closed the connection; the coroutine is never resumed */
+        if (op->tx != NULL)
+            op->tx->conn = NULL;
+        op_free(op);
+        return;
+    }
     op_release(op, err != 0);
     if (err != 0) {
         op_fail(op, err, msg);

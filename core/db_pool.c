@@ -12,6 +12,7 @@
 #include <unistd.h>
 
 #include "config.h"
+#include "db_session.h"
 #include "db_tls.h"
 #include "log.h"
 #include "util.h"
@@ -41,6 +42,7 @@ struct db_conn {
     int broken;
     int aborted; /* its statement was failed by db_pool_abort */
     int in_tx;
+    int session_changed; /* a statement changed the session: the server said so, or its text (db_session.h) */
     int write_armed;
     int wait_status;
     uint64_t checked_epoch; /* pool->epoch when this connection last proved alive */
@@ -48,7 +50,7 @@ struct db_conn {
     h2o_socket_t *sock; /* a dup of the connection's fd, watched by the loop */
     h2o_hostinfo_getaddr_req_t *getaddr;
     h2o_linklist_t idle_link;
-    h2o_linklist_t all_link; /* in pool->all from conn_open to conn_close */
+    h2o_linklist_t all_link; /* in pool->conns, from conn_open to conn_close */
     h2o_timeout_entry_t timeout;
     h2o_timeout_entry_t defer; /* runs a step on the next loop turn, never inside the caller's call */
     db_query_cb qcb;
@@ -86,8 +88,9 @@ struct db_pool {
     const char *name;
     struct pool_shared *shared;
     h2o_linklist_t idle;
-    h2o_linklist_t all; /* every connection, whatever its state */
+    h2o_linklist_t conns; /* every connection, whatever its state */
     h2o_linklist_t waiters;
+    int closing; /* db_pool_close runs: no connection is opened any more */
     unsigned nconns, nconnecting, nwaiting, nin_use;
     h2o_timeout_t query_timeout, connect_timeout;
     h2o_timeout_t probe_timeouts[PROBE_STEPS];
@@ -117,6 +120,7 @@ static void query_send(db_conn_t *c);
 static void query_finish(db_conn_t *c, int err, const char *msg, db_result_t *result);
 static void step(db_conn_t *c, int ready);
 static void on_readable(h2o_socket_t *sock, const char *err);
+static void fail_waiters(db_pool_t *pool, int err, const char *msg);
 
 /* ---- the pools' shared part ---- */
 
@@ -155,7 +159,7 @@ db_pool_t *db_pool_create(h2o_context_t *ctx, int worker_id, const config_t *cfg
     pool->name = name;
     pool->shared = shared_for(db);
     h2o_linklist_init_anchor(&pool->idle);
-    h2o_linklist_init_anchor(&pool->all);
+    h2o_linklist_init_anchor(&pool->conns);
     h2o_linklist_init_anchor(&pool->waiters);
     h2o_timeout_init(pool->loop, &pool->query_timeout, (uint64_t)cfg->db_timeout_ms);
     h2o_timeout_init(pool->loop, &pool->connect_timeout, (uint64_t)cfg->db_connect_timeout_ms);
@@ -168,11 +172,20 @@ db_pool_t *db_pool_create(h2o_context_t *ctx, int worker_id, const config_t *cfg
 
 void db_pool_close(db_pool_t *pool)
 {
-    while (!h2o_linklist_is_empty(&pool->idle))
-        conn_close(H2O_STRUCT_FROM_MEMBER(db_conn_t, idle_link, pool->idle.next));
+    static const char why[] = "the worker stopped";
+    pool->closing = 1;
+    fail_waiters(pool, DB_ECLOSED, why);
+    while (!h2o_linklist_is_empty(&pool->conns)) {
+        db_conn_t *c = H2O_STRUCT_FROM_MEMBER(db_conn_t, all_link, pool->conns.next);
+        db_query_cb cb = c->qcb;
+        void *data = c->qdata;
+        conn_close(c); /* unlinks its timeouts and its deferred step, closes its sockets */
+        if (cb != NULL)
+            cb(data, DB_ECLOSED, why, NULL);
+    }
     if (h2o_timeout_is_linked(&pool->probe))
         h2o_timeout_unlink(&pool->probe);
-    /* leased connections belong to requests that the drain timeout abandoned: left to process exit */
+    /* every entry of these timeouts has been unlinked above: disposing of them is now allowed */
     h2o_timeout_dispose(pool->loop, &pool->query_timeout);
     h2o_timeout_dispose(pool->loop, &pool->connect_timeout);
     for (int i = 0; i < PROBE_STEPS; ++i)
@@ -203,7 +216,8 @@ void db_conn_set_transaction(db_conn_t *conn, int open)
 
 /* ---- failures ---- */
 
-static void fail_waiters(db_pool_t *pool, const char *msg)
+/* Calls every waiter's callback with (NULL, err, msg), oldest first, emptying the queue. */
+static void fail_waiters(db_pool_t *pool, int err, const char *msg)
 {
     while (!h2o_linklist_is_empty(&pool->waiters)) {
         struct waiter *wt = H2O_STRUCT_FROM_MEMBER(struct waiter, link, pool->waiters.next);
@@ -215,8 +229,21 @@ static void fail_waiters(db_pool_t *pool, const char *msg)
         db_acquire_cb cb = wt->cb;
         void *data = wt->data;
         free(wt);
-        cb(data, NULL, DB_EUNAVAILABLE, msg);
+        cb(data, NULL, err, msg);
     }
+}
+
+/*
+ * The one rule for a slot that frees or may be taken: a connection is opened when waiters
+ * outnumber the connections being opened for them and the pool has room, unless the server is
+ * down (the probe does it then) or the pool is closing. conn_close applies it to every slot a
+ * connection gives up (released broken, killed, found stale, failed its check), acquiring to the
+ * waiter it queues.
+ */
+static void pool_refill(db_pool_t *pool)
+{
+    if (!pool->closing && !pool->down && pool->nwaiting > pool->nconnecting && pool->nconns < (unsigned)pool->cfg->db_pool_size)
+        conn_open(pool);
 }
 
 /*
@@ -404,10 +431,10 @@ static void connect_failed(db_conn_t *c, const char *why)
         query_finish(c, DB_EUNAVAILABLE, pool->errmsg, NULL);
         return;
     }
+    pool_down(pool, msg); /* first: the slot this connection frees is not refilled while down */
     conn_close(c);
-    pool_down(pool, msg);
     if (pool->nconns == 0)
-        fail_waiters(pool, pool->errmsg);
+        fail_waiters(pool, DB_EUNAVAILABLE, pool->errmsg);
 }
 
 static void connect_done(db_conn_t *c)
@@ -454,6 +481,7 @@ static void start_connect(db_conn_t *c)
     db_pool_t *pool = c->pool;
     const config_db_t *db = pool->db;
     c->state = C_CONNECTING;
+    c->session_changed = 0;
     c->mysql = mysql_init(NULL);
     if (c->mysql == NULL)
         util_malloc((size_t)-1); /* the one out-of-memory path */
@@ -462,7 +490,7 @@ static void start_connect(db_conn_t *c)
     mysql_options(c->mysql, MYSQL_SET_CHARSET_NAME, "utf8mb4");
     mysql_options(c->mysql, MYSQL_INIT_COMMAND,
                   "SET time_zone='+00:00', sql_mode='STRICT_ALL_TABLES,NO_ZERO_DATE,NO_ZERO_IN_DATE,"
-                  "ERROR_FOR_DIVISION_BY_ZERO,NO_ENGINE_SUBSTITUTION'");
+                  "ERROR_FOR_DIVISION_BY_ZERO,NO_ENGINE_SUBSTITUTION', session_track_state_change=ON");
     int st = mysql_real_connect_start(&c->cret, c->mysql, db_tls_host(pool->cfg, db, c->addr), db->user, db->password, db->name,
                                       (unsigned)db->port, NULL, 0);
     if (st != 0)
@@ -523,7 +551,7 @@ static void conn_open(db_pool_t *pool)
     db_conn_t *c = util_malloc(sizeof(*c));
     memset(c, 0, sizeof(*c));
     c->pool = pool;
-    h2o_linklist_insert(&pool->all, &c->all_link);
+    h2o_linklist_insert(&pool->conns, &c->all_link);
     ++pool->nconns;
     ++pool->nconnecting;
     conn_connect(c);
@@ -548,15 +576,16 @@ static void conn_close(db_conn_t *c)
     db_pool_t *pool = c->pool;
     if (h2o_linklist_is_linked(&c->idle_link))
         h2o_linklist_unlink(&c->idle_link);
-    h2o_linklist_unlink(&c->all_link);
     if (c->leased)
         --pool->nin_use;
     else if (c->state == C_RESOLVING || c->state == C_CONNECTING)
         --pool->nconnecting;
     conn_stop(c);
     free(c->sql);
+    h2o_linklist_unlink(&c->all_link);
     --pool->nconns;
     free(c);
+    pool_refill(pool);
 }
 
 /* ---- checking a connection that may be stale ---- */
@@ -568,10 +597,7 @@ static void check_done(db_conn_t *c)
     db_pool_t *pool = c->pool;
     if (c->iret != 0) {
         ++pool->stale;
-        conn_close(c);
-        /* a waiter that counted on this connection gets a new one */
-        if (pool->nwaiting > pool->nconnecting && pool->nconns < (unsigned)pool->cfg->db_pool_size && !pool->down)
-            conn_open(pool);
+        conn_close(c); /* a waiter that counted on this connection gets a new one (pool_refill) */
         return;
     }
     c->checked_epoch = pool->epoch;
@@ -701,14 +727,31 @@ int db_pool_acquire(db_pool_t *pool, db_conn_t **conn, db_acquire_cb cb, void *d
     h2o_linklist_insert(&pool->waiters, &wt->link);
     h2o_timeout_link(pool->loop, &pool->query_timeout, &wt->timeout);
     ++pool->nwaiting;
-    if (pool->nconns < (unsigned)pool->cfg->db_pool_size && pool->nconnecting < pool->nwaiting && !pool->down)
-        conn_open(pool);
+    pool_refill(pool);
     return 0;
+}
+
+/* The status flags of the server's last answer on c (0 without a session). */
+static unsigned server_status(db_conn_t *c)
+{
+    unsigned st = 0;
+    if (c->mysql != NULL)
+        mariadb_get_infov(c->mysql, MARIADB_CONNECTION_SERVER_STATUS, &st);
+    return st;
+}
+
+/*
+ * 1 when the session is no longer the one every connection starts with (db_pool.h: a statement
+ * changed it, or a transaction is left open, or strings are no longer read with backslash escapes).
+ */
+static int session_is_changed(db_conn_t *c)
+{
+    return c->session_changed || (server_status(c) & (SERVER_STATUS_IN_TRANS | SERVER_STATUS_NO_BACKSLASH_ESCAPES)) != 0;
 }
 
 void db_conn_release(db_conn_t *c)
 {
-    if (c->broken || c->in_tx || c->state != C_LEASED) {
+    if (c->broken || c->in_tx || c->state != C_LEASED || session_is_changed(c)) {
         conn_close(c);
         return;
     }
@@ -731,6 +774,8 @@ static void query_finish(db_conn_t *c, int err, const char *msg, db_result_t *re
     c->sql = NULL;
     if (c->state == C_SEND || c->state == C_READ || c->state == C_STORE)
         c->state = C_LEASED;
+    if (server_status(c) & SERVER_SESSION_STATE_CHANGED)
+        c->session_changed = 1;
     if (err != 0)
         ++c->pool->errors;
     else
@@ -882,6 +927,8 @@ static void on_defer_query_sent(h2o_timeout_entry_t *entry)
 static void query_send(db_conn_t *c)
 {
     c->state = C_SEND;
+    if (db_session_untracked_change(c->sql, c->sql_len))
+        c->session_changed = 1; /* also after a reconnect for a retry: set once the statement is sent */
     c->timeout.cb = on_query_timeout;
     h2o_timeout_link(c->pool->loop, &c->pool->query_timeout, &c->timeout);
     int st = mysql_send_query_start(&c->iret, c->mysql, c->sql, (unsigned long)c->sql_len);
@@ -916,11 +963,11 @@ void db_pool_abort(db_pool_t *pool, const char *why)
     snprintf(msg, sizeof(msg), "database unavailable (%s): %s", pool->name, why);
     log_warnf(pool->worker_id, "%s: its waiting and running statements fail now", msg);
     ++pool->epoch; /* the idle ones are pinged before their next use */
-    fail_waiters(pool, msg);
+    fail_waiters(pool, DB_EUNAVAILABLE, msg);
     for (;;) {
         /* a callback may end or start statements: look again from the start after each */
         db_conn_t *c = NULL;
-        for (h2o_linklist_t *l = pool->all.next; l != &pool->all; l = l->next) {
+        for (h2o_linklist_t *l = pool->conns.next; l != &pool->conns; l = l->next) {
             db_conn_t *x = H2O_STRUCT_FROM_MEMBER(db_conn_t, all_link, l);
             if (x->qcb != NULL && !x->aborted) {
                 c = x;
@@ -943,8 +990,9 @@ void db_pool_abort(db_pool_t *pool, const char *why)
 static void run_done(void *data, int err, const char *msg, db_result_t *result)
 {
     db_run_t *r = data;
-    db_conn_release(r->conn);
-    if (r->cb != NULL)
+    if (err != DB_ECLOSED)
+        db_conn_release(r->conn);
+    if (r->cb != NULL && err != DB_ECLOSED)
         r->cb(r->data, err, msg, result);
     free(r->sql);
     free(r);
@@ -959,7 +1007,7 @@ static void run_acquired(void *data, db_conn_t *conn, int err, const char *msg)
             return;
         db_conn_release(conn);
     }
-    if (r->cb != NULL)
+    if (r->cb != NULL && err != DB_ECLOSED)
         r->cb(r->data, err, msg, NULL);
     free(r->sql);
     free(r);

@@ -8,6 +8,26 @@
  * FIFO bounded by DB_QUEUE_MAX; past that, acquiring fails at once. Each wait and each query is
  * bounded by DB_TIMEOUT. Sessions use utf8mb4, UTC and a strict sql_mode.
  *
+ * A freed slot is refilled (one rule, for every way a connection goes away: released broken or
+ * with a changed session, killed, found stale, failed its check): when waiters outnumber the
+ * connections being opened for them, a new connection is opened for them at once, so that a
+ * waiter never waits out DB_TIMEOUT behind a connection that is gone (unless the server is down:
+ * then the probe below reconnects).
+ *
+ * Session state never passes from one holder to the next. The init command turns on the server's
+ * state-change tracking (session_track_state_change=ON, MariaDB 10.2+ and MySQL 5.7+): a
+ * statement without a result set that changes the session (a system variable such as sql_mode or
+ * time_zone, a user variable, a temporary table, a prepared statement, the current database) sets
+ * SERVER_SESSION_STATE_CHANGED in its answer. What the server does not report (LOCK TABLES, a
+ * user variable assigned by a SELECT, GET_LOCK...) is found in the statement's text
+ * (db_session.h). A connection released after such a statement, or left inside a transaction
+ * (SERVER_STATUS_IN_TRANS: a BEGIN or autocommit=0 outside db.begin) or with NO_BACKSLASH_ESCAPES
+ * on, is closed instead of reused (its slot refilled by the rule above): the next holder gets a
+ * fresh session with the settings above. No statement is refused and no reset runs on the common
+ * path (an unchanged session costs nothing); a handler that changes its session pays one
+ * reconnect. COM_RESET_CONNECTION on every release was not chosen: two more round trips (the
+ * reset, then the init command) on every statement.
+ *
  * Dead connections and restarts (the rule is db_retry.h's; the README says it for operators):
  *   - An idle connection's socket is watched: when the server closes it (restart, wait_timeout,
  *     KILL), it is closed at once. Acquiring checks the socket once more (a non-blocking peek).
@@ -46,6 +66,7 @@ typedef struct db_conn db_conn_t;
 enum {
     DB_EUNAVAILABLE = -1, /* no connection can be had or it was lost or timed out: answer 503 */
     DB_EQUERY = -2,       /* the server refused the statement (syntax, constraint...): a bug, answer 500 */
+    DB_ECLOSED = -3,      /* db_pool_close ran: free what the callback's data holds, use nothing else */
 };
 
 /* The outcome of a statement. `res` is owned by the callee and freed after the callback returns. */
@@ -67,7 +88,20 @@ typedef void (*db_query_cb)(void *data, int err, const char *msg, db_result_t *r
 db_pool_t *db_pool_create(h2o_context_t *ctx, int worker_id, const struct config *cfg, const struct config_db *db,
                           const char *name);
 
-/* Closes every connection. Waiting acquirers and running queries must be gone (end of the worker). */
+/*
+ * Closes the pool at the end of its worker, whatever state its connections are in (the shutdown
+ * contract). In order: every waiting acquirer's callback is called with DB_ECLOSED; every
+ * connection is closed — idle, being checked, resolving, connecting (the database a black hole),
+ * leased, or running a statement, whose callback is then called with DB_ECLOSED after its
+ * connection is gone; each one's timeouts and deferred steps are unlinked and its sockets closed;
+ * only then are the pool's timeouts disposed of and the pool freed. A DB_ECLOSED callback frees
+ * what its data holds and touches nothing else: no call on the pool or a connection, no Lua (its
+ * request was abandoned by the drain timeout; nothing resumes it). db_pool_run's callbacks are not
+ * called (the run is freed). Connections held without a statement running (a transaction of an
+ * abandoned request) are closed too: the holder must never use its db_conn_t again. So the Lua
+ * state, whose transactions release connections when collected, is closed before the pools, or
+ * never (when the drain abandoned requests). Runs no callback of the loop; can't fail.
+ */
 void db_pool_close(db_pool_t *pool);
 
 /*
@@ -109,7 +143,7 @@ db_pool_t *db_conn_pool(db_conn_t *conn);
 /*
  * Runs one read (DB_STMT_READ) on a pooled connection for the core's own checks (/readyz's ping,
  * the replica's lag). Returns 0 and calls cb once, later — unless db_pool_run_cancel(*handle) was
- * called first — or a negative code with msg when the pool cannot even try.
+ * called first or the pool was closed — or a negative code with msg when the pool cannot even try.
  */
 typedef struct db_run db_run_t;
 int db_pool_run(db_pool_t *pool, const char *sql, void *data, db_query_cb cb, db_run_t **handle, const char **msg);

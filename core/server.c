@@ -292,21 +292,30 @@ static void *worker_main(void *arg)
         h2o_filecache_clear(w->ctx.filecache);
     }
 
-    if (has_work(w))
+    int abandoned = has_work(w);
+    if (abandoned)
         log_warnf(w->id, "drain timeout: %llu requests still running were dropped", (unsigned long long)w->inflight);
     log_buf_flush(&w->access_log, STDOUT_FILENO);
-    if (w->db != NULL)
-        db_pool_close(w->db);
-    if (w->db_read != NULL)
-        db_pool_close(w->db_read);
-    w->db = w->db_read = NULL;
-    if (!has_work(w)) {
-        /* clean drain: no request runs on the Lua state any more */
+    /*
+     * The order of the end (db_pool.h, db_pool_close): the Lua state first, when no request runs on
+     * it, so that a transaction the application dropped without commit, collected now, releases
+     * its connection into a live pool; then the pools, which close every connection in whatever
+     * state it is and cancel their waiters without resuming anything. After a drain that abandoned
+     * requests the Lua state is left to process exit: their coroutines are suspended in it and are
+     * never resumed (the pools cancel what they wait for), and closing it would run their
+     * transactions' __gc on connections the pools are about to close anyway.
+     */
+    if (!abandoned) {
         lua_host_close(w->lua);
         w->lua = NULL;
         conn_budget_free(w->conn_budget);
         w->conn_budget = NULL;
     }
+    if (w->db != NULL)
+        db_pool_close(w->db);
+    if (w->db_read != NULL)
+        db_pool_close(w->db_read);
+    w->db = w->db_read = NULL;
     log_buf_free(&w->access_log);
     /* The loop, the h2o context and idle connections are left to process exit: disposing of them
      * with connections still open would run their callbacks on freed state. */

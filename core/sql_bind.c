@@ -16,8 +16,7 @@ static void add_string_literal(luaL_Buffer *b, const char *s, size_t len)
         case '\n': luaL_addstring(b, "\\n"); break;
         case '\r': luaL_addstring(b, "\\r"); break;
         case '\\': luaL_addstring(b, "\\\\"); break;
-        case '\'': luaL_addstring(b, "\\'"); break;
-        case '"': luaL_addstring(b, "\\\""); break;
+        case '\'': luaL_addstring(b, "''"); break; /* not \': a quote stays inside under NO_BACKSLASH_ESCAPES too */
         case '\x1a': luaL_addstring(b, "\\Z"); break;
         default: luaL_addchar(b, c);
         }
@@ -58,6 +57,25 @@ const char *sql_bind_literal(lua_State *L, luaL_Buffer *b, int idx)
     }
 }
 
+/* MariaDB's lexer: "--" starts a comment only when a space or a control character (or the end
+ * of the text) follows it; "1--1" is 1 minus -1. */
+static int starts_dash_comment(const char *sql, size_t len, size_t i)
+{
+    if (sql[i] != '-' || i + 1 >= len || sql[i + 1] != '-')
+        return 0;
+    if (i + 2 == len)
+        return 1;
+    unsigned char next = (unsigned char)sql[i + 2];
+    return next <= ' ' || next == 0x7f;
+}
+
+/* A slash-star followed by "!" (MySQL, MariaDB) or "M!" (MariaDB) opens an executable comment:
+ * the server runs its text. */
+static int starts_executable_comment(const char *sql, size_t len, size_t i)
+{
+    return (i + 2 < len && sql[i + 2] == '!') || (i + 3 < len && sql[i + 2] == 'M' && sql[i + 3] == '!');
+}
+
 size_t sql_bind_skip_quoted(const char *sql, size_t len, size_t i)
 {
     char c = sql[i];
@@ -70,13 +88,13 @@ size_t sql_bind_skip_quoted(const char *sql, size_t len, size_t i)
         }
         return j < len ? j + 1 : len;
     }
-    if ((c == '-' && i + 1 < len && sql[i + 1] == '-') || c == '#') {
+    if (c == '#' || starts_dash_comment(sql, len, i)) {
         size_t j = i;
         while (j < len && sql[j] != '\n')
             ++j;
         return j;
     }
-    if (c == '/' && i + 1 < len && sql[i + 1] == '*') {
+    if (c == '/' && i + 1 < len && sql[i + 1] == '*' && !starts_executable_comment(sql, len, i)) {
         const char *end = memmem(sql + i + 2, len - i - 2, "*/", 2);
         return end != NULL ? (size_t)(end - sql) + 2 : len;
     }

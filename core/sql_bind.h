@@ -2,9 +2,13 @@
  * sql_bind — the injection boundary: turns `sql` with `?` placeholders and Lua values into one
  * SQL text for MariaDB/MySQL, every value a literal the core wrote (the application never
  * concatenates). Values: nil and db.null -> NULL, booleans -> 1/0, integers in decimal, finite
- * floats with 17 significant digits, strings quoted with ' and escaped (NUL, LF, CR, \, ', ", ^Z as
- * the server reads them, with NO_BACKSLASH_ESCAPES off, the server's default). A `?` inside a
- * quoted string ('...', "...", `...`) or a comment (-- , #, / * * /) is text, not a placeholder.
+ * floats with 17 significant digits, strings quoted with ' (a quote doubled; NUL, LF, CR, \ and ^Z
+ * escaped with a backslash as the server reads them with NO_BACKSLASH_ESCAPES off, the pool's
+ * sql_mode). A value cannot leave its quotes even with NO_BACKSLASH_ESCAPES on (a handler's SET
+ * inside its transaction): a quote is "''" in both modes, only the backslash escapes then read
+ * wrong (two characters). A `?` inside a quoted string ('...', "...", `...`) or a comment (--
+ * followed by a space or a control character, #, / * * / but not the executable / * ! * /) is
+ * text, not a placeholder (sql_bind_skip_quoted).
  * Bytes are passed as they are (no UTF-8 check: the connection's character set is utf8mb4 and the
  * server refuses what does not decode). Touches no event loop; safe on any thread with its own
  * lua_State.
@@ -37,10 +41,14 @@ const char *sql_bind_literal(lua_State *L, luaL_Buffer *b, int idx);
 const char *sql_bind(lua_State *L, luaL_Buffer *b, const char *sql, size_t len, int first, int nargs);
 
 /*
- * The one rule for what in SQL text is not code: when sql[i] starts a quoted string ('…', "…",
- * `…`, backslash escapes inside the first two), a "--" or "#" comment (to the end of the line) or a
- * slash-star comment, returns the index just after it (len when it is not closed); else returns i.
- * The binder looks for placeholders and db_retry for keywords only outside them. Can't fail.
+ * The one rule for what in SQL text is not code, MariaDB's (sql_lex.cc): when sql[i] starts a
+ * quoted string ('…', "…", `…`, backslash escapes inside the first two), a "#" comment or a "--"
+ * comment — "--" followed by a space, a control character or the end of the text; "1--1" is code —
+ * (both to the end of the line), or a slash-star comment, returns the index just after it (len
+ * when it is not closed); else returns i. An executable comment ("/" "*!" or "/" "*M!") is code:
+ * the server runs its text, so the binder binds its placeholders and db_retry reads its keywords.
+ * The binder looks for placeholders and db_retry for keywords only outside what this skips.
+ * Can't fail.
  */
 size_t sql_bind_skip_quoted(const char *sql, size_t len, size_t i);
 

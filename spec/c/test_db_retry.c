@@ -83,6 +83,11 @@ static void test_classify(void)
     CHECK(classify("# a comment\nSHOW REPLICA STATUS") == DB_STMT_READ);
     CHECK(classify("SELECT 'INTO' AS word, `into` FROM t") == DB_STMT_READ);
     CHECK(classify("SELECT title FROM entry -- FOR UPDATE\n") == DB_STMT_READ);
+    /* the binder's comment rule (sql_bind_skip_quoted): "--" without a space after it is code,
+     * an executable comment is code */
+    CHECK(classify("SELECT 1--1 FOR UPDATE") == DB_STMT_WRITE);
+    CHECK(classify("SELECT 1 /*! FOR UPDATE */") == DB_STMT_WRITE);
+    CHECK(classify("SELECT 1 /* FOR UPDATE */") == DB_STMT_READ);
     CHECK(classify("SELECT updated_for FROM t") == DB_STMT_READ);
     CHECK(classify("SELECT * FROM entry WHERE id = 1 FOR UPDATE") == DB_STMT_WRITE);
     CHECK(classify("SELECT * FROM entry LOCK IN SHARE MODE") == DB_STMT_WRITE);
