@@ -1,5 +1,6 @@
 #include "http_static.h"
 
+#include <brotli/encode.h>
 #include <dirent.h>
 #include <openssl/evp.h>
 #include <pthread.h>
@@ -29,11 +30,15 @@ typedef struct static_file {
     size_t path_len;
     h2o_iovec_t body;
     h2o_iovec_t mime;
-    int compressible;           /* a text type of MIN_COMPRESS bytes or more, and COMPRESS=on */
-    char *gz;                   /* the gzip copy once made (atomic: NULL, then set once, under gz_lock) */
-    size_t gz_len;              /* written before gz is published */
-    char hash[17];              /* the fingerprint: 16 hex digits of the SHA-256 of the body */
-    char etag[20], etag_gz[24]; /* "<hash>" and "<hash>-gz", quotes included */
+    int compressible;                        /* a text type of MIN_COMPRESS bytes or more, and COMPRESS=on */
+    char *gz;                                /* the gzip copy once made (atomic: NULL, then set once, under z_lock) */
+    size_t gz_len;                           /* written before gz is published */
+    char *br;                                /* the brotli copy once made by the brotli thread (atomic, as gz) */
+    size_t br_len;                           /* written before br is published */
+    int br_queued;                           /* under z_lock: handed to the brotli thread (once) */
+    struct static_file *br_next;             /* under z_lock: the brotli thread's queue */
+    char hash[17];                           /* the fingerprint: 16 hex digits of the SHA-256 of the body */
+    char etag[20], etag_gz[24], etag_br[24]; /* "<hash>", "<hash>-gz", "<hash>-br", quotes included */
     char last_modified[H2O_TIMESTR_RFC1123_LEN + 1];
     time_t mtime;
 } static_file_t;
@@ -59,8 +64,18 @@ static struct {
 } mounts[MAX_MOUNTS];
 static size_t nmounts;
 
-/* Guards the making of the gzip copies, shared by the workers of the process. */
-static pthread_mutex_t gz_lock = PTHREAD_MUTEX_INITIALIZER;
+/*
+ * The compressed copies, shared by the workers of the process. z_lock guards the making of the gzip
+ * copies (level 9, ~10 ms for Bootstrap's CSS, made by the first request that wants one) and the
+ * queue of the brotli thread: brotli at quality 11 takes ~0.3 s for the same file, too long for a
+ * worker, so a request for a file whose brotli copy is not there yet gets the gzip copy and hands
+ * the file to that thread (started by the first such request, from a worker: it inherits the
+ * worker's signal mask), which makes the copies one by one and lives as long as the process.
+ */
+static pthread_mutex_t z_lock = PTHREAD_MUTEX_INITIALIZER;
+static pthread_cond_t br_cond = PTHREAD_COND_INITIALIZER;
+static static_file_t *br_queue;
+static int br_thread_started;
 
 /* ---- the store ---- */
 
@@ -119,6 +134,7 @@ static void add_file(static_store_t *st, const char *abs, const char *rel, const
     hash_hex(f->body.base, f->body.len, f->hash);
     sprintf(f->etag, "\"%s\"", f->hash);
     sprintf(f->etag_gz, "\"%s-gz\"", f->hash);
+    sprintf(f->etag_br, "\"%s-br\"", f->hash);
     f->mtime = sb->st_mtime;
     struct tm gmt;
     gmtime_r(&f->mtime, &gmt);
@@ -186,7 +202,7 @@ static h2o_iovec_t gzip_of(static_file_t *f)
     char *gz = __atomic_load_n(&f->gz, __ATOMIC_ACQUIRE);
     if (gz != NULL)
         return h2o_iovec_init(gz, f->gz_len);
-    pthread_mutex_lock(&gz_lock);
+    pthread_mutex_lock(&z_lock);
     if ((gz = f->gz) == NULL) {
         z_stream zs;
         memset(&zs, 0, sizeof(zs));
@@ -204,8 +220,58 @@ static h2o_iovec_t gzip_of(static_file_t *f)
         deflateEnd(&zs);
         __atomic_store_n(&f->gz, gz, __ATOMIC_RELEASE);
     }
-    pthread_mutex_unlock(&gz_lock);
+    pthread_mutex_unlock(&z_lock);
     return h2o_iovec_init(gz, f->gz_len);
+}
+
+static void *br_main(void *arg)
+{
+    (void)arg;
+    for (;;) {
+        pthread_mutex_lock(&z_lock);
+        while (br_queue == NULL)
+            pthread_cond_wait(&br_cond, &z_lock);
+        static_file_t *f = br_queue;
+        br_queue = f->br_next;
+        pthread_mutex_unlock(&z_lock);
+        size_t len = BrotliEncoderMaxCompressedSize(f->body.len);
+        char *br = util_malloc(len);
+        if (BrotliEncoderCompress(BROTLI_MAX_QUALITY, BROTLI_DEFAULT_WINDOW, BROTLI_MODE_TEXT, f->body.len,
+                                  (const uint8_t *)f->body.base, &len, (uint8_t *)br)) {
+            f->br_len = len;
+            __atomic_store_n(&f->br, br, __ATOMIC_RELEASE);
+        } else {
+            free(br); /* the file keeps going out gzipped */
+        }
+    }
+    return NULL;
+}
+
+/* The brotli copy of f, or {NULL, 0} while it is not made (f is then queued for it, once). */
+static h2o_iovec_t brotli_of(static_file_t *f)
+{
+    char *br = __atomic_load_n(&f->br, __ATOMIC_ACQUIRE);
+    if (br != NULL)
+        return h2o_iovec_init(br, f->br_len);
+    pthread_mutex_lock(&z_lock);
+    if (!f->br_queued) {
+        f->br_queued = 1;
+        f->br_next = br_queue;
+        br_queue = f;
+        if (!br_thread_started) {
+            pthread_t tid;
+            pthread_attr_t attr;
+            pthread_attr_init(&attr);
+            pthread_attr_setdetachstate(&attr, PTHREAD_CREATE_DETACHED);
+            if (pthread_create(&tid, &attr, br_main, NULL) != 0)
+                h2o_fatal("pthread_create (brotli) failed");
+            pthread_attr_destroy(&attr);
+            br_thread_started = 1;
+        }
+        pthread_cond_signal(&br_cond);
+    }
+    pthread_mutex_unlock(&z_lock);
+    return h2o_iovec_init(NULL, 0);
 }
 
 /* ---- the handler ---- */
@@ -261,7 +327,13 @@ static int on_req(h2o_handler_t *_self, h2o_req_t *req)
     h2o_headers_t *h = &req->res.headers;
     if (f->compressible) {
         h2o_add_header(&req->pool, h, H2O_TOKEN_VARY, NULL, H2O_STRLIT("accept-encoding"));
-        if (req->version >= 0x101 && (h2o_get_compressible_types(&req->headers) & H2O_COMPRESSIBLE_GZIP) != 0) {
+        int accepts = req->version >= 0x101 ? h2o_get_compressible_types(&req->headers) : 0;
+        h2o_iovec_t br = (accepts & H2O_COMPRESSIBLE_BROTLI) != 0 ? brotli_of(f) : h2o_iovec_init(NULL, 0);
+        if (br.base != NULL && br.len < body.len) {
+            body = br;
+            etag = f->etag_br;
+            h2o_add_header(&req->pool, h, H2O_TOKEN_CONTENT_ENCODING, NULL, H2O_STRLIT("br"));
+        } else if ((accepts & H2O_COMPRESSIBLE_GZIP) != 0) {
             h2o_iovec_t gz = gzip_of(f);
             if (gz.len < body.len) {
                 body = gz;

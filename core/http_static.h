@@ -10,9 +10,11 @@
  *   - 304 when If-None-Match names its ETag, or (without If-None-Match) If-Modified-Since is not
  *     older than the file;
  *   - with COMPRESS=on, a text file of 1 KB or more (CSS, JS, HTML, JSON, SVG, plain text) is sent
- *     gzipped to a client that accepts gzip: the copy is made at the file's first such request
- *     (level 9, under a lock shared by the workers) and kept for the life of the process; every
- *     such file carries Vary: Accept-Encoding, and each encoding its own ETag.
+ *     compressed to a client that accepts it: brotli (quality 11) once its copy is made, else
+ *     gzip (level 9). The gzip copy is made at the file's first such request (under a lock shared
+ *     by the workers), the brotli copy by a thread of its own after the first request that accepts
+ *     br; both are kept for the life of the process. Every such file carries
+ *     Vary: Accept-Encoding, and each encoding its own ETag.
  * Everything else goes to libh2o's file handler, as before: development mode (files change under
  * the server), files over 8 MB or past 64 MB a directory, other methods, missing files and
  * directories.

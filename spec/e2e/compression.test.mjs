@@ -2,7 +2,7 @@
 // client that accepts gzip, with Vary: Accept-Encoding — the application's (fixture /sized), its
 // streams chunk by chunk (each chunk decodable as soon as it is sent: an endless stream's first
 // chunk is read while the stream still runs) and the static files (compressed once, the same
-// bytes and ETag at every request). Small bodies, compressed types, HEAD, clients without gzip and
+// bytes and ETag at every request; brotli for clients that accept br, once its copy is made). Small bodies, compressed types, HEAD, clients without gzip and
 // COMPRESS=off get the body as it is.
 import { describe, it } from 'node:test';
 import assert from 'node:assert/strict';
@@ -108,8 +108,9 @@ describeServer('compression of dynamic responses', {}, (h) => {
   });
 
   it('Bootstrap is sent gzipped, the same bytes and ETag at every request (compressed once)', async () => {
-    const a = await h.server.get('/static/bootstrap/css/bootstrap.min.css', { headers: GZIP });
-    const b = await h.server.get('/static/bootstrap/css/bootstrap.min.css', { headers: GZIP });
+    const ONLY_GZIP = { 'accept-encoding': 'gzip' };
+    const a = await h.server.get('/static/bootstrap/css/bootstrap.min.css', { headers: ONLY_GZIP });
+    const b = await h.server.get('/static/bootstrap/css/bootstrap.min.css', { headers: ONLY_GZIP });
     assert.equal(a.headers['content-encoding'], 'gzip');
     assert.match(a.headers.vary ?? '', /accept-encoding/i);
     assert.ok(decoded(a).equals(fs.readFileSync(BOOTSTRAP_CSS)), 'gunzipped, it is the file');
@@ -119,6 +120,30 @@ describeServer('compression of dynamic responses', {}, (h) => {
     const plain = await h.server.get('/static/bootstrap/css/bootstrap.min.css');
     assert.equal(plain.headers['content-encoding'], undefined);
     assert.notEqual(plain.headers.etag, a.headers.etag, 'each encoding has its own ETag');
+  });
+
+  it('a client that accepts br gets Bootstrap in brotli once its copy is made, gzip until then', async () => {
+    const p = '/static/bootstrap/css/bootstrap.min.css';
+    const file = fs.readFileSync(BOOTSTRAP_CSS);
+    let res;
+    const deadline = Date.now() + 120000; // the copy is made by a thread of its own, once
+    for (;;) {
+      res = await h.server.get(p, { headers: GZIP });
+      assert.equal(res.status, 200);
+      assert.ok(['gzip', 'br'].includes(res.headers['content-encoding']), res.headers['content-encoding']);
+      if (res.headers['content-encoding'] === 'br') break;
+      assert.ok(decoded(res).equals(file), 'meanwhile, the gzip copy');
+      assert.ok(Date.now() < deadline, 'no brotli copy within 120 s');
+      await new Promise((r) => setTimeout(r, 100));
+    }
+    assert.ok(zlib.brotliDecompressSync(res.body).equals(file), 'decoded, it is the file');
+    assert.ok(res.body.length < 24000, `${res.body.length} bytes`);
+    assert.match(res.headers.etag, /-br"$/);
+    assert.match(res.headers.vary ?? '', /accept-encoding/i);
+    const again = await h.server.get(p, { headers: { ...GZIP, 'if-none-match': res.headers.etag } });
+    assert.equal(again.status, 304);
+    const gz = await h.server.get(p, { headers: { 'accept-encoding': 'gzip' } });
+    assert.equal(gz.headers['content-encoding'], 'gzip', 'a client without br still gets gzip');
   });
 
   it('a static file under 1 KB is sent as it is', async () => {
