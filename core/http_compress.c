@@ -1,5 +1,7 @@
 #include "http_compress.h"
 
+#include <libdeflate.h>
+#include <pthread.h>
 #include <string.h>
 
 enum { MIN_SIZE = 1024 };
@@ -11,8 +13,37 @@ typedef struct compress_filter {
 
 typedef struct compress_ostream {
     h2o_ostream_t super;
-    h2o_compress_context_t *gz;
+    int level;
+    h2o_compress_context_t *gz; /* zlib's, for a body sent in parts (a stream), opened at its first */
 } compress_ostream_t;
+
+/* Each worker thread's libdeflate compressor, made at its first use and freed when the thread ends:
+ * a body sent whole (the usual page) is compressed in one call, with no state to set up. */
+static pthread_key_t deflater_key;
+static pthread_once_t deflater_once = PTHREAD_ONCE_INIT;
+
+static void free_deflater(void *c)
+{
+    libdeflate_free_compressor(c);
+}
+
+static void make_deflater_key(void)
+{
+    if (pthread_key_create(&deflater_key, free_deflater) != 0)
+        h2o_fatal("pthread_key_create failed");
+}
+
+static struct libdeflate_compressor *deflater(int level)
+{
+    pthread_once(&deflater_once, make_deflater_key);
+    struct libdeflate_compressor *c = pthread_getspecific(deflater_key);
+    if (c == NULL) {
+        if ((c = libdeflate_alloc_compressor(level)) == NULL)
+            h2o_fatal("no memory");
+        pthread_setspecific(deflater_key, c);
+    }
+    return c;
+}
 
 /* Whether the media type (parameters ignored, case-insensitive) is text worth compressing. */
 static int is_text_type(h2o_iovec_t v)
@@ -36,6 +67,19 @@ static void do_send(h2o_ostream_t *_self, h2o_req_t *req, h2o_iovec_t *inbufs, s
     compress_ostream_t *self = (void *)_self;
     h2o_iovec_t *outbufs;
     size_t outbufcnt;
+    if (self->gz == NULL && state == H2O_SEND_STATE_FINAL) {
+        /* the whole body at once: one gzip member in one call */
+        h2o_iovec_t in = inbufcnt == 1 ? inbufs[0] : h2o_concat_list(&req->pool, inbufs, inbufcnt);
+        struct libdeflate_compressor *c = deflater(self->level);
+        size_t cap = libdeflate_gzip_compress_bound(c, in.len);
+        h2o_iovec_t out = h2o_iovec_init(h2o_mem_alloc_pool(&req->pool, cap), 0);
+        if ((out.len = libdeflate_gzip_compress(c, in.base, in.len, out.base, cap)) == 0)
+            h2o_fatal("libdeflate_gzip_compress: the bound was too small");
+        h2o_ostream_send_next(&self->super, req, &out, 1, state);
+        return;
+    }
+    if (self->gz == NULL)
+        self->gz = h2o_compress_gzip_open(&req->pool, self->level);
     self->gz->transform(self->gz, inbufs, inbufcnt, state, &outbufs, &outbufcnt);
     h2o_ostream_send_next(&self->super, req, outbufs, outbufcnt, state);
 }
@@ -63,7 +107,8 @@ static void on_setup_ostream(h2o_filter_t *_self, h2o_req_t *req, h2o_ostream_t 
     h2o_add_header(&req->pool, &req->res.headers, H2O_TOKEN_CONTENT_ENCODING, NULL, H2O_STRLIT("gzip"));
     compress_ostream_t *os = (void *)h2o_add_ostream(req, sizeof(*os), slot);
     os->super.do_send = do_send;
-    os->gz = h2o_compress_gzip_open(&req->pool, self->level);
+    os->level = self->level;
+    os->gz = NULL;
     slot = &os->super.next;
 
 Next:

@@ -6,8 +6,9 @@
  * JavaScript, JSON and +json, +xml such as SVG), it has no Content-Encoding already and its body is
  * 1 KB or more (a stream, of unknown length, counts as more). A compressible response carries
  * Vary: Accept-Encoding; to a client that accepts gzip it goes out gzipped at COMPRESS_LEVEL,
- * without Content-Length. A streamed response is compressed chunk by chunk, each chunk flushed
- * (Z_SYNC_FLUSH, libh2o's gzip encoder) as it is sent: nothing is held back. Static files are not
+ * without Content-Length. A body sent whole (the usual page) is compressed in one call by the
+ * worker's libdeflate compressor; a streamed one chunk by chunk, each chunk flushed as it is sent
+ * (Z_SYNC_FLUSH, libh2o's zlib encoder): nothing is held back. Static files are not
  * compressed here (http_static sends its own copies, made once).
  */
 #ifndef H2LUA_HTTP_COMPRESS_H
