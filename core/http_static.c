@@ -391,7 +391,8 @@ void http_static_register(h2o_pathconf_t *pathconf, const char *dir, const confi
         static_store_t *st = util_malloc(sizeof(*st));
         memset(st, 0, sizeof(*st));
         walk(st, dir, "", 0, mimemap, cfg->compress == CONFIG_COMPRESS_ON);
-        qsort(st->files, st->n, sizeof(*st->files), cmp_files);
+        if (st->n > 1)
+            qsort(st->files, st->n, sizeof(*st->files), cmp_files);
         size_t plen = pathconf->path.len;
         while (plen > 0 && pathconf->path.base[plen - 1] == '/')
             --plen;
