@@ -8,6 +8,7 @@ import { describe, it } from 'node:test';
 import assert from 'node:assert/strict';
 import fs from 'node:fs';
 import http from 'node:http';
+import http2 from 'node:http2';
 import zlib from 'node:zlib';
 import { describeServer, startServer } from './support/server.mjs';
 
@@ -149,6 +150,46 @@ describeServer('compression of dynamic responses', {}, (h) => {
   it('a static file under 1 KB is sent as it is', async () => {
     const res = await h.server.get('/static/hello.txt', { headers: GZIP });
     assert.equal(res.headers['content-encoding'], undefined);
+  });
+});
+
+describe('compression over HTTP/2', () => {
+  it('a page is gzipped, and an endless stream is read chunk by chunk while it runs', async () => {
+    const server = await startServer({ env: { HTTP2: 'on' } });
+    const client = http2.connect(server.origin);
+    try {
+      const get = (p, until) => new Promise((resolve, reject) => {
+        const s = client.request({ ':path': p, 'accept-encoding': 'gzip' });
+        let headers;
+        let body;
+        let text = '';
+        s.on('response', (h) => {
+          headers = h;
+          body = h['content-encoding'] === 'gzip' ? s.pipe(zlib.createGunzip()) : s;
+          body.setEncoding('utf8');
+          body.on('data', (d) => {
+            text += d;
+            if (until && text.includes(until)) {
+              resolve({ headers, text });
+              s.close(http2.constants.NGHTTP2_CANCEL);
+            }
+          });
+          body.on('end', () => resolve({ headers, text }));
+          body.on('error', reject);
+        });
+        s.on('error', reject);
+        s.setTimeout(30000, () => s.destroy(new Error(`${p}: no answer within 30 s`)));
+      });
+      const page = await get('/sized?type=html&bytes=4096');
+      assert.equal(page.headers['content-encoding'], 'gzip');
+      assert.equal(page.text.length, 4096);
+      const stream = await get('/stream/forever?ms=1000', 'tick 1\n');
+      assert.equal(stream.headers['content-encoding'], 'gzip');
+      assert.ok(stream.text.startsWith('tick 1\n'), stream.text);
+    } finally {
+      client.close();
+      await server.stopClean();
+    }
   });
 });
 
