@@ -15,6 +15,7 @@
 
 enum { CONFIG_ENV_PRODUCTION = 0, CONFIG_ENV_DEVELOPMENT = 1 };
 enum { CONFIG_LOG_JSON = 0, CONFIG_LOG_TEXT = 1 };
+enum { CONFIG_COMPRESS_ON = 0, CONFIG_COMPRESS_OFF = 1 };
 /* DATABASE_TLS, weakest first (what each means on a connection: core/db_tls.h). */
 enum { CONFIG_DB_TLS_OFF = 0, CONFIG_DB_TLS_PREFERRED, CONFIG_DB_TLS_REQUIRED, CONFIG_DB_TLS_VERIFY_IDENTITY };
 
@@ -55,6 +56,8 @@ typedef struct config {
     int max_header_bytes;
     char *metrics_token;
     int emf_interval_ms;
+    int compress;       /* CONFIG_COMPRESS_*: gzip text responses for clients that accept it */
+    int compress_level; /* zlib level (1-9) of dynamic responses */
     int req_timeout_ms;
     int drain_timeout_ms;
     config_db_t db;      /* the primary (writes) */

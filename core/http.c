@@ -2,6 +2,7 @@
 
 #include "config.h"
 #include "http_access_log.h"
+#include "http_compress.h"
 #include "http_headers.h"
 #include "http_healthz.h"
 #include "http_limits.h"
@@ -39,17 +40,19 @@ void http_build(h2o_globalconf_t *gc, const config_t *cfg, void (*app)(h2o_pathc
     pc = begin_path(host, "/metrics");
     http_metrics_register(pc);
     app(pc); /* without METRICS_TOKEN, /metrics is the application's (404) */
+    http_compress_register(pc, cfg);
     end_path(pc, cfg, 0);
 
     pc = begin_path(host, "/static/bootstrap");
-    http_static_register(pc, cfg->bootstrap_dir);
+    http_static_register(pc, cfg->bootstrap_dir, cfg);
     end_path(pc, cfg, 1);
 
     pc = begin_path(host, "/static");
-    http_static_register(pc, cfg->static_dir);
+    http_static_register(pc, cfg->static_dir, cfg);
     end_path(pc, cfg, 1);
 
     pc = begin_path(host, "/");
     app(pc);
+    http_compress_register(pc, cfg);
     end_path(pc, cfg, 0);
 }

@@ -63,7 +63,7 @@ static void on_setup_ostream(h2o_filter_t *_self, h2o_req_t *req, h2o_ostream_t 
         push_header(req, &worker_hdr_request_id, id, 16);
     }
     if (self->is_static && req->res.status == 200)
-        h2o_set_header(&req->pool, &req->res.headers, H2O_TOKEN_CACHE_CONTROL, H2O_STRLIT("public, max-age=3600"), 1);
+        h2o_set_header(&req->pool, &req->res.headers, H2O_TOKEN_CACHE_CONTROL, H2O_STRLIT("public, max-age=3600"), 0);
     h2o_setup_next_ostream(req, slot);
 }
 

@@ -1,6 +1,7 @@
 /*
  * http_headers — adds the security headers, x-request-id (when the handler set none) and, for
- * static files (is_static), Cache-Control to every response; while the worker drains, HTTP/1
+ * static files (is_static), Cache-Control
+ * (unless the handler set one) to every response; while the worker drains, HTTP/1
  * responses carry Connection: close.
  *
  * Strict-Transport-Security: max-age=<hsts_max_age> (no includeSubDomains: the process cannot know the

@@ -9,7 +9,7 @@
 # archive), so nodejs/npm are checked by command, not by package name (see _deps_missing).
 _deps_group() {
     case "$1" in
-    build) echo "cmake gcc make pkg-config libh2o-evloop-dev libluajit2-5.1-dev liblua5.4-dev lua5.4 libmariadb-dev libssl-dev lua-cjson lua-filesystem libjs-bootstrap5" ;;
+    build) echo "cmake gcc make pkg-config libh2o-evloop-dev libluajit2-5.1-dev liblua5.4-dev lua5.4 libmariadb-dev libssl-dev zlib1g-dev libbrotli-dev libdeflate-dev lua-cjson lua-filesystem libjs-bootstrap5" ;;
     db) echo "mariadb-server mariadb-client" ;;
     test) echo "lua-busted lua-check nodejs npm curl wrk clang clang-format testssl.sh" ;;
     browser) echo "chromium" ;;

@@ -2,10 +2,13 @@
 --
 -- Every *.etlua file under the directory (recursively) is a view named by its path relative to
 -- the directory, without the extension: "index", "partials/flash". Inside a template,
--- render(name, data) renders another view (no layout) and returns its text.
+-- render(name, data) renders another view (no layout) and returns its text, and static_url(path)
+-- gives the fingerprinted URL of a static file (h2lua.static: "/static/app.css?v=<hash>", cached
+-- by browsers for a year; a changed file gets a new URL).
 
 local lfs = require "lfs"
 local template = require "lib.template"
+local static = require "h2lua.static"
 
 local view = {}
 
@@ -44,7 +47,8 @@ local function list_templates(dir)
     return found
 end
 
--- Compiles every view under dir. Returns a views object:
+-- Compiles every view under dir; helpers (optional) is a table of more functions every template
+-- may call by name. Returns a views object:
 --   views.render(name, data, opts) -> string   renders view name with data; unless
 --       opts.layout == false the result is rendered again inside the view opts.layout (default
 --       "layout", skipped when there is no such view) as `content`, with the same data.
@@ -54,7 +58,7 @@ end
 --   views.has(name) -> boolean
 --   views.names -> sorted array of view names
 -- Raises "file:line: message" on the first template that does not compile.
-function view.load(dir)
+function view.load(dir, helpers)
     assert(type(dir) == "string" and dir ~= "", "view.load: views directory required")
     dir = gsub(dir, "/+$", "")
     if dir == "" then dir = "/" end
@@ -75,7 +79,9 @@ function view.load(dir)
     local new_buffer = template.new_buffer
     local free_content
 
-    local base = template.new_base { render = render_view }
+    local extra = { render = render_view, static_url = static.url }
+    for k, v in pairs(helpers or {}) do extra[k] = v end
+    local base = template.new_base(extra)
     for _, rel in ipairs(list_templates(dir)) do
         local name = sub(rel, 1, -7)
         local path = dir .. "/" .. rel

@@ -63,15 +63,18 @@ describe('the entries pages', () => {
       assert.equal(res.status, 200);
       assert.equal(res.headers['content-type'], 'text/html; charset=utf-8');
       assertSecurityHeaders(res, 'GET /');
-      assert.match(res.text, /<link rel="stylesheet" href="\/static\/bootstrap\/css\/bootstrap\.min\.css">/);
+      // the stylesheet by its fingerprinted URL (cached for a year; static.test.mjs)
+      const link = /<link rel="stylesheet" href="(\/static\/bootstrap\/css\/bootstrap\.min\.css\?v=[0-9a-f]{16})">/.exec(res.text);
+      assert.ok(link, 'the page links Bootstrap by its fingerprinted URL');
       assert.match(res.text, /<div class="col-md-8">[\s\S]*<div class="col-md-4">[\s\S]*<form method="post" action="\/add"/);
       assert.match(res.text, /No entries yet/);
       assert.match(csrfToken(res.text), /^\d+\.[0-9a-f]{64}$/);
       assert.doesNotMatch(res.text, /<script|style="/, 'no inline script or style (the CSP forbids them)');
       const cookie = sessionCookie(res);
       assert.match(cookie, /^session=[\w-]+\.[0-9a-f]{64}; Path=\/; Max-Age=\d+; HttpOnly; SameSite=Lax$/);
-      const css = await server.get('/static/bootstrap/css/bootstrap.min.css');
+      const css = await server.get(link[1]);
       assert.equal(css.status, 200);
+      assert.equal(css.headers['cache-control'], 'public, max-age=31536000, immutable');
     });
 
     it("shows the title ops/aws/deploy's smoke test looks for", async () => {
