@@ -45,6 +45,10 @@ What is not AWS here, and why (every shim moto needs):
      left: shim_vpc_endpoint_delete deletes those, has the VPC take its unused
      route tables with it, and counts a route table, route or association
      already gone as deleted.
+  12. moto names the service-linked role of ecs.application-autoscaling.amazonaws.com
+     AWSServiceRoleForApplicationAutoScaling_Ecs; IAM names it ..._ECSService, the name deploy
+     looks for: shim_autoscaling_role_name. (The run has no such role at first: deploy creates
+     it, and the second deploy finds it.)
 Left out: the update of the
 database stack that turns deletion protection off (moto loses the instance
 from the stack on an update with UsePreviousTemplate); the deploy here has
@@ -203,6 +207,26 @@ def shim_vpc_endpoint_delete():
     parsing.ResourceMap._delete_resource = delete_if_there
 
 
+def shim_autoscaling_role_name():
+    from moto.iam.models import IAMBackend
+
+    create = IAMBackend.create_service_linked_role
+
+    def create_service_linked_role(self, service_name, description, suffix):
+        if service_name == "ecs.application-autoscaling.amazonaws.com":
+            name = "AWSServiceRoleForApplicationAutoScaling_ECSService"
+            if any(role.name == name for role in self.get_roles()):
+                from moto.iam.exceptions import IAMException
+                raise IAMException("InvalidInput", f"Service role name {name} has been taken in this account, "
+                                                   "please try a different suffix.")
+            role = create(self, service_name, description, suffix)
+            role.name = name
+            return role
+        return create(self, service_name, description, suffix)
+
+    IAMBackend.create_service_linked_role = create_service_linked_role
+
+
 def shim_target_group_attributes():
     # moto's target group answers no Fn::GetAtt; the service stack reads TargetGroupFullName
     # (alarms, dashboard, scaling). "targetgroup/NAME/ID" is the end of its ARN.
@@ -356,6 +380,7 @@ class DeployAgainstMoto(unittest.TestCase):
         shim_target_group_attributes()
         shim_rds_replica_delete()
         shim_vpc_endpoint_delete()
+        shim_autoscaling_role_name()
         cls.port = free_port()
         cls.moto = ThreadedMotoServer(ip_address="127.0.0.1", port=cls.port, verbose=False)
         cls.moto.start()
@@ -419,11 +444,18 @@ class DeployAgainstMoto(unittest.TestCase):
         self.assertIn("docker build --platform linux/amd64", open(self.docker_log).read())
         self.assertRegex(out, r"(?m)^ +\d+s +\S+ +AWS::CloudFormation::Stack +CREATE_COMPLETE")
         self.assertIn("smoke test passed", out)
+        # autoscaling's service-linked role was missing: deploy created it before the service stack
+        self.assertIn("created arn:aws:iam::123456789012:role/aws-service-role/ecs.application-autoscaling."
+                      "amazonaws.com/AWSServiceRoleForApplicationAutoScaling_ECSService", out)
+        self.assertLess(out.index("created arn:aws:iam"), out.index(f"==> stack {prefix}-service"))
+        # the rollout was followed to COMPLETED on the stack's task definition
+        self.assertRegex(out, r"(?m)^ +\d+s +COMPLETED +1/1 tasks +arn:aws:ecs:\S+:task-definition/" + prefix + ":1$")
 
-        # a second deploy with nothing new: empty change sets, one forced deployment
+        # a second deploy with nothing new: empty change sets, one forced deployment, the role found
         code, out, err = self.run_script("deploy", "--prefix", prefix, "--tag", "t1", "--builder", "docker")
         self.assertEqual(0, code, out[-6000:] + err)
         self.assertEqual(5, out.count("nothing to change"), out[-6000:])
+        self.assertRegex(out, r"(?m)^\+ aws iam get-role .*AWSServiceRoleForApplicationAutoScaling_ECSService .*\n# it exists$")
         self.assertIn("--force-new-deployment", out)
 
         # the same deploy while the site cannot serve: the smoke test fails it, naming what answered
