@@ -18,10 +18,11 @@ Environment: FAKE_AWS_STATE, a JSON file:
    "replace": {"h2lua-database": "True"},  # the change set's Replacement of the primary
    "certificate": "arn:...",            # the service's self-signed certificate
    "in_use": 2,                         # that many certificate deletes: ResourceInUseException
-   "bucket": {"name": "b", "objects": 1, "late": 1, "template": "/path/service.yaml"},
+   "bucket": {"name": "b", "objects": 1, "late": 1, "template": "/path/service.yaml", "gone": false},
                                          # the access-log bucket: its objects, those the load balancer
                                          # delivers while the service stack is deleted, the template
-                                         # whose DeletionPolicy CloudFormation follows
+                                         # whose DeletionPolicy CloudFormation follows; gone: removed
+                                         # already, though the stack still names it
    "slr": "exists",                     # autoscaling's service-linked role: exists, missing or denied
    "log": "/path"}                        # every call, one line each
 Unknown commands print a message and exit 99, so a test sees a call it did not expect.
@@ -196,11 +197,12 @@ def main(argv):
             save()
         return 0
     if argv[:2] == ["s3", "rb"]:
-        if state.get("bucket") and argv[2] == f"s3://{state['bucket']['name']}":
+        if state.get("bucket") and not state["bucket"].get("gone") and argv[2] == f"s3://{state['bucket']['name']}":
             state["bucket"] = None
             save()
             return 0
-        sys.stderr.write("remove_bucket failed: An error occurred (NoSuchBucket)\n")
+        sys.stderr.write(f"remove_bucket failed: {argv[2]} An error occurred (NoSuchBucket) when calling the "
+                         "DeleteBucket operation: The specified bucket does not exist\n")
         return 1
     if argv[:2] == ["acm", "list-tags-for-certificate"]:
         print("h2lua")

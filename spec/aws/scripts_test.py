@@ -452,6 +452,15 @@ class States(unittest.TestCase):
         self.assertEqual(["cloudformation delete-stack", "s3 rb s3://h2lua-service-accesslogbucket-0123 --force"],
                          [re.sub(r"^aws (\S+ \S+)( --region \S+ --stack-name \S+)?", r"\1", c) for c in calls])
 
+    def test_destroy_run_again_finds_the_access_log_bucket_gone(self):
+        bucket = {"name": "h2lua-service-accesslogbucket-0123", "objects": 0, "gone": True,
+                  "template": os.path.join(AWS_DIR, "service.yaml")}
+        code, out, err = self.run_with({"stacks": {"h2lua-service": "DELETE_IN_PROGRESS"}, "bucket": bucket,
+                                        "pending": {"h2lua-service": 1}, "final": {"h2lua-service": None}}, "destroy")
+        self.assertEqual(0, code, out + err)
+        self.assertEqual({}, self.state["stacks"])
+        self.assertIn("no bucket h2lua-service-accesslogbucket-0123", out)
+
     def test_deploy_retries_a_throttled_status(self):
         code, out, err = self.run_with({"progress": 1, "throttle": 2}, "deploy")
         self.assertEqual(0, code, out + err)
