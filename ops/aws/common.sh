@@ -14,6 +14,10 @@ TIERS=(network security database registry service)
 export AWS_PAGER=''
 # Seconds between two looks at a stack, a change set or the site.
 POLL=${H2LUA_AWS_POLL:-5}
+# A throttled call is tried again after BACKOFF seconds, then twice as long each time, AWS_TRIES
+# times in all (the CLI has already retried it itself): 2+4+8+16+32 s by default.
+BACKOFF=${H2LUA_AWS_BACKOFF:-2}
+AWS_TRIES=${H2LUA_AWS_TRIES:-6}
 # Tags of every stack (CloudFormation passes them on to the resources).
 
 
@@ -63,9 +67,48 @@ stack_output() {
   [[ -n $OUTPUT && $OUTPUT != None ]] || die "stack $(stack_name "$tier") has no output $key"
 }
 
+# die_expired : the message for credentials that expired (a Learner Lab's last
+# 4 hours); every step is safe to run again, so the same command goes on.
+die_expired() {
+  die "your credentials expired: paste the new ones and run the same command again"
+}
+
+# aws_call VAR CMD... : run CMD (an aws command) and set VAR to its output.
+# Throttling is tried again (BACKOFF, doubling, AWS_TRIES in all); expired
+# credentials end the script (die_expired). Any other failure returns 1 with
+# the CLI's message in AWS_ERROR, for the caller to judge.
+# (Its own variables have names no caller uses: printf -v would set those.)
+aws_call() {
+  local __call_var=$1 __call_out __call_err __call_try=1 __call_wait=$BACKOFF
+  shift
+  __call_err=$(mktemp)
+  while :; do
+    if __call_out=$("$@" 2>"$__call_err"); then
+      rm -f "$__call_err"
+      AWS_ERROR=''
+      printf -v "$__call_var" '%s' "$__call_out"
+      return 0
+    fi
+    AWS_ERROR=$(<"$__call_err")
+    if [[ $AWS_ERROR =~ ExpiredToken|RequestExpired|security\ token\ included\ in\ the\ request\ is\ expired ]]; then
+      rm -f "$__call_err"
+      printf '%s\n' "$AWS_ERROR" >&2
+      die_expired
+    fi
+    if [[ $AWS_ERROR =~ Throttl|TooManyRequests|RequestLimitExceeded|Rate\ exceeded|SlowDown ]] && ((__call_try < AWS_TRIES)); then
+      note "throttled by AWS (${1-} ${2-} ${3-}); trying again in ${__call_wait}s"
+      sleep "$__call_wait"
+      __call_wait=$(awk -v w="$__call_wait" 'BEGIN { print w * 2 }')
+      __call_try=$((__call_try + 1))
+      continue
+    fi
+    rm -f "$__call_err"
+    return 1
+  done
+}
+
 # query VAR DRY-VALUE CMD... : print CMD and set VAR to its output (DRY-VALUE
 # in a dry run). Dies, with the CLI's message, when CMD fails.
-# (Its own variables have names no caller uses: printf -v would set those.)
 query() {
   local __query_var=$1 __query_dry=$2 __query_out
   shift 2
@@ -74,35 +117,51 @@ query() {
     printf -v "$__query_var" '%s' "$__query_dry"
     return
   fi
-  __query_out=$("$@") || die "failed: $*"
+  aws_call __query_out "$@" || { printf '%s\n' "$AWS_ERROR" >&2; die "failed: $*"; }
   [[ $__query_out == None ]] && __query_out=''
   printf -v "$__query_var" '%s' "$__query_out"
 }
 
-# stack_status TIER : set STATUS to the status of the tier's stack, NONE when
-# there is no such stack. A dry run assumes it exists (UPDATE_COMPLETE).
+# read_status TIER : set STATUS to the status of the tier's stack; NONE only
+# when CloudFormation says there is no such stack ("Stack with id X does not
+# exist"). Throttling is retried and expired credentials end the script
+# (aws_call); any other failure dies: it says nothing about the stack.
+read_status() {
+  aws_call STATUS aws cloudformation describe-stacks --region "$REGION" --stack-name "$(stack_name "$1")" \
+    --query "Stacks[0].StackStatus" --output text && return
+  if [[ $AWS_ERROR == *"Stack with id $(stack_name "$1") does not exist"* ]]; then
+    STATUS=NONE
+    return
+  fi
+  printf '%s\n' "$AWS_ERROR" >&2
+  die "cannot read the status of stack $(stack_name "$1")"
+}
+
+# stack_status TIER : show the command and read_status. A dry run assumes the
+# stack exists (UPDATE_COMPLETE).
 stack_status() {
-  local cmd=(aws cloudformation describe-stacks --region "$REGION" --stack-name "$(stack_name "$1")"
-             --query "Stacks[0].StackStatus" --output text) err
-  show "${cmd[@]}"
+  show aws cloudformation describe-stacks --region "$REGION" --stack-name "$(stack_name "$1")" \
+    --query "Stacks[0].StackStatus" --output text
   if ((DRY_RUN)); then
     STATUS=UPDATE_COMPLETE
     note "dry run: assuming $(stack_name "$1") exists ($STATUS)"
     return
   fi
-  err=$(mktemp)
-  if STATUS=$("${cmd[@]}" 2>"$err"); then
-    rm -f "$err"
-    return
-  fi
-  if grep -q 'does not exist' "$err"; then
-    STATUS=NONE
-    rm -f "$err"
-    return
-  fi
-  cat "$err" >&2
-  rm -f "$err"
-  die "cannot read the status of stack $(stack_name "$1")"
+  read_status "$1"
+}
+
+# settle TIER : when STATUS (of stack_status) is an operation in progress -
+# one an earlier run started and did not see to the end - follow it to its
+# end; STATUS is then the stack's new status. This makes a run that stopped
+# (expired credentials, ^C) safe to run again.
+settle() {
+  local tier=$1 seen
+  [[ $STATUS == *_IN_PROGRESS && $STATUS != REVIEW_IN_PROGRESS ]] || return 0
+  note "$(stack_name "$tier") is in $STATUS: waiting until it is done"
+  seen=$(mktemp)
+  seen_events "$tier" "$seen"
+  watch_stack "$tier" "$seen"
+  rm -f "$seen"
 }
 
 # stack_exists TIER : true when the tier's stack exists (a dry run: yes).
@@ -134,8 +193,7 @@ watch_stack() {
     return
   fi
   while :; do
-    STATUS=$(aws cloudformation describe-stacks --region "$REGION" --stack-name "$(stack_name "$tier")" \
-      --query "Stacks[0].StackStatus" --output text 2>/dev/null) || STATUS=NONE
+    read_status "$tier"
     fresh=$(stack_events "$tier" | grep -v -F -f "$seen" || true)
     if [[ -n $fresh ]]; then
       # oldest first
@@ -169,6 +227,8 @@ delete_stack() {
   local tier=$1 seen
   say "delete $(stack_name "$tier")"
   stack_status "$tier"
+  # An update still running cannot be deleted; a delete still running is asked again.
+  [[ $STATUS == DELETE_IN_PROGRESS ]] || settle "$tier"
   if [[ $STATUS == NONE ]]; then
     note "no stack $(stack_name "$tier")"
     return
@@ -209,7 +269,7 @@ check_aws() {
   command -v aws >/dev/null 2>&1 ||
     die "missing: the AWS CLI (https://docs.aws.amazon.com/cli/latest/userguide/getting-started-install.html)"
   local account
-  account=$(aws sts get-caller-identity --query Account --output text 2>/dev/null) ||
+  aws_call account aws sts get-caller-identity --query Account --output text ||
     die "missing: AWS credentials (run 'aws configure', or paste the Learner Lab's 'AWS Details' into ~/.aws/credentials)"
   say "AWS account $account, region $REGION, stack prefix $PREFIX"
 }

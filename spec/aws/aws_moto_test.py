@@ -45,6 +45,15 @@ What is not AWS here, and why (every shim moto needs):
      left: shim_vpc_endpoint_delete deletes those, has the VPC take its unused
      route tables with it, and counts a route table, route or association
      already gone as deleted.
+  12. moto names the service-linked role of ecs.application-autoscaling.amazonaws.com
+     AWSServiceRoleForApplicationAutoScaling_Ecs; IAM names it ..._ECSService, the name deploy
+     looks for: shim_autoscaling_role_name. (The run has no such role at first: deploy creates
+     it, and the second deploy finds it.)
+  13. moto's load balancer keeps none of the template's LoadBalancerAttributes and writes no
+     access log: shim_access_log_delivery keeps them and, as an ALB does until it is gone, writes
+     a last log file into its access-log bucket as its stack's delete starts. (moto's CloudFormation then
+     skips a bucket that is not empty instead of failing the stack, DELETE_FAILED: scripts_test
+     has that; here the run has --access-logs and destroy must leave no bucket.)
 Left out: the update of the
 database stack that turns deletion protection off (moto loses the instance
 from the stack on an update with UsePreviousTemplate); the deploy here has
@@ -203,6 +212,61 @@ def shim_vpc_endpoint_delete():
     parsing.ResourceMap._delete_resource = delete_if_there
 
 
+def shim_autoscaling_role_name():
+    from moto.iam.models import IAMBackend
+
+    create = IAMBackend.create_service_linked_role
+
+    def create_service_linked_role(self, service_name, description, suffix):
+        if service_name == "ecs.application-autoscaling.amazonaws.com":
+            name = "AWSServiceRoleForApplicationAutoScaling_ECSService"
+            if any(role.name == name for role in self.get_roles()):
+                from moto.iam.exceptions import IAMException
+                raise IAMException("InvalidInput", f"Service role name {name} has been taken in this account, "
+                                                   "please try a different suffix.")
+            role = create(self, service_name, description, suffix)
+            role.name = name
+            return role
+        return create(self, service_name, description, suffix)
+
+    IAMBackend.create_service_linked_role = create_service_linked_role
+
+
+def shim_access_log_delivery():
+    from moto.cloudformation.models import Stack
+    from moto.elbv2.models import FakeLoadBalancer
+    from moto.s3.models import s3_backends
+
+    create = FakeLoadBalancer.create_from_cloudformation_json.__func__
+
+    def create_from_cloudformation_json(cls, resource_name, cloudformation_json, account_id, region_name, **kwargs):
+        balancer = create(cls, resource_name, cloudformation_json, account_id, region_name, **kwargs)
+        for attribute in cloudformation_json["Properties"].get("LoadBalancerAttributes", []):
+            balancer.attrs[attribute["Key"]] = str(attribute["Value"])
+        return balancer
+
+    FakeLoadBalancer.create_from_cloudformation_json = classmethod(create_from_cloudformation_json)
+
+    # CloudFormation deletes the load balancer before its bucket (it depends on it); moto deletes
+    # in no such order, so the last delivery lands as the stack's delete starts: after anything
+    # emptied the bucket, before CloudFormation reaches it.
+    delete = Stack.delete
+
+    def delete_after_a_last_delivery(self):
+        for balancer in list(self.resource_map._parsed_resources.values()):
+            bucket = getattr(balancer, "attrs", {}).get("access_logs.s3.bucket") \
+                if isinstance(balancer, FakeLoadBalancer) else None
+            if bucket and balancer.attrs.get("access_logs.s3.enabled") == "true":
+                backend = s3_backends[self.account_id]["aws"]
+                if bucket in backend.buckets:
+                    key = (f"{balancer.attrs.get('access_logs.s3.prefix')}/AWSLogs/{self.account_id}/"
+                           f"elasticloadbalancing/{self.region_name}/last.log.gz")
+                    backend.put_object(bucket, key, b"h2 2026-12-03T01:00:00Z app/last ...\n")
+        delete(self)
+
+    Stack.delete = delete_after_a_last_delivery
+
+
 def shim_target_group_attributes():
     # moto's target group answers no Fn::GetAtt; the service stack reads TargetGroupFullName
     # (alarms, dashboard, scaling). "targetgroup/NAME/ID" is the end of its ARN.
@@ -356,6 +420,8 @@ class DeployAgainstMoto(unittest.TestCase):
         shim_target_group_attributes()
         shim_rds_replica_delete()
         shim_vpc_endpoint_delete()
+        shim_autoscaling_role_name()
+        shim_access_log_delivery()
         cls.port = free_port()
         cls.moto = ThreadedMotoServer(ip_address="127.0.0.1", port=cls.port, verbose=False)
         cls.moto.start()
@@ -402,7 +468,7 @@ class DeployAgainstMoto(unittest.TestCase):
     def test_deploy_then_destroy(self):
         prefix = "moto" + str(os.getpid() % 10000)
         code, out, err = self.run_script("deploy", "--prefix", prefix, "--tag", "t1", "--builder", "docker",
-                                         "--lab-role", "--replica", "--no-deletion-protection")
+                                         "--lab-role", "--replica", "--no-deletion-protection", "--access-logs")
         self.assertEqual(0, code, out[-6000:] + err)
         self.assertIn("==> h2lua is at http://", out)
         stacks = self.aws("cloudformation", "describe-stacks", "--query",
@@ -419,11 +485,18 @@ class DeployAgainstMoto(unittest.TestCase):
         self.assertIn("docker build --platform linux/amd64", open(self.docker_log).read())
         self.assertRegex(out, r"(?m)^ +\d+s +\S+ +AWS::CloudFormation::Stack +CREATE_COMPLETE")
         self.assertIn("smoke test passed", out)
+        # autoscaling's service-linked role was missing: deploy created it before the service stack
+        self.assertIn("created arn:aws:iam::123456789012:role/aws-service-role/ecs.application-autoscaling."
+                      "amazonaws.com/AWSServiceRoleForApplicationAutoScaling_ECSService", out)
+        self.assertLess(out.index("created arn:aws:iam"), out.index(f"==> stack {prefix}-service"))
+        # the rollout was followed to COMPLETED on the stack's task definition
+        self.assertRegex(out, r"(?m)^ +\d+s +COMPLETED +1/1 tasks +arn:aws:ecs:\S+:task-definition/" + prefix + ":1$")
 
-        # a second deploy with nothing new: empty change sets, one forced deployment
+        # a second deploy with nothing new: empty change sets, one forced deployment, the role found
         code, out, err = self.run_script("deploy", "--prefix", prefix, "--tag", "t1", "--builder", "docker")
         self.assertEqual(0, code, out[-6000:] + err)
         self.assertEqual(5, out.count("nothing to change"), out[-6000:])
+        self.assertRegex(out, r"(?m)^\+ aws iam get-role .*AWSServiceRoleForApplicationAutoScaling_ECSService .*\n# it exists$")
         self.assertIn("--force-new-deployment", out)
 
         # the same deploy while the site cannot serve: the smoke test fails it, naming what answered
@@ -456,6 +529,11 @@ class DeployAgainstMoto(unittest.TestCase):
         left = self.aws("cloudformation", "describe-stacks", "--query",
                         f"Stacks[?starts_with(StackName, '{prefix}-')].StackName")
         self.assertEqual("", left)
+        # the access-log bucket, retained by the stack and filled by the load balancer's last
+        # delivery, is removed after the stack
+        self.assertEqual("", self.aws("s3api", "list-buckets", "--query",
+                                      f"Buckets[?starts_with(Name, '{prefix}-')].Name"))
+        self.assertIn(f"==> remove the access-log bucket {prefix}-service-accesslogbucket-", out)
 
 
 if __name__ == "__main__":

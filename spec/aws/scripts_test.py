@@ -103,9 +103,9 @@ class Scripts(unittest.TestCase):
             change_set.format("service", "--capabilities CAPABILITY_IAM ", " ParameterKey=ImageTag,ParameterValue=abc123"),
             execute.format("service"),
             # the service stack changed: no second, forced deployment
-            r"^aws ecs wait services-stable --region us-east-1 --cluster \S+ --services \S+$",
+            # no waiter: the rollout is followed until it is no longer IN_PROGRESS
             r"^aws ecs describe-services .*--query 'services\[0\]\.deployments\[\?status==`PRIMARY`\] \| "
-            r"\[0\]\.\[rolloutState,taskDefinition\]'",
+            r"\[0\]\.\[rolloutState,taskDefinition,runningCount,desiredCount\]'",
             r"^curl .* http://\S+elb\.amazonaws\.com/readyz$",
             r"^curl .* http://\S+elb\.amazonaws\.com/$",
         ])
@@ -146,9 +146,11 @@ class Scripts(unittest.TestCase):
         overrides = {tier: [f"{k}={v}" for k, v in kv] for tier, kv in overrides.items()}
         self.assertEqual(["StackPrefix=demo", "NatGateways=per-az"], overrides["network"])
         self.assertEqual(["StackPrefix=demo"], overrides["security"])
+        # the dry run takes the stacks to exist: --engine is checked against the stack's, not passed
         self.assertEqual(sorted(["StackPrefix=demo", "MultiAZ=true", "DeletionProtection=false", "ReadReplica=true",
-                                 "DBInstanceClass=db.t3.small", "Engine=mariadb", "EngineVersion=11.4"]),
+                                 "DBInstanceClass=db.t3.small"]),
                          sorted(overrides["database"]))
+        self.assertIn("demo-database runs mariadb already", out)
         self.assertEqual(sorted(["StackPrefix=demo", "CertificateArn=" + CERT, "ExistingRoleName=LabRole",
                                  "AlarmEmail=ops@example.com", "ReadReplica=true", "ImageTag=v2",
                                  "AccessLogs=true", "ExecuteCommand=true"]),
@@ -263,7 +265,8 @@ class States(unittest.TestCase):
         os.mkdir(self.bin)
         self.log = os.path.join(self.scratch, "called")
         with open(os.path.join(self.bin, "aws"), "w") as f:
-            f.write(f'#!/bin/sh\nexec "{sys.executable}" "{os.path.join(HERE, "fake_aws.py")}" "$@"\n')
+            # -S: no site-packages, a third of the start-up time of each of the many calls
+            f.write(f'#!/bin/sh\nexec "{sys.executable}" -S "{os.path.join(HERE, "fake_aws.py")}" "$@"\n')
         with open(os.path.join(self.bin, "docker"), "w") as f:
             f.write(f'#!/bin/sh\n[ "$1" = login ] && cat >/dev/null\necho "docker $*" >> "{self.log}"\n')
         for tool in ("aws", "docker"):
@@ -277,14 +280,16 @@ class States(unittest.TestCase):
         self.addCleanup(self.server.server_close)
         self.addCleanup(self.server.shutdown)
 
-    def run_with(self, state, name, *args):
+    def run_with(self, state, name, *args, env=None):
         state = dict(state, log=self.log)
         path = os.path.join(self.scratch, "state.json")
         with open(path, "w") as f:
             json.dump(state, f)
         env = {"PATH": self.bin + ":/usr/bin:/bin", "HOME": self.scratch, "LANG": "C.UTF-8",
                "FAKE_AWS_STATE": path, "H2LUA_AWS_POLL": "0.1", "H2LUA_SMOKE_TIMEOUT": "2",
-               "H2LUA_RDS_CA": self.bundle, "H2LUA_SMOKE_URL": f"http://127.0.0.1:{self.server.server_port}"}
+               "H2LUA_AWS_BACKOFF": "0.1", "H2LUA_ROLE_SETTLE": "0", "H2LUA_CERT_TIMEOUT": "5",
+               "H2LUA_RDS_CA": self.bundle, "H2LUA_SMOKE_URL": f"http://127.0.0.1:{self.server.server_port}",
+               **(env or {})}
         extra = ("--tag", "t1", "--builder", "docker") if name == "deploy" else ("--yes",)
         done = subprocess.run([os.path.join(AWS_DIR, name), *extra, *args], env=env, cwd=self.scratch,
                               stdin=subprocess.DEVNULL, capture_output=True, text=True, timeout=120)
@@ -385,6 +390,158 @@ class States(unittest.TestCase):
         self.assertEqual(1, len(update))
         self.assertIn("--tags Key=project,Value=h2lua Key=stack-prefix,Value=h2lua", update[0])
         self.assertEqual([], self.calls("modify-db-instance"))
+
+    # ---- what AWS does that the scripts must live with ---------------------
+
+    LOOK = r"ecs describe-services .*deployments"
+
+    def test_deploy_waits_while_the_rollout_bakes(self):
+        # With deployment alarms ECS keeps the rollout IN_PROGRESS through a bake time after the
+        # old tasks are gone, although running == desired.
+        code, out, err = self.run_with({"rollout": ["IN_PROGRESS"] * 4 + ["COMPLETED"]}, "deploy")
+        self.assertEqual(0, code, out + err)
+        self.assertEqual(5, len(self.calls(self.LOOK)))
+        self.assertRegex(out, r"(?m)^ +\d+s +IN_PROGRESS +2/2 tasks")
+        self.assertRegex(out, r"(?m)^ +\d+s +COMPLETED +2/2 tasks")
+        self.assertIn("smoke test passed", out)
+
+    def test_deploy_fails_loudly_when_the_rollout_fails_after_baking(self):
+        code, out, err = self.run_with({"rollout": ["IN_PROGRESS"] * 3 + ["FAILED"]}, "deploy")
+        self.assertEqual(1, code, out)
+        self.assertEqual(4, len(self.calls(self.LOOK)))
+        self.assertIn("deployment failed and was rolled back", err)
+        self.assertIn("circuit breaker", err)  # the service's events are shown
+        self.assertNotIn("h2lua is at", out)
+
+    def test_deploy_gives_up_on_a_rollout_past_its_deadline(self):
+        code, out, err = self.run_with({"rollout": ["IN_PROGRESS"]}, "deploy", env={"H2LUA_ROLLOUT_TIMEOUT": "1"})
+        self.assertEqual(1, code, out)
+        self.assertIn("still IN_PROGRESS after 1s", err)
+        self.assertIn("circuit breaker", err)
+        self.assertNotIn("h2lua is at", out)
+
+    def test_destroy_waits_until_the_certificate_is_no_longer_in_use(self):
+        # ACM reports the certificate in use for a while after its load balancer is deleted.
+        stacks = {f"h2lua-{t}": "UPDATE_COMPLETE" for t in ("network", "security", "database", "registry", "service")}
+        code, out, err = self.run_with({"stacks": stacks, "certificate": CERT, "in_use": 3}, "destroy")
+        self.assertEqual(0, code, out + err)
+        self.assertEqual({}, self.state["stacks"])
+        self.assertTrue(self.state.get("certificate_deleted"))
+        self.assertEqual(4, len(self.calls("acm delete-certificate")))
+
+    def test_destroy_deletes_every_stack_when_the_certificate_stays_in_use(self):
+        stacks = {f"h2lua-{t}": "UPDATE_COMPLETE" for t in ("network", "security", "database", "registry", "service")}
+        code, out, err = self.run_with({"stacks": stacks, "certificate": CERT, "in_use": 10000}, "destroy",
+                                       env={"H2LUA_CERT_TIMEOUT": "1"})
+        self.assertEqual(1, code, out + err)
+        self.assertEqual({}, self.state["stacks"])
+        self.assertIn(f"the certificate {CERT} is still in use after 1s", err)
+        last = self.calls("delete-stack|acm delete-certificate")[-1]
+        self.assertIn("acm delete-certificate", last)
+
+    def test_destroy_removes_an_access_log_bucket_that_filled_again(self):
+        # The load balancer delivers logs until it is gone: emptied before, the bucket is not empty
+        # when CloudFormation deletes it.
+        bucket = {"name": "h2lua-service-accesslogbucket-0123", "objects": 5, "late": 2,
+                  "template": os.path.join(AWS_DIR, "service.yaml")}
+        code, out, err = self.run_with({"stacks": {"h2lua-service": "UPDATE_COMPLETE"}, "bucket": bucket}, "destroy")
+        self.assertEqual(0, code, out + err)
+        self.assertEqual({}, self.state["stacks"])
+        self.assertIsNone(self.state["bucket"])
+        calls = self.calls("delete-stack|s3 rb")
+        self.assertEqual(["cloudformation delete-stack", "s3 rb s3://h2lua-service-accesslogbucket-0123 --force"],
+                         [re.sub(r"^aws (\S+ \S+)( --region \S+ --stack-name \S+)?", r"\1", c) for c in calls])
+
+    def test_destroy_run_again_finds_the_access_log_bucket_gone(self):
+        bucket = {"name": "h2lua-service-accesslogbucket-0123", "objects": 0, "gone": True,
+                  "template": os.path.join(AWS_DIR, "service.yaml")}
+        code, out, err = self.run_with({"stacks": {"h2lua-service": "DELETE_IN_PROGRESS"}, "bucket": bucket,
+                                        "pending": {"h2lua-service": 1}, "final": {"h2lua-service": None}}, "destroy")
+        self.assertEqual(0, code, out + err)
+        self.assertEqual({}, self.state["stacks"])
+        self.assertIn("no bucket h2lua-service-accesslogbucket-0123", out)
+
+    def test_deploy_retries_a_throttled_status(self):
+        code, out, err = self.run_with({"progress": 1, "throttle": 2}, "deploy")
+        self.assertEqual(0, code, out + err)
+        self.assertEqual("CREATE_COMPLETE", self.state["stacks"]["h2lua-network"])
+        self.assertIn("throttled", out)
+
+    def test_deploy_stops_on_expired_credentials_and_runs_again(self):
+        code, out, err = self.run_with({"expired": True}, "deploy")
+        self.assertNotEqual(0, code)
+        self.assertIn("your credentials expired: paste the new ones and run the same command again", err)
+        self.assertNotIn("NONE", err)
+        self.assertEqual({"h2lua-network": "CREATE_IN_PROGRESS"}, self.state["stacks"])
+        # the same command with new credentials, the stack still being created: it waits, then goes on
+        again = dict(self.state, expired=False, pending={"h2lua-network": 2})
+        code, out, err = self.run_with(again, "deploy")
+        self.assertEqual(0, code, out + err)
+        self.assertIn("h2lua-network is in CREATE_IN_PROGRESS: waiting until it is done", out)
+        network = self.calls("create-change-set .*--stack-name h2lua-network ")
+        self.assertEqual(["CREATE", "UPDATE"], [re.search(r"--change-set-type (\w+)", c).group(1) for c in network])
+        self.assertEqual("CREATE_COMPLETE", self.state["stacks"]["h2lua-service"])
+
+    def test_destroy_stops_on_expired_credentials(self):
+        stacks = {f"h2lua-{t}": "UPDATE_COMPLETE" for t in ("network", "security", "database", "registry", "service")}
+        code, out, err = self.run_with({"stacks": stacks, "expired": True}, "destroy")
+        self.assertNotEqual(0, code)
+        self.assertIn("your credentials expired: paste the new ones and run the same command again", err)
+        self.assertEqual(["h2lua-service"], [c.split()[-1] for c in self.calls("delete-stack")])
+
+    def test_deploy_creates_the_autoscaling_role_when_it_is_missing(self):
+        code, out, err = self.run_with({"slr": "missing"}, "deploy")
+        self.assertEqual(0, code, out + err)
+        created = self.calls("iam create-service-linked-role .*--aws-service-name ecs.application-autoscaling.amazonaws.com")
+        self.assertEqual(1, len(created))
+        calls = self.calls("")
+        self.assertLess(calls.index(created[0]), calls.index(self.calls("create-change-set .*h2lua-service")[0]))
+        self.assertNotIn("Autoscaling", self.calls("create-change-set .*h2lua-service")[0])
+
+    def test_deploy_uses_an_existing_autoscaling_role(self):
+        code, out, err = self.run_with({"slr": "exists"}, "deploy")
+        self.assertEqual(0, code, out + err)
+        self.assertEqual(1, len(self.calls("iam get-role --region us-east-1 --role-name "
+                                           "AWSServiceRoleForApplicationAutoScaling_ECSService")))
+        self.assertEqual([], self.calls("create-service-linked-role"))
+        self.assertNotIn("Autoscaling", self.calls("create-change-set .*h2lua-service")[0])
+
+    def test_deploy_turns_autoscaling_off_without_the_right_to_its_role(self):
+        code, out, err = self.run_with({"slr": "denied"}, "deploy", "--lab-role")
+        self.assertEqual(0, code, out + err)
+        self.assertIn("ParameterKey=Autoscaling,ParameterValue=false", self.calls("create-change-set .*h2lua-service")[0])
+        said = [line for line in (out + err).splitlines() if "autoscaling" in line.lower() and "AccessDenied" in line]
+        self.assertEqual(1, len(said), out + err)
+        self.assertEqual("CREATE_COMPLETE", self.state["stacks"]["h2lua-service"])
+
+    def test_deploy_refuses_a_change_set_that_replaces_the_primary(self):
+        stacks = {f"h2lua-{t}": "UPDATE_COMPLETE" for t in ("network", "security", "database", "registry", "service")}
+        code, out, err = self.run_with({"stacks": stacks, "replace": {"h2lua-database": "True"}}, "deploy")
+        self.assertEqual(1, code, out + err)
+        self.assertIn("would replace the database's primary instance", err)
+        self.assertEqual([], self.calls("execute-change-set .*h2lua-database"))
+        self.assertEqual(1, len(self.calls("delete-change-set .*h2lua-database")))
+        self.assertEqual([], self.calls("docker build|h2lua-service"))
+
+    def test_deploy_passes_the_engine_version_only_to_a_new_stack(self):
+        code, out, err = self.run_with({}, "deploy", "--engine", "mariadb")
+        self.assertEqual(0, code, out + err)
+        created = self.calls("create-change-set .*h2lua-database")[0]
+        self.assertIn("ParameterKey=Engine,ParameterValue=mariadb ParameterKey=EngineVersion,ParameterValue=11.4",
+                      created)
+        stacks = {f"h2lua-{t}": "UPDATE_COMPLETE" for t in ("network", "security", "database", "registry", "service")}
+        code, out, err = self.run_with({"stacks": stacks, "engine": "mariadb"}, "deploy", "--engine", "mariadb")
+        self.assertEqual(0, code, out + err)
+        updated = self.calls("create-change-set .*h2lua-database")[-1]
+        self.assertNotIn("EngineVersion", updated)
+        self.assertNotIn("Engine", updated.replace("EngineVersion", ""))
+
+    def test_deploy_refuses_another_engine_for_an_existing_database(self):
+        stacks = {f"h2lua-{t}": "UPDATE_COMPLETE" for t in ("network", "security", "database", "registry", "service")}
+        code, out, err = self.run_with({"stacks": stacks, "engine": "mysql"}, "deploy", "--engine", "mariadb")
+        self.assertEqual(1, code, out + err)
+        self.assertIn("h2lua-database runs mysql", err)
+        self.assertEqual([], self.calls("create-change-set .*h2lua-database"))
 
 
 if __name__ == "__main__":

@@ -169,6 +169,8 @@ REQUIRED_ENV = {"APP_ENV", "LOG_FORMAT", "PORT", "WORKERS", "DB_POOL_SIZE", "REQ
                 "DATABASE_URL", "DATABASE_PORT", "DATABASE_USERNAME", "DATABASE_NAME"}
 # max_connections of the default instance class, db.t3.micro (1 GiB / 12 MiB, less what RDS keeps).
 MICRO_CONNECTIONS = 60
+# Connections a deploy's tasks leave free: the admin's, RDS's own (rdsadmin), a migration.
+ADMIN_CONNECTIONS = 10
 
 
 def check_task(stacks):
@@ -212,9 +214,47 @@ def check_task(stacks):
             problems.append("h2lua closes idle connections (REQ_TIMEOUT) before the load balancer does (502s)")
         if number(env["DRAIN_TIMEOUT"]) >= cs.get("StopTimeout", 0):
             problems.append("DRAIN_TIMEOUT is not shorter than StopTimeout (in-flight requests are killed)")
-        connections = int(s.default("service", "MaxTasks")) * number(env["WORKERS"]) * number(env["DB_POOL_SIZE"])
-        if connections > MICRO_CONNECTIONS:
-            problems.append(f"at MaxTasks the pools open {connections} connections, more than db.t3.micro allows")
+    return problems
+
+
+def check_connections_at_deploy_peak(stacks):
+    """A deploy at MaxTasks starts MaximumPercent of the tasks before it stops the old ones: their
+    pools (WORKERS x DB_POOL_SIZE each, to the primary and to the replica alike) must fit the
+    default instance class's max_connections, less room for the admin and RDS's own connections."""
+    problems = []
+    for s in (stacks.render(), stacks.render({"database": {"ReadReplica": "true"}, "service": {"ReadReplica": "true"}})):
+        env = {e["Name"]: e["Value"] for e in container(s.templates).get("Environment", [])}
+        svc = only(s.resources("service", "AWS::ECS::Service").values(), "service")["Properties"]
+        percent = int(s.value("service", svc.get("DeploymentConfiguration", {}).get("MaximumPercent", 200)))
+        peak_tasks = int(s.default("service", "MaxTasks")) * percent // 100
+        connections = peak_tasks * int(s.value("service", env["WORKERS"])) * int(s.value("service", env["DB_POOL_SIZE"]))
+        for cls in ("DBInstanceClass", "ReplicaInstanceClass"):
+            if s.default("database", cls) != "db.t3.micro":
+                problems.append(f"{cls} is not db.t3.micro: MICRO_CONNECTIONS does not apply")
+        if connections > MICRO_CONNECTIONS - ADMIN_CONNECTIONS:
+            problems.append(f"a deploy at MaxTasks runs {peak_tasks} tasks ({percent}%) whose pools open {connections} "
+                            f"connections, more than db.t3.micro's {MICRO_CONNECTIONS} less {ADMIN_CONNECTIONS} kept free")
+    return problems
+
+
+def check_task_role(stacks):
+    """The h2lua process calls no AWS API: a task role only for ECS Exec, which needs one (its SSM
+    channels), whether the roles are created or LabRole is used."""
+    problems = []
+    for role in ("", "LabRole"):
+        for exec_ in ("false", "true"):
+            s = stacks.render({"service": {"ExistingRoleName": role, "ExecuteCommand": exec_}})
+            task = only(s.resources("service", "AWS::ECS::TaskDefinition").values(), "task")["Properties"]
+            svc = only(s.resources("service", "AWS::ECS::Service").values(), "service")["Properties"]
+            where = f"ExistingRoleName={role!r}, ExecuteCommand={exec_}"
+            if str(svc.get("EnableExecuteCommand")).lower() != exec_:
+                problems.append(f"{where}: EnableExecuteCommand is {svc.get('EnableExecuteCommand')}")
+            if exec_ == "false" and "TaskRoleArn" in task:
+                problems.append(f"{where}: the task has a role ({task['TaskRoleArn']}) though nothing needs one")
+            if exec_ == "true" and "TaskRoleArn" not in task:
+                problems.append(f"{where}: ECS Exec without a task role cannot open its channels")
+            if exec_ == "false" and "TaskRole" in s.resources("service"):
+                problems.append(f"{where}: the stack creates a task role nothing uses")
     return problems
 
 
@@ -286,13 +326,13 @@ def check_dashboard(stacks, replica):
 
 def check_learner_lab_mode(stacks):
     problems = []
-    for role, iam_count in (("LabRole", 0), ("", 2)):
+    for role, iam_count in (("LabRole", 0), ("", 1)):
         s = stacks.render({"service": {"ExistingRoleName": role}})
         iam = [f"{t}/{n}" for t in TIERS for n, r in s.resources(t).items() if r["Type"].startswith("AWS::IAM::")]
         if len(iam) != iam_count:
             problems.append(f"ExistingRoleName={role!r} creates {len(iam)} IAM resources ({iam}), not {iam_count}")
         task = only(s.resources("service", "AWS::ECS::TaskDefinition").values(), "task")["Properties"]
-        for key in ("ExecutionRoleArn", "TaskRoleArn"):
+        for key in ("ExecutionRoleArn",):
             arn = task.get(key)
             uses_lab = isinstance(arn, dict) and str(arn.get("Fn::Sub", "")).endswith(":role/${ExistingRoleName}")
             if uses_lab != bool(role):
@@ -420,6 +460,11 @@ def check_front_hardening(stacks):
         buckets = s.resources("service", "AWS::S3::Bucket")
         if (str(a.get("access_logs.s3.enabled")) == "true") != (logs == "true") or bool(buckets) != (logs == "true"):
             problems.append(f"AccessLogs={logs} does not turn the access logs and their bucket {'on' if logs == 'true' else 'off'}")
+    # The load balancer delivers logs until it is gone, so the bucket is not empty when
+    # CloudFormation would delete it: the stack keeps it, and ops/aws/destroy removes it after.
+    bucket = stacks.resource("service", "AccessLogBucket")
+    if (bucket.get("DeletionPolicy"), bucket.get("UpdateReplacePolicy")) != ("Retain", "Retain"):
+        problems.append("the access-log bucket is deleted with the stack (DELETE_FAILED while logs still arrive)")
     return problems
 
 
@@ -459,7 +504,7 @@ def check_s3_endpoint(stacks):
 CHECKS = [check_addresses, check_nat, check_https, check_database, check_registry, check_task,
           check_service, check_autoscaling, check_alarms, check_learner_lab_mode, check_exports,
           check_replica_source, check_engine_support, check_desired_count, check_front_hardening,
-          check_deployment_safety, check_s3_endpoint]
+          check_deployment_safety, check_s3_endpoint, check_connections_at_deploy_peak, check_task_role]
 
 
 class Templates(unittest.TestCase):
@@ -545,7 +590,14 @@ FAULTS = {
     "short_keep_alive": (check_task, lambda t: t["service"]["Parameters"]["KeepAliveTimeout"].update(Default="10")),
     "drain_cut_short": (check_task, lambda t: [e.update(Value="45") for e in container(t)["Environment"]
                                                 if e.get("Name") == "DRAIN_TIMEOUT"]),
-    "pools_too_large": (check_task, lambda t: t["service"]["Parameters"]["DbPoolSize"].update(Default="8")),
+    "pools_too_large": (check_connections_at_deploy_peak, lambda t: t["service"]["Parameters"]["DbPoolSize"].update(
+        Default="8")),
+    # the pools of issue 19: 6 tasks x 2 workers x 4 = 48 fit, but a deploy runs 12 tasks (96)
+    "pools_sized_without_the_deploy": (check_connections_at_deploy_peak, lambda t: t["service"]["Parameters"][
+        "DbPoolSize"].update(Default="4")),
+    "task_role_without_exec": (check_task_role, lambda t: props(t, "service", "TaskDefinition").update(
+        TaskRoleArn={"Fn::If": ["UseExistingRole", {"Fn::Sub": "arn:${AWS::Partition}:iam::${AWS::AccountId}:role/"
+                                                                 "${ExistingRoleName}"}, {"Fn::GetAtt": ["TaskRole", "Arn"]}]})),
     "no_rollback": (check_service, lambda t: props(t, "service", "Service")["DeploymentConfiguration"][
         "DeploymentCircuitBreaker"].update(Rollback=False)),
     "health_check_on_root": (check_service, lambda t: props(t, "service", "TargetGroup").update(HealthCheckPath="/")),
@@ -557,7 +609,7 @@ FAULTS = {
     "dashboard_not_json": (check_alarms, dashboard_not_json),
     "role_created_in_lab": (check_learner_lab_mode, lambda t: res(t, "service", "ExecutionRole").pop("Condition")),
     "lab_role_ignored": (check_learner_lab_mode, lambda t: props(t, "service", "TaskDefinition").update(
-        TaskRoleArn={"Fn::GetAtt": ["TaskRole", "Arn"]})),
+        ExecutionRoleArn={"Fn::GetAtt": ["ExecutionRole", "Arn"]})),
     "import_of_nothing": (check_exports, lambda t: props(t, "database", "SubnetGroup")["SubnetIds"].append(
         {"Fn::ImportValue": {"Fn::Sub": "${StackPrefix}-network-PrivateSubnet3Id"}})),
     "import_from_a_later_stack": (check_exports, import_from_a_later_stack),
@@ -575,6 +627,8 @@ FAULTS = {
     "desync_defensive": (check_front_hardening, lambda t: [a.update(Value="defensive") for a in props(
         t, "service", "LoadBalancer")["LoadBalancerAttributes"] if isinstance(a, dict)
         and a.get("Key") == "routing.http.desync_mitigation_mode"]),
+    "log_bucket_deleted_with_the_stack": (check_front_hardening, lambda t: res(t, "service", "AccessLogBucket").update(
+        DeletionPolicy="Delete")),
     "no_hsts": (check_front_hardening, lambda t: props(t, "service", "HttpsListener").pop("ListenerAttributes")),
     "access_log_bucket_always": (check_front_hardening, lambda t: res(t, "service", "AccessLogBucket").pop(
         "Condition")),
