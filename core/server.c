@@ -29,6 +29,7 @@
 #include "http_metrics.h"
 #include "log.h"
 #include "lua_host.h"
+#include "lua_watchdog.h"
 #include "metrics.h"
 #include "migrate.h"
 #include "reload.h"
@@ -47,6 +48,7 @@ typedef struct server {
     h2o_globalconf_t globalconf;
     SSL_CTX *ssl_ctx;
     worker_t *workers;
+    lua_watch_t **watches; /* every worker's, for the watchdog */
     metrics_t **all_metrics;
     int nworkers;
     pthread_barrier_t receivers; /* passed once every worker can be posted to */
@@ -225,6 +227,7 @@ static void on_tick(h2o_timeout_entry_t *entry)
 static void *worker_main(void *arg)
 {
     worker_t *w = arg;
+    lua_watch_attach(w->watch);
     w->loop = h2o_evloop_create();
     h2o_context_init(&w->ctx, w->loop, &s.globalconf);
     w->accept_ctx.ctx = &w->ctx;
@@ -299,6 +302,24 @@ static void reload_all(void *arg)
         post(&sv->workers[i], MSG_RELOAD);
 }
 
+/* Joins w's thread; -1 when it is stuck in Lua past LUA_TIMEOUT instead (it would never end). */
+static int join_worker(worker_t *w)
+{
+    for (;;) {
+        struct timespec deadline;
+        clock_gettime(CLOCK_REALTIME, &deadline);
+        deadline.tv_nsec += 200 * 1000000L;
+        if (deadline.tv_nsec >= 1000000000L) {
+            deadline.tv_sec += 1;
+            deadline.tv_nsec -= 1000000000L;
+        }
+        if (pthread_timedjoin_np(w->thread, NULL, &deadline) == 0)
+            return 0;
+        if (lua_watch_stuck(w->watch, w->cfg->lua_timeout_ms))
+            return -1;
+    }
+}
+
 int server_run(const config_t *cfg)
 {
     s.cfg = cfg;
@@ -318,6 +339,7 @@ int server_run(const config_t *cfg)
 
     s.workers = calloc((size_t)s.nworkers, sizeof(worker_t));
     s.all_metrics = calloc((size_t)s.nworkers, sizeof(metrics_t *));
+    s.watches = calloc((size_t)s.nworkers, sizeof(lua_watch_t *));
     uint32_t base;
     util_random_bytes(&base, sizeof(base));
     for (int i = 0; i < s.nworkers; ++i) {
@@ -327,6 +349,7 @@ int server_run(const config_t *cfg)
         w->all_metrics = s.all_metrics;
         w->nworkers = s.nworkers;
         s.all_metrics[i] = &w->metrics;
+        w->watch = s.watches[i] = lua_watch_create(i);
         w->request_id_base = base + (uint32_t)i;
         metrics_init(&w->metrics);
         if ((w->listen_fd = open_listener(cfg)) < 0)
@@ -342,6 +365,7 @@ int server_run(const config_t *cfg)
     for (int i = 0; i < s.nworkers; ++i)
         pthread_create(&s.workers[i].thread, NULL, worker_main, &s.workers[i]);
     pthread_barrier_wait(&s.receivers); /* a signal from now on reaches every worker */
+    lua_watchdog_start(s.watches, s.nworkers, cfg->lua_timeout_ms);
     log_infof(-1, "h2lua %s listening on %s:%d (%s) with %d workers, APP_ENV=%s", H2LUA_VERSION, cfg->host, cfg->port,
               s.ssl_ctx != NULL ? (cfg->http2 ? "https, http/2" : "https, http/1.1")
                                 : (cfg->http2 ? "http/1.1, h2c" : "http/1.1"),
@@ -363,8 +387,14 @@ int server_run(const config_t *cfg)
     }
     for (int i = 0; i < s.nworkers; ++i)
         post(&s.workers[i], MSG_SHUTDOWN);
-    for (int i = 0; i < s.nworkers; ++i)
-        pthread_join(s.workers[i].thread, NULL);
+    for (int i = 0; i < s.nworkers; ++i) {
+        if (join_worker(&s.workers[i]) != 0) {
+            /* its thread runs the application's Lua and never comes back: nothing to drain */
+            log_errorf(i, "worker still stuck in Lua past LUA_TIMEOUT: exiting without it");
+            return 1;
+        }
+    }
+    lua_watchdog_stop();
     migrate_stop(cfg);
     log_infof(-1, "stopped");
     return 0;
