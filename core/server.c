@@ -387,13 +387,16 @@ int server_run(const config_t *cfg)
     }
     for (int i = 0; i < s.nworkers; ++i)
         post(&s.workers[i], MSG_SHUTDOWN);
+    int stuck = 0;
     for (int i = 0; i < s.nworkers; ++i) {
         if (join_worker(&s.workers[i]) != 0) {
             /* its thread runs the application's Lua and never comes back: nothing to drain */
             log_errorf(i, "worker still stuck in Lua past LUA_TIMEOUT: exiting without it");
-            return 1;
+            stuck = 1;
         }
     }
+    if (stuck)
+        return 1; /* the watchdog and the stuck thread end with the process */
     lua_watchdog_stop();
     migrate_stop(cfg);
     log_infof(-1, "stopped");
