@@ -71,6 +71,7 @@ const CASES = {
   '/overflow/coroutine': E500(/stack overflow|(?:app\.lua:\d+: \S*){20}/),
   '/overflow/resume': E500(/stack overflow/),
   '/memory': E500(/not enough memory.*LUA_MEMORY_MAX/),
+  '/memory/rep': E500(/not enough memory.*LUA_MEMORY_MAX/),
   '/gc-raises': { status: 200, body: 'ok:collected' },
   '/gc-queries': { status: 200, body: 'ok:collected' },
   // LuaJIT would let a raising __gc escape from the core's own calls: newproxy is not offered
