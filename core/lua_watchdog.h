@@ -11,11 +11,13 @@
  *   - trips the process: lua_watchdog_tripped() is true from then on, for the life of the process,
  *     so that /healthz answers 503 on every worker that can still answer and the load balancer
  *     replaces the task (a wedged worker holds its share of the connections forever);
- *   - is sent LUA_WATCHDOG_SIGNAL, whose handler (on that worker's thread, as lua.c interrupts a
- *     script on SIGINT) sets a count hook on the Lua thread that runs; the hook raises
- *     "interrupted: ..." so that the handler fails with a 500. Lua 5.4 checks hooks in every loop;
- *     LuaJIT does not in compiled code (a JIT-compiled `while true do end` goes on): there the
- *     health flag is what counts.
+ *   - is sent LUA_WATCHDOG_SIGNAL (again every second while it stays stuck), whose handler (on
+ *     that worker's thread, as lua.c interrupts a script on SIGINT) sets a count hook on the Lua
+ *     thread lua_watch_enter named; the hook raises "interrupted: ..." so that the handler fails
+ *     with a 500. Lua 5.4 checks hooks in every loop; LuaJIT does not in compiled code (a
+ *     JIT-compiled `while true do end` goes on), 5.4's hooks are per coroutine (a loop inside a
+ *     coroutine the application made is not reached), and a handler may catch the error and loop
+ *     on: in those cases the health flag is what counts.
  * Shared data: the watches' fields are atomics or guarded by the watch's mutex; nothing else here
  * is shared.
  */
