@@ -60,10 +60,12 @@ typedef struct config {
     int compress_level; /* zlib level (1-9) of dynamic responses */
     int req_timeout_ms;
     int drain_timeout_ms;
-    config_db_t db;      /* the primary (writes) */
-    config_db_t db_read; /* the replica; host NULL when none */
-    int db_tls;          /* CONFIG_DB_TLS_*, for the primary and the replica */
-    char *db_ca;         /* DATABASE_CA: PEM bundle path (verify-identity only), or NULL */
+    int lua_timeout_ms;    /* LUA_TIMEOUT: the watchdog's bound (lua_watchdog.h) */
+    size_t lua_memory_max; /* LUA_MEMORY_MAX in bytes: a Lua state's limit while a handler runs */
+    config_db_t db;        /* the primary (writes) */
+    config_db_t db_read;   /* the replica; host NULL when none */
+    int db_tls;            /* CONFIG_DB_TLS_*, for the primary and the replica */
+    char *db_ca;           /* DATABASE_CA: PEM bundle path (verify-identity only), or NULL */
     int db_pool_size;
     int db_queue_max;
     int db_timeout_ms;

@@ -258,8 +258,10 @@ static void op_complete(struct db_op *op, int err, const char *msg, db_result_t 
         struct tx *tx = lua_newuserdatauv(co, sizeof(*tx), 0);
         tx->conn = op->conn;
         luaL_setmetatable(co, TX_MT);
+        lua_req_hold(op->lr, 1); /* until it ends, or its __gc gives the connection back */
     } else if (op->kind == OP_END_TX) {
         lua_pushboolean(co, 1);
+        lua_req_hold(op->lr, -1);
     } else {
         push_result(co, result);
     }
@@ -302,12 +304,10 @@ static const char wrappers[] = "local raw, raw_tx, raise = ...\n"
                                "function tx:rollback() return result(raw_tx.rollback(self)) end\n"
                                "return db, tx\n";
 
+/* Every function here yields: the request, or a raise when this code may not yield (see lua_host.h). */
 static lua_req_t *request_or_error(lua_State *L, const char *what)
 {
-    lua_req_t *lr = lua_host_req(L);
-    if (lr == NULL)
-        luaL_error(L, "db.%s can only be called while handling a request", what);
-    return lr;
+    return lua_host_req_yieldable(L, what);
 }
 
 static db_pool_t *pool_or_error(lua_State *L, worker_t *w, int read)
@@ -356,7 +356,7 @@ static struct db_op *new_op(lua_req_t *lr, enum op_kind kind, db_stmt_kind_t stm
 
 static int query_common(lua_State *L, int read)
 {
-    lua_req_t *lr = request_or_error(L, read ? "read" : "query");
+    lua_req_t *lr = request_or_error(L, read ? "db.read" : "db.query");
     worker_t *w = lua_req_worker(lr);
     pool_or_error(L, w, read);
     db_pool_t *pool = read ? db_route_read_pool(w, lua_req_h2o(lr)) : w->db;
@@ -381,7 +381,7 @@ static int l_read(lua_State *L)
 
 static int l_begin(lua_State *L)
 {
-    lua_req_t *lr = request_or_error(L, "begin");
+    lua_req_t *lr = request_or_error(L, "db.begin");
     db_pool_t *pool = pool_or_error(L, lua_req_worker(lr), 0);
     struct db_op *op = new_op(lr, OP_BEGIN, DB_STMT_BEGIN);
     lua_pushliteral(L, "START TRANSACTION");
@@ -398,8 +398,8 @@ static struct tx *check_open_tx(lua_State *L)
 
 static int l_tx_query(lua_State *L)
 {
-    struct tx *tx = check_open_tx(L);
     lua_req_t *lr = request_or_error(L, "tx:query");
+    struct tx *tx = check_open_tx(L);
     push_bound(L, 2);
     struct db_op *op = new_op(lr, OP_IN_TX, DB_STMT_IN_TX);
     op->tx = tx;
@@ -409,8 +409,8 @@ static int l_tx_query(lua_State *L)
 
 static int tx_end(lua_State *L, const char *sql)
 {
+    lua_req_t *lr = request_or_error(L, sql[0] == 'C' ? "tx:commit" : "tx:rollback");
     struct tx *tx = check_open_tx(L);
-    lua_req_t *lr = request_or_error(L, "tx:commit");
     struct db_op *op = new_op(lr, OP_END_TX, DB_STMT_IN_TX);
     op->tx = tx;
     op->conn = tx->conn;

@@ -376,9 +376,7 @@ static int l_sleep(lua_State *L)
 {
     lua_Number secs = luaL_checknumber(L, 1);
     luaL_argcheck(L, secs >= 0 && secs <= 3600, 1, "from 0 to 3600 seconds");
-    lua_req_t *lr = lua_host_req(L);
-    if (lr == NULL)
-        return luaL_error(L, "h2lua.sleep can only be called while handling a request");
+    lua_req_t *lr = lua_host_req_yieldable(L, "h2lua.sleep");
     int fd = timerfd_create(CLOCK_MONOTONIC, TFD_NONBLOCK | TFD_CLOEXEC);
     if (fd < 0)
         return luaL_error(L, "h2lua.sleep: timerfd_create failed");

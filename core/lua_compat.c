@@ -2,6 +2,7 @@
 
 #include <errno.h>
 #include <math.h>
+#include <stdint.h>
 #include <stdlib.h>
 
 #define EXACT_MAX 9007199254740992.0 /* 2^53: doubles are exact integers up to here */
@@ -21,6 +22,78 @@ int lua_compat_resume(lua_State *co, lua_State *from, int nargs, int *nres)
 }
 
 #if H2LUA_LUAJIT
+static _Thread_local uintptr_t cstack_mark; /* 0: not marked on this thread */
+
+void lua_compat_cstack_mark(void)
+{
+    cstack_mark = (uintptr_t)__builtin_frame_address(0);
+}
+
+/* A library function (upvalue 1) called only while the C stack has room (stacks grow down). */
+static int cstack_guarded(lua_State *L)
+{
+    uintptr_t here = (uintptr_t)__builtin_frame_address(0);
+    if (cstack_mark != 0 && here < cstack_mark && cstack_mark - here > LUA_COMPAT_CSTACK_MAX)
+        return luaL_error(L, "C stack overflow (calls nested through C functions such as string.gsub or coroutine.resume)");
+    lua_pushvalue(L, lua_upvalueindex(1));
+    lua_insert(L, 1);
+    lua_call(L, lua_gettop(L) - 1, LUA_MULTRET);
+    return lua_gettop(L);
+}
+
+static void guard_cstack(lua_State *L, const char *lib, const char *const *names)
+{
+    lua_getglobal(L, lib);
+    for (; *names != NULL; ++names) {
+        lua_getfield(L, -1, *names);
+        if (lua_isnil(L, -1)) {
+            lua_pop(L, 1);
+            continue;
+        }
+        lua_pushcclosure(L, cstack_guarded, 1);
+        lua_setfield(L, -2, *names);
+    }
+    lua_pop(L, 1);
+}
+
+/* coroutine.wrap through the guarded coroutine.resume (LuaJIT's own resumes in C). */
+static const char wrap_source[] = "local create, resume, error = ...\n"
+                                  "local function unwrap(ok, ...)\n"
+                                  "  if ok then return ... end\n"
+                                  "  error((...), 0)\n"
+                                  "end\n"
+                                  "return function(f)\n"
+                                  "  local co = create(f)\n"
+                                  "  return function(...) return unwrap(resume(co, ...)) end\n"
+                                  "end\n";
+
+static void guard_cstack_all(lua_State *L)
+{
+    static const char *const string_fns[] = {"gsub", "format", NULL};
+    static const char *const table_fns[] = {"sort", "foreach", "foreachi", NULL};
+    static const char *const coroutine_fns[] = {"resume", NULL};
+    static const char *const base_fns[] = {"load", "require", NULL};
+    guard_cstack(L, "string", string_fns);
+    guard_cstack(L, "table", table_fns);
+    guard_cstack(L, "coroutine", coroutine_fns);
+    lua_pushvalue(L, LUA_GLOBALSINDEX);
+    for (const char *const *n = base_fns; *n != NULL; ++n) {
+        lua_getfield(L, -1, *n);
+        lua_pushcclosure(L, cstack_guarded, 1);
+        lua_setfield(L, -2, *n);
+    }
+    lua_pop(L, 1);
+    lua_getglobal(L, "coroutine");
+    if (luaL_loadbuffer(L, wrap_source, sizeof(wrap_source) - 1, "=coroutine.wrap") != LUA_OK)
+        lua_error(L);
+    lua_getfield(L, -2, "create");
+    lua_getfield(L, -3, "resume");
+    lua_getglobal(L, "error");
+    lua_call(L, 3, 1);
+    lua_setfield(L, -2, "wrap");
+    lua_pop(L, 1);
+}
+
 static int l_math_type(lua_State *L)
 {
     luaL_checkany(L, 1);
@@ -130,6 +203,12 @@ void lua_compat_openlibs(lua_State *L)
     lua_getglobal(L, "unpack");
     lua_setfield(L, -2, "unpack");
     lua_pop(L, 1);
+    guard_cstack_all(L);
+    /* LuaJIT propagates an error raised by a finalizer out of whatever allocation ran the collector,
+     * the core's own calls outside any protected call included (5.4 turns it into a warning):
+     * newproxy, its one way to give Lua code a __gc, is not offered */
+    lua_pushnil(L);
+    lua_setglobal(L, "newproxy");
     lua_getglobal(L, "utf8");
     if (lua_isnil(L, -1)) {
         lua_pop(L, 1);
@@ -144,6 +223,22 @@ void lua_compat_openlibs(lua_State *L)
     }
 #endif
 }
+
+int lua_compat_check_yieldable(lua_State *L, const char *what)
+{
+    if (lua_isyieldable(L))
+        return 0;
+    return luaL_error(L,
+                      "%s cannot be called here: this code cannot yield (it runs inside a C function such as "
+                      "string.gsub, table.sort or tostring, a metamethod called by one, a message handler or a __gc)",
+                      what);
+}
+
+#if !H2LUA_LUAJIT
+void lua_compat_cstack_mark(void)
+{
+}
+#endif
 
 void lua_compat_push_preload(lua_State *L)
 {

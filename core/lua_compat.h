@@ -59,9 +59,33 @@ int lua_compat_resume(lua_State *co, lua_State *from, int nargs, int *nres);
  * use, with 5.4's meaning: math.type (integer for an integral number exact in a double),
  * math.tointeger, table.pack,
  * table.unpack, utf8.len(s [, i [, j]]) (strict UTF-8: the count, or nil and the position of the
- * first invalid byte) and utf8.charpattern. Can't fail (out of memory raises, as lua_* do).
+ * first invalid byte) and utf8.charpattern; it removes newproxy (a finalizer that raises would
+ * escape from the core's own calls) and guards the C stack (lua_compat_cstack_mark). Can't fail
+ * (out of memory raises, as lua_* do).
  */
 void lua_compat_openlibs(lua_State *L);
+
+/*
+ * Raises "<what> cannot be called here: ..." unless the running code may yield (lua_isyieldable:
+ * both VMs have it). A C function that yields calls it before it starts anything: lua_yield from
+ * code that cannot yield (a callback of string.gsub or table.sort, a metamethod called by a C
+ * function such as tostring, a message handler, a __gc) raises instead of yielding, and what was
+ * started would outlive the request. Returns 0 when it may yield.
+ */
+int lua_compat_check_yieldable(lua_State *L, const char *what);
+
+/*
+ * LuaJIT does not bound calls nested through C functions (5.4 does: "C stack overflow" past 200):
+ * recursion through string.gsub callbacks or coroutine.resume runs the thread's C stack out (a
+ * SIGSEGV; string.gsub keeps an 8 KB buffer on it per level). lua_compat_openlibs wraps there the
+ * library functions that call back into Lua (string.gsub, string.format, table.sort,
+ * table.foreach[i], load, require, coroutine.resume; coroutine.wrap resumes through the wrapped
+ * resume) so that they raise "C stack overflow" once the C stack has grown LUA_COMPAT_CSTACK_MAX
+ * below the mark that lua_compat_cstack_mark() left on this thread (the core marks where it enters
+ * Lua). A no-op on 5.4.
+ */
+#define LUA_COMPAT_CSTACK_MAX (1024 * 1024)
+void lua_compat_cstack_mark(void);
 
 /* Pushes package.preload (the table require() looks in first). Can't fail. */
 void lua_compat_push_preload(lua_State *L);

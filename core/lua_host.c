@@ -11,17 +11,28 @@
 #include "form.h"
 #include "log.h"
 #include "lua_response.h"
+#include "lua_watchdog.h"
 #include "stream.h"
 #include "util.h"
 #include "worker.h"
 
 #define FREE_COROUTINES 64
+/* Registry key of the weak set of the requests' coroutines (the core alone resumes them). */
+#define REQUEST_THREADS "h2lua.request_threads"
+#define TEXT_MAX 2048 /* an error's text in a log line */
+#define TRACE_MAX 4096
 
 struct lua_host_priv {
     lua_host_t super;
     lua_State *free_co[FREE_COROUTINES]; /* finished coroutines kept for reuse */
     int free_ref[FREE_COROUTINES];
     int nfree;
+    /* the state's allocator, wrapped: while a request's Lua runs (armed), growth past `limit` fails */
+    lua_Alloc alloc;
+    void *alloc_ud;
+    long long used; /* bytes the state holds (approximate: counted from when it was wrapped) */
+    long long limit;
+    int armed;
 };
 
 struct lua_req {
@@ -36,7 +47,10 @@ struct lua_req {
     struct req_link *link; /* in the request's pool while the request lives, else NULL */
     stream_t *stream;      /* the response is streamed (response.stream), else NULL */
     int is_head;
+    int held;         /* lua_req_hold: objects of this request that only their __gc gives back */
     uint64_t conn_id; /* counted in the worker's conn_budget while the handler runs */
+    char method[16];  /* copies for the log lines (the h2o request may be gone) */
+    char path[256];
 };
 
 static const stream_owner_ops_t stream_ops; /* below: the request's side of a stream */
@@ -89,6 +103,24 @@ void lua_host_suspend(lua_req_t *lr)
     lr->pending = 1;
 }
 
+lua_req_t *lua_host_req_yieldable(lua_State *L, const char *what)
+{
+    if (running == NULL)
+        luaL_error(L, "%s can only be called while handling a request", what);
+    if (running->co != L)
+        luaL_error(L,
+                   "%s cannot be called from a coroutine the application made: only from the request's own "
+                   "(the handler, or a function it calls)",
+                   what);
+    lua_compat_check_yieldable(L, what);
+    return running;
+}
+
+void lua_req_hold(lua_req_t *lr, int delta)
+{
+    lr->held += delta;
+}
+
 /* ---- HTTP errors ---- */
 
 int lua_host_raise_http_error(lua_State *L, int status, const char *message)
@@ -120,6 +152,66 @@ static void send_plain(lua_req_t *lr, int status, const char *msg)
 
 /* ---- loading ---- */
 
+/* The state's allocator: counts, and refuses growth past the limit while a request's Lua runs. */
+static void *limited_alloc(void *ud, void *ptr, size_t osize, size_t nsize)
+{
+    struct lua_host_priv *host = ud;
+    if (ptr == NULL)
+        osize = 0; /* 5.4 passes the type of the new object there */
+    if (host->armed && nsize > osize && host->used + (long long)(nsize - osize) > host->limit)
+        return NULL; /* the VM raises "not enough memory" (5.4 collects and tries once more first) */
+    void *p = host->alloc(host->alloc_ud, ptr, osize, nsize);
+    if (p != NULL || nsize == 0)
+        host->used += (long long)nsize - (long long)osize;
+    return p;
+}
+
+static int is_request_thread(lua_State *L, int idx)
+{
+    if (lua_type(L, idx) != LUA_TTHREAD)
+        return 0;
+    lua_getfield(L, LUA_REGISTRYINDEX, REQUEST_THREADS);
+    lua_pushvalue(L, idx);
+    int yes = lua_rawget(L, -2) != LUA_TNIL;
+    lua_pop(L, 2);
+    return yes;
+}
+
+/* coroutine.resume and coroutine.close (5.4) refuse a request's coroutine: the core resumes it
+ * when what it waits for is done, and the C function that yielded it still holds the request. */
+static int guarded_coroutine_call(lua_State *L)
+{
+    if (is_request_thread(L, 1))
+        return luaL_error(L, "coroutine.%s: this is the coroutine of a request, which only the core resumes or closes",
+                          lua_tostring(L, lua_upvalueindex(2)));
+    lua_pushvalue(L, lua_upvalueindex(1));
+    lua_insert(L, 1);
+    lua_call(L, lua_gettop(L) - 1, LUA_MULTRET);
+    return lua_gettop(L);
+}
+
+static void guard_coroutines(lua_State *L)
+{
+    lua_newtable(L);
+    lua_createtable(L, 0, 1);
+    lua_pushliteral(L, "k");
+    lua_setfield(L, -2, "__mode");
+    lua_setmetatable(L, -2);
+    lua_setfield(L, LUA_REGISTRYINDEX, REQUEST_THREADS);
+    lua_getglobal(L, "coroutine");
+    static const char *const names[] = {"resume", "close"};
+    for (size_t i = 0; i < sizeof(names) / sizeof(names[0]); ++i) {
+        if (lua_getfield(L, -1, names[i]) != LUA_TFUNCTION) {
+            lua_pop(L, 1); /* LuaJIT has no coroutine.close */
+            continue;
+        }
+        lua_pushstring(L, names[i]);
+        lua_pushcclosure(L, guarded_coroutine_call, 2);
+        lua_setfield(L, -2, names[i]);
+    }
+    lua_pop(L, 1);
+}
+
 static int traceback_handler(lua_State *L)
 {
     const char *msg = lua_tostring(L, 1);
@@ -137,15 +229,20 @@ int lua_host_open(lua_host_t **out, const config_t *cfg, worker_t *worker, const
         snprintf(errbuf, errlen, "cannot create a Lua state (out of memory)");
         return -1;
     }
+    struct lua_host_priv *host = util_malloc(sizeof(*host));
+    memset(host, 0, sizeof(*host));
+    host->alloc = lua_getallocf(L, &host->alloc_ud);
+    host->used = (long long)lua_gc(L, LUA_GCCOUNT, 0) * 1024 + lua_gc(L, LUA_GCCOUNTB, 0);
+    host->limit = (long long)cfg->lua_memory_max;
+    lua_setallocf(L, limited_alloc, host);
     lua_compat_openlibs(L);
+    guard_coroutines(L);
     /* A collection cycle starts when the heap is 4x what the last one left (the VMs' default: 2x).
      * Every request leaves its page and rows behind while the live heap (modules, templates,
      * traces) stays the same: each cycle marks all of it again, and on GET / that marking was the
      * largest single cost of the VM (perf: propagatemark 5 % of the process). The heap is a few MB. */
     lua_gc(L, LUA_GCSETPAUSE, 400);
     stream_lua_open(L); /* the metatable of a streamed response's `out` */
-    struct lua_host_priv *host = util_malloc(sizeof(*host));
-    memset(host, 0, sizeof(*host));
     host->super.L = L;
     host->super.handle_ref = LUA_NOREF;
 
@@ -288,6 +385,9 @@ static void finish(lua_req_t *lr, int reusable)
     } else {
         luaL_unref(L, LUA_REGISTRYINDEX, lr->co_ref);
     }
+    /* a transaction the request dropped gives its connection back now, not at some later cycle */
+    if (lr->held > 0)
+        lua_gc(L, LUA_GCCOLLECT, 0);
     --lr->w->inflight;
     conn_budget_leave(lr->w->conn_budget, lr->conn_id);
     if (lr->stream != NULL)
@@ -302,19 +402,181 @@ static void finish(lua_req_t *lr, int reusable)
 
 static void log_lua_error(lua_req_t *lr, const char *what, const char *msg, const char *traceback)
 {
-    const char *extra[] = {"request_id", lr->id, "error", msg, "traceback", traceback != NULL ? traceback : ""};
-    log_event("error", lr->w->id, what, extra, 3);
+    const char *extra[] = {"request_id", lr->id,  "method", lr->method,  "path",
+                           lr->path,     "error", msg,      "traceback", traceback != NULL ? traceback : ""};
+    log_event("error", lr->w->id, what, extra, 5);
 }
+
+/* ---- reading what the coroutine left, protected ---- */
+
+/*
+ * Everything the core does with a value of the application's after the coroutine stopped (turning
+ * an error into text, reading the response table) may run the application's metamethods, which
+ * may raise. It runs here: on the state's main thread (idle while the loop runs), inside lua_pcall
+ * of a C function, so that a raise is one more error to report, never a panic.
+ */
+struct text_ctx {
+    char *buf;
+    size_t cap;
+    lua_State *co; /* to_traceback: the coroutine whose stack is described */
+};
+
+static void copy_out(struct text_ctx *c, const char *s, size_t len)
+{
+    if (len >= c->cap)
+        len = c->cap - 1;
+    memcpy(c->buf, s, len);
+    c->buf[len] = '\0';
+}
+
+static int to_text(lua_State *L)
+{
+    struct text_ctx *c = lua_touserdata(L, 1);
+    size_t len;
+    const char *s =
+        lua_type(L, 2) == LUA_TSTRING || lua_type(L, 2) == LUA_TNUMBER ? lua_tolstring(L, 2, &len) : luaL_tolstring(L, 2, &len);
+    copy_out(c, s, len);
+    return 0;
+}
+
+static int to_traceback(lua_State *L)
+{
+    struct text_ctx *c = lua_touserdata(L, 1);
+    luaL_traceback(L, c->co, NULL, 0);
+    size_t len;
+    const char *s = lua_tolstring(L, -1, &len);
+    copy_out(c, s, len);
+    return 0;
+}
+
+/* Runs fn(ctx, the value on top of L) protected, popping the value; 0, or -1 when it raised. */
+static int call_protected(lua_State *L, lua_CFunction fn, struct text_ctx *c)
+{
+    lua_pushcfunction(L, fn);
+    lua_insert(L, -2);
+    lua_pushlightuserdata(L, c);
+    lua_insert(L, -2);
+    if (lua_pcall(L, 2, 0, 0) == LUA_OK)
+        return 0;
+    lua_pop(L, 1);
+    return -1;
+}
+
+/* The text of the value on top of L (popped) in buf: tostring's, or a description when that raises. */
+static void value_text(lua_State *L, char *buf, size_t cap)
+{
+    const char *type = luaL_typename(L, -1);
+    struct text_ctx c = {buf, cap, NULL};
+    if (call_protected(L, to_text, &c) != 0)
+        snprintf(buf, cap, "(an error value of type %s, which tostring could not turn into text)", type);
+}
+
+/* Logs the error that stopped lr's coroutine (its value on top of co) and answers 500. */
+static void fail(lua_req_t *lr, int status)
+{
+    lua_State *co = lr->co, *L = lr->host->super.L;
+    char msg[TEXT_MAX], trace[TRACE_MAX] = "";
+    lua_checkstack(L, 4);
+    lua_xmove(co, L, 1);
+    value_text(L, msg, sizeof(msg));
+    if (status == LUA_ERRMEM) {
+        snprintf(msg, sizeof(msg), "not enough memory: the request's Lua state reached LUA_MEMORY_MAX (%lld MB)",
+                 lr->host->limit >> 20);
+    } else {
+        struct text_ctx c = {trace, sizeof(trace), co};
+        lua_pushnil(L);
+        call_protected(L, to_traceback, &c);
+    }
+    log_lua_error(lr, lr->stream != NULL ? "stream error" : "handler error", msg, trace);
+    if (lr->req != NULL && lr->stream == NULL)
+        send_plain(lr, 500, "Internal Server Error\n");
+}
+
+struct send_ctx {
+    lua_req_t *lr;
+    const char *err; /* what is wrong with the response table, or NULL */
+    int streamed;
+};
+
+/* send_ctx, the response: sends it, or leaves the stream function (returned) on the stack. */
+static int send_result(lua_State *L)
+{
+    struct send_ctx *c = lua_touserdata(L, 1);
+    lua_response_core_t core = {c->lr->id, c->lr->cookie};
+    c->err = lua_response_send(c->lr->req, L, 2, &core, &c->streamed);
+    return c->err == NULL && c->streamed ? 1 : 0;
+}
+
+/* The watch of lr's worker: lr's thread enters Lua (running L). */
+static void watch_enter(lua_req_t *lr, lua_State *L)
+{
+    lua_watch_enter(lr->w->watch, L, lr->id, lr->method, strlen(lr->method), lr->path, strlen(lr->path));
+}
+
+/*
+ * Sends what handle(req) returned (nres values on top of co). Returns 1 when the response is a
+ * stream whose function is now alone on co's stack, else 0 (sent, or a 500 sent and logged).
+ */
+static int send_response(lua_req_t *lr, int nres)
+{
+    lua_State *co = lr->co, *L = lr->host->super.L;
+    if (nres < 1) {
+        log_lua_error(lr, "invalid response", "handle(req) returned nothing", NULL);
+        send_plain(lr, 500, "Internal Server Error\n");
+        return 0;
+    }
+    lua_pop(co, nres - 1);
+    struct send_ctx c = {lr, NULL, 0};
+    lua_checkstack(L, 4);
+    lua_pushcfunction(L, send_result);
+    lua_pushlightuserdata(L, &c);
+    lua_xmove(co, L, 1);
+    lua_settop(co, 0);
+    watch_enter(lr, L);
+    int status = lua_pcall(L, 2, 1, 0);
+    lua_watch_leave(lr->w->watch);
+    if (status != LUA_OK) {
+        char msg[TEXT_MAX], full[TEXT_MAX + 64];
+        value_text(L, msg, sizeof(msg));
+        snprintf(full, sizeof(full), "reading the response raised: %s", msg);
+        log_lua_error(lr, "invalid response", full, NULL);
+        send_plain(lr, 500, "Internal Server Error\n");
+        return 0;
+    }
+    if (c.err != NULL) {
+        lua_pop(L, 1);
+        log_lua_error(lr, "invalid response", c.err, NULL);
+        send_plain(lr, 500, "Internal Server Error\n");
+        return 0;
+    }
+    if (!c.streamed) {
+        lua_pop(L, 1);
+        return 0;
+    }
+    lua_xmove(L, co, 1);
+    return 1;
+}
+
+/* ---- running the coroutine ---- */
 
 /* Runs (or continues) the coroutine with nargs values on its stack. */
 static void run(lua_req_t *lr, int nargs)
 {
     lua_State *co = lr->co;
+    struct lua_host_priv *host = lr->host;
     int nres;
     lr->pending = 0;
     lua_req_t *outer = running;
+    int outer_armed = host->armed;
     running = lr;
-    int status = lua_compat_resume(co, lr->host->super.L, nargs, &nres);
+    if (outer == NULL)
+        lua_compat_cstack_mark(); /* the C stack nested Lua may use is measured from here */
+    watch_enter(lr, co);
+    host->armed = 1;
+    int status = lua_compat_resume(co, host->super.L, nargs, &nres);
+    host->armed = outer_armed;
+    if (outer == NULL)
+        lua_watch_leave(lr->w->watch);
     running = outer;
     if (status == LUA_YIELD) {
         if (lr->pending)
@@ -328,32 +590,16 @@ static void run(lua_req_t *lr, int nargs)
         return;
     }
     if (status != LUA_OK) {
-        const char *msg = lua_tostring(co, -1);
-        if (msg == NULL)
-            msg = luaL_tolstring(co, -1, NULL);
-        luaL_traceback(co, co, NULL, 0);
-        log_lua_error(lr, lr->stream != NULL ? "stream error" : "handler error", msg, lua_tostring(co, -1));
-        if (lr->req != NULL && lr->stream == NULL)
-            send_plain(lr, 500, "Internal Server Error\n");
+        fail(lr, status);
         finish(lr, 0);
+        if (status == LUA_ERRMEM)
+            lua_gc(host->super.L, LUA_GCCOLLECT, 0); /* what the request built is garbage now */
         return;
     }
     if (lr->req != NULL && lr->stream == NULL) {
-        lua_response_core_t core = {lr->id, lr->cookie};
-        int streamed = 0;
-        const char *err = nres >= 1 ? lua_response_send(lr->req, co, lua_gettop(co) - nres + 1, &core, &streamed)
-                                    : "handle(req) returned nothing";
-        if (err == NULL && streamed) /* the stream function is on top of co: out goes above it */
-            lr->stream = stream_start(lr, &stream_ops, co, lr->w, lr->req, co, lr->is_head);
-        if (err != NULL) {
-            log_lua_error(lr, "invalid response", err, NULL);
-            send_plain(lr, 500, "Internal Server Error\n");
-        } else if (lr->stream != NULL) {
+        if (send_response(lr, nres)) {
             /* run stream(out) in the same coroutine: the stack becomes the function and out */
-            int top = lua_gettop(co);
-            lua_copy(co, top - 1, 1);
-            lua_copy(co, top, 2);
-            lua_settop(co, 2);
+            lr->stream = stream_start(lr, &stream_ops, co, lr->w, lr->req, co, lr->is_head);
             run(lr, 1);
             return;
         }
@@ -428,6 +674,9 @@ static int on_req(h2o_handler_t *self, h2o_req_t *req)
     lr->conn_id = req->conn->id;
     lr->is_head = req->method.len == 4 && memcmp(req->method.base, "HEAD", 4) == 0;
     worker_next_request_id(w, lr->id);
+    snprintf(lr->method, sizeof(lr->method), "%.*s", (int)(req->method.len < 15 ? req->method.len : 15), req->method.base);
+    size_t plen = req->query_at != SIZE_MAX ? req->query_at : req->path.len;
+    snprintf(lr->path, sizeof(lr->path), "%.*s", (int)(plen < 255 ? plen : 255), req->path.base);
     struct req_link *link = h2o_mem_alloc_shared(&req->pool, sizeof(*link), on_req_link_dispose);
     link->lr = lr;
     lr->link = link;
@@ -438,6 +687,11 @@ static int on_req(h2o_handler_t *self, h2o_req_t *req)
         lr->co_ref = host->free_ref[host->nfree];
     } else {
         lr->co = lua_newthread(L);
+        lua_getfield(L, LUA_REGISTRYINDEX, REQUEST_THREADS);
+        lua_pushvalue(L, -2);
+        lua_pushboolean(L, 1);
+        lua_rawset(L, -3);
+        lua_pop(L, 1);
         lr->co_ref = luaL_ref(L, LUA_REGISTRYINDEX);
     }
     ++w->inflight;

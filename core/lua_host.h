@@ -13,6 +13,28 @@
  * A request. Each request runs `handle(req)` in a fresh coroutine. A C function of the core may
  * yield that coroutine (the database calls do) and the core resumes it from an event-loop callback;
  * yielding from Lua code itself (coroutine.yield outside a coroutine the app made) is an error.
+ * A yielding function of the core (db.*, tx:*, h2lua.sleep, out:flush/send/sleep) raises "... cannot
+ * be called here" where that coroutine cannot yield (inside string.gsub or table.sort callbacks,
+ * metamethods called by C functions such as tostring, message handlers, __gc) and inside a
+ * coroutine the application made; metamethods run by Lua code itself yield fine on both VMs.
+ * coroutine.resume/coroutine.close refuse a request's coroutine (raise).
+ *
+ * WHAT APPLICATION CODE CAN DO TO THE SERVER: no Lua code the application can contain crashes,
+ * hangs or corrupts the server; the worst it gets is a 500 for that request and an error line
+ * naming the request (request_id, method, path) and the Lua error. In particular:
+ *   - any error value (nil, a table whose __tostring raises or returns no string, ...), a stack
+ *     overflow (Lua or C), and a response table that raises when read (metamethods) or holds odd
+ *     types are turned into text and read under lua_pcall: 500 and a log line, never a panic;
+ *   - memory: while a request's Lua runs, the state may not grow past LUA_MEMORY_MAX; an
+ *     allocation beyond it raises "not enough memory" in that request (500) and the state is
+ *     collected. The core's own allocations outside the handler are not limited;
+ *   - time: a worker that runs Lua for LUA_TIMEOUT without returning to the loop is reported by
+ *     lua_watchdog (a log line; /healthz answers 503 on every worker from then on); its Lua is
+ *     interrupted by a hook where the VM checks hooks (Lua 5.4 always, LuaJIT not in compiled
+ *     loops), and a SIGTERM then ends the process without waiting for a worker still stuck.
+ * Outside this promise: the `debug` library and LuaJIT's `ffi` (they can do anything). LuaJIT's
+ * newproxy is not offered (lua_compat_openlibs), and calls nested through its C functions are
+ * bounded there (lua_compat_cstack_mark) as 5.4 bounds them itself.
  *
  *   req.method       "GET", "POST", ... (HEAD is passed as "HEAD"; the router answers it from GET)
  *   req.path         the path, percent-decoded, without the query; valid UTF-8 (else the core
@@ -124,10 +146,19 @@ void lua_host_close(lua_host_t *host);
 typedef struct lua_req lua_req_t;
 
 /*
- * The request whose coroutine is L, or NULL when L is not a request coroutine (the state's main
- * thread while app.lua loads, or a coroutine the application made). C functions that yield use it.
+ * The request whose coroutine is L, for a C function named `what` ("db.query") that is about to
+ * start something and yield L. Raises a Lua error (and starts nothing) when L may not yield now:
+ * no request is running (app.lua loading, the core reading a response), L is a coroutine the
+ * application made, or the code cannot yield (lua_compat_check_yieldable). Call it first.
  */
-lua_req_t *lua_host_req(lua_State *L);
+lua_req_t *lua_host_req_yieldable(lua_State *L, const char *what);
+
+/*
+ * Counts (delta +1/-1) objects of the request that hold something only their __gc gives back when
+ * the application drops them (an open transaction holds a connection). A request that ends with
+ * a count above 0 runs a full collection, so that what it dropped is given back at once.
+ */
+void lua_req_hold(lua_req_t *lr, int delta);
 
 /* The worker a request runs on. */
 struct worker *lua_req_worker(lua_req_t *lr);

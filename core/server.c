@@ -30,6 +30,7 @@
 #include "http_metrics.h"
 #include "log.h"
 #include "lua_host.h"
+#include "lua_watchdog.h"
 #include "metrics.h"
 #include "migrate.h"
 #include "reload.h"
@@ -48,6 +49,7 @@ typedef struct server {
     h2o_globalconf_t globalconf;
     SSL_CTX *ssl_ctx;
     worker_t *workers;
+    lua_watch_t **watches; /* every worker's, for the watchdog */
     metrics_t **all_metrics;
     int nworkers;
     pthread_barrier_t receivers; /* passed once every worker can be posted to */
@@ -255,6 +257,7 @@ static void on_tick(h2o_timeout_entry_t *entry)
 static void *worker_main(void *arg)
 {
     worker_t *w = arg;
+    lua_watch_attach(w->watch);
     w->loop = h2o_evloop_create();
     h2o_context_init(&w->ctx, w->loop, &s.globalconf);
     w->accept_ctx.ctx = &w->ctx;
@@ -338,6 +341,24 @@ static void reload_all(void *arg)
         post(&sv->workers[i], MSG_RELOAD);
 }
 
+/* Joins w's thread; -1 when it is stuck in Lua past LUA_TIMEOUT instead (it would never end). */
+static int join_worker(worker_t *w)
+{
+    for (;;) {
+        struct timespec deadline;
+        clock_gettime(CLOCK_REALTIME, &deadline);
+        deadline.tv_nsec += 200 * 1000000L;
+        if (deadline.tv_nsec >= 1000000000L) {
+            deadline.tv_sec += 1;
+            deadline.tv_nsec -= 1000000000L;
+        }
+        if (pthread_timedjoin_np(w->thread, NULL, &deadline) == 0)
+            return 0;
+        if (lua_watch_stuck(w->watch, w->cfg->lua_timeout_ms))
+            return -1;
+    }
+}
+
 int server_run(const config_t *cfg)
 {
     s.cfg = cfg;
@@ -358,6 +379,7 @@ int server_run(const config_t *cfg)
 
     s.workers = calloc((size_t)s.nworkers, sizeof(worker_t));
     s.all_metrics = calloc((size_t)s.nworkers, sizeof(metrics_t *));
+    s.watches = calloc((size_t)s.nworkers, sizeof(lua_watch_t *));
     uint32_t base;
     util_random_bytes(&base, sizeof(base));
     for (int i = 0; i < s.nworkers; ++i) {
@@ -367,6 +389,7 @@ int server_run(const config_t *cfg)
         w->all_metrics = s.all_metrics;
         w->nworkers = s.nworkers;
         s.all_metrics[i] = &w->metrics;
+        w->watch = s.watches[i] = lua_watch_create(i);
         w->request_id_base = base + (uint32_t)i;
         metrics_init(&w->metrics);
         if ((w->listen_fd = open_listener(cfg)) < 0)
@@ -382,6 +405,7 @@ int server_run(const config_t *cfg)
     for (int i = 0; i < s.nworkers; ++i)
         pthread_create(&s.workers[i].thread, NULL, worker_main, &s.workers[i]);
     pthread_barrier_wait(&s.receivers); /* a signal from now on reaches every worker */
+    lua_watchdog_start(s.watches, s.nworkers, cfg->lua_timeout_ms);
     log_infof(-1, "h2lua %s listening on %s:%d (%s) with %d workers, APP_ENV=%s", H2LUA_VERSION, cfg->host, cfg->port,
               s.ssl_ctx != NULL ? (cfg->http2 ? "https, http/2" : "https, http/1.1")
                                 : (cfg->http2 ? "http/1.1, h2c" : "http/1.1"),
@@ -404,9 +428,22 @@ int server_run(const config_t *cfg)
     reload_watch_stop(); /* no reload is posted to a worker that is draining */
     for (int i = 0; i < s.nworkers; ++i)
         post(&s.workers[i], MSG_SHUTDOWN);
-    for (int i = 0; i < s.nworkers; ++i)
-        pthread_join(s.workers[i].thread, NULL);
-    migrate_stop(); /* joined: from here on no thread but this one reads cfg */
+    int stuck = 0;
+    for (int i = 0; i < s.nworkers; ++i) {
+        if (join_worker(&s.workers[i]) != 0) {
+            /* its thread runs the application's Lua and never comes back: nothing to drain */
+            log_errorf(i, "worker still stuck in Lua past LUA_TIMEOUT: exiting without it");
+            stuck = 1;
+        }
+    }
+    migrate_stop(); /* joined: from here on only this thread and a stuck worker read cfg */
+    if (stuck) {
+        /* the stuck thread may read cfg and its Lua state until the process ends: nothing is
+         * freed, the process ends here */
+        log_errorf(-1, "stopped with a worker stuck in Lua");
+        _exit(1);
+    }
+    lua_watchdog_stop();
     log_infof(-1, "stopped");
     return 0;
 }

@@ -244,7 +244,8 @@ static stream_t *check_own_stream(lua_State *L, const char *what)
 {
     stream_t *st = check_stream(L);
     if (st->owner == NULL || L != st->co)
-        luaL_error(L, "out:%s must be called from the stream's own function", what);
+        luaL_error(L, "%s must be called from the stream's own function", what);
+    lua_compat_check_yieldable(L, what); /* before anything starts: it yields */
     return st;
 }
 
@@ -305,12 +306,12 @@ static int flush_k(lua_State *L, stream_t *st)
 
 static int l_flush(lua_State *L)
 {
-    return flush_k(L, check_own_stream(L, "flush"));
+    return flush_k(L, check_own_stream(L, "out:flush"));
 }
 
 static int l_send(lua_State *L)
 {
-    stream_t *st = check_own_stream(L, "send");
+    stream_t *st = check_own_stream(L, "out:send");
     size_t n;
     const char *s = luaL_checklstring(L, 2, &n);
     if (st->req == NULL || st->ended)
@@ -321,7 +322,7 @@ static int l_send(lua_State *L)
 
 static int l_sleep(lua_State *L)
 {
-    stream_t *st = check_own_stream(L, "sleep");
+    stream_t *st = check_own_stream(L, "out:sleep");
     lua_Number sec = luaL_checknumber(L, 2);
     const char *why = reason(st);
     if (why != NULL)
