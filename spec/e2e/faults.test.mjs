@@ -10,7 +10,7 @@ import assert from 'node:assert/strict';
 import http from 'node:http';
 import mysql from 'mysql2/promise';
 import { DB_PASSWORD, DB_USER, startMariaDB } from './support/mariadb.mjs';
-import { request, sleep, startServer } from './support/server.mjs';
+import { request, sanitizerReport, sleep, startServer } from './support/server.mjs';
 import { DBAPP, FreezableProxy, IS_SANITIZED, rssKb, waitReady } from './support/faults.mjs';
 import { entriesTarget } from './support/entries.mjs';
 
@@ -211,6 +211,7 @@ describe('faults', () => {
       await Promise.all(clients);
 
       assert.deepEqual(exit, { code: 0, signal: null }, `exit after SIGTERM; stderr:\n${server.stderr.slice(-2000)}`);
+      assert.equal(sanitizerReport(server.stderr), null, 'no sanitizer report');
       assert.ok(exitMs < DRAIN * 1000, `exit took ${exitMs} ms (DRAIN_TIMEOUT=${DRAIN})`);
       for (const r of slowRes) assert.equal(r.status, 200, `a request in flight at SIGTERM: ${r.error ?? r.text}`);
 

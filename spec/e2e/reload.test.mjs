@@ -55,7 +55,7 @@ describe('hot reload in development', () => {
     server = await startServer({ env: { APP_ENV: 'development', SCRIPTS_DIR: app.scripts, VIEWS_DIR: app.views } });
   });
   after(async () => {
-    await server.stop();
+    if (server) await server.stop({ signal: 'SIGKILL' });
     app.remove();
   });
 
@@ -87,6 +87,10 @@ describe('hot reload in development', () => {
     fs.writeFileSync(file, `${text}\n<p id="marker">edited template</p>\n`);
     await until(server, '/escape?s=x', (b) => b.includes('edited template'));
   });
+
+  it('exits 0 on SIGTERM without a sanitizer report', async () => {
+    await server.stopClean();
+  });
 });
 
 describe('SIGHUP reload in production', () => {
@@ -97,7 +101,7 @@ describe('SIGHUP reload in production', () => {
     server = await startServer({ env: { SCRIPTS_DIR: app.scripts, VIEWS_DIR: app.views, WORKERS: '2' } });
   });
   after(async () => {
-    await server.stop();
+    if (server) await server.stop({ signal: 'SIGKILL' });
     app.remove();
   });
 
@@ -134,6 +138,10 @@ describe('SIGHUP reload in production', () => {
     assert.equal(res.status, 200);
     assert.equal(res.text, 'slept on v1');
   });
+
+  it('exits 0 on SIGTERM without a sanitizer report', async () => {
+    await server.stopClean();
+  });
 });
 
 describe('20 reloads under keep-alive load', () => {
@@ -151,7 +159,7 @@ describe('20 reloads under keep-alive load', () => {
     await until(server, '/readyz', (b, s) => s === 200, 20000);
   });
   after(async () => {
-    await server.stop();
+    if (server) await server.stop({ signal: 'SIGKILL' });
     app.remove();
     await db.destroy();
   });
@@ -192,5 +200,9 @@ describe('20 reloads under keep-alive load', () => {
     assert.ok(connsAfter <= 2 * 4 + 1, `database connections grew from ${connsBefore} to ${connsAfter} (pools: 8, root: 1)`);
     const reloads = server.stderr.match(/"outcome":"ok"/g) || [];
     assert.equal(reloads.length, 40, 'every worker reloaded 20 times');
+  });
+
+  it('exits 0 on SIGTERM without a sanitizer report', async () => {
+    await server.stopClean();
   });
 });
