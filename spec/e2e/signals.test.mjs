@@ -1,4 +1,5 @@
 // SIGTERM: stop accepting, finish the requests in flight, exit 0 (within DRAIN_TIMEOUT).
+// timing: exits within bounds after SIGTERM; ops/test runs this file alone.
 import { describe, it } from 'node:test';
 import assert from 'node:assert/strict';
 import http from 'node:http';
