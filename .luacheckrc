@@ -1,4 +1,4 @@
--- luacheck configuration. From the repository root: luacheck scripts spec/lua spec/e2e/fixtures/scripts
+-- luacheck configuration. From the repository root: luacheck scripts spec/lua spec/e2e/fixtures
 std = "lua54"
 max_line_length = 120
 

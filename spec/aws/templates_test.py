@@ -11,7 +11,7 @@ each one notices the fault it exists for.
 import json
 import re
 import unittest
-from datetime import date
+from datetime import date, timedelta
 
 from cfn import TIERS, Stacks, broken_on_purpose, container, listed, only
 
@@ -378,6 +378,10 @@ def check_exports(stacks):
 STANDARD_SUPPORT_ENDS = {("mysql", "8.0"): date(2026, 7, 31), ("mysql", "8.4"): date(2029, 7, 31),
                          ("mariadb", "10.6"): date(2026, 7, 31), ("mariadb", "10.11"): date(2028, 2, 29),
                          ("mariadb", "11.4"): date(2029, 5, 31)}
+# The day the support checks are judged on, fixed so that the suite gives the same answer every day
+# (judged on the real date, the default MariaDB 10.11 would fail from 2028-02-29, and the mutation
+# mysql_8_0_default was caught only after 2026-07-31). Move it forward with the calendar above.
+CHECK_DATE = date(2026, 12, 1)
 
 
 def check_replica_source(stacks):
@@ -402,10 +406,9 @@ def check_replica_source(stacks):
     return problems
 
 
-def check_engine_support(stacks, today=None):
-    """The default engine is in RDS standard support, and Extended Support is refused (MySQL)."""
+def check_engine_support(stacks, today=CHECK_DATE):
+    """The default engine is in RDS standard support on `today`, and Extended Support is refused (MySQL)."""
     problems = []
-    today = today or date.today()
     primary = stacks.props("database", "Primary")
     engine = str(stacks.value("database", primary.get("Engine")))
     version = str(stacks.value("database", primary.get("EngineVersion")))
@@ -511,6 +514,31 @@ class Templates(unittest.TestCase):
     @classmethod
     def setUpClass(cls):
         cls.stacks = Stacks.load()
+
+
+class EngineSupportDates(unittest.TestCase):
+    """check_engine_support judges the day it is given: the boundaries of the default engine's support."""
+
+    @classmethod
+    def setUpClass(cls):
+        cls.stacks = Stacks.load()
+
+    def default_end(self):
+        primary = self.stacks.props("database", "Primary")
+        engine = str(self.stacks.value("database", primary.get("Engine")))
+        version = str(self.stacks.value("database", primary.get("EngineVersion")))
+        return STANDARD_SUPPORT_ENDS[(engine, ".".join(version.split(".")[:2]))]
+
+    def past_support(self, today):
+        return [p for p in check_engine_support(self.stacks, today) if p.startswith("the default engine")]
+
+    def test_the_check_date_is_within_the_default_engines_support(self):
+        self.assertLess(CHECK_DATE, self.default_end())
+
+    def test_the_default_engine_is_refused_from_the_day_its_support_ends(self):
+        end = self.default_end()
+        self.assertEqual([], self.past_support(end - timedelta(days=1)))
+        self.assertNotEqual([], self.past_support(end))
 
 
 def _holds(check):

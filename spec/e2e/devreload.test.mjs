@@ -128,7 +128,7 @@ describe('in development the open page follows the edits', { skip: haveChromium 
   it('the server restarted (its generations start again at 0), the open page reloads from the new process', async () => {
     const port = server.port;
     const before = await page.getAttribute('script[src="/_dev/reload.js"]', 'data-version');
-    await server.stop(); // SIGTERM: the open event stream ends, the page's EventSource retries
+    await server.stopClean(); // SIGTERM: the open event stream ends, the page's EventSource retries
     // saved while no server runs: only the new process can show it
     const file = path.join(dir, 'views/index.etlua');
     const marker = `devreload-restart-${process.pid}`;
@@ -151,6 +151,10 @@ describe('in development the open page follows the edits', { skip: haveChromium 
   it('no CSP violation or script error on the way', () => {
     assert.deepEqual(problems, []);
   });
+
+  it('exits 0 on SIGTERM without a sanitizer report', async () => {
+    await server.stopClean();
+  });
 });
 
 describe('in production there is no page reloader', () => {
@@ -172,5 +176,9 @@ describe('in production there is no page reloader', () => {
     const res = await server.get('/');
     assert.equal(res.status, 200);
     assert.doesNotMatch(res.text, /<script/);
+  });
+
+  it('exits 0 on SIGTERM without a sanitizer report', async () => {
+    await server.stopClean();
   });
 });

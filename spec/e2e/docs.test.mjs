@@ -95,7 +95,7 @@ describe('docs/lua-api.md', () => {
   });
 
   after(async () => {
-    if (server) await server.stop();
+    if (server) await server.stop({ signal: 'SIGKILL' });
     if (db) await db.destroy();
     if (tmp) fs.rmSync(tmp, { recursive: true, force: true });
   });
@@ -148,5 +148,9 @@ describe('docs/lua-api.md', () => {
     assert.equal(r.code ?? 0, 0, out);
     assert.match(out, /^# pass 2$/m, out);
     assert.match(out, /^# fail 0$/m, out);
+  });
+
+  it('exits 0 on SIGTERM without a sanitizer report', async () => {
+    await server.stopClean();
   });
 });

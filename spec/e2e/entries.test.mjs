@@ -471,6 +471,7 @@ describe('over HTTPS', () => {
       assert.match(sessionCookie(page), /; HttpOnly; SameSite=Lax; Secure$/);
       assert.equal((await c.post('/add', { title: 'over TLS', description: 'd', csrf_token: csrfToken(page.text) })).status, 303);
       assert.deepEqual((await entries(db, NAME)).map((r) => r.title), ['over TLS']);
+      await server.stopClean();
     } finally {
       await server.stop({ signal: 'SIGKILL' });
     }
@@ -595,6 +596,10 @@ describe('pagination', () => {
     assert.equal(del.status, 303);
     assert.equal(del.headers.location, '/?before=51');
     assert.deepEqual(rowIds((await c.get(del.headers.location)).text), Array.from({ length: 50 }, (_, i) => i + 1));
+  });
+
+  it('exits 0 on SIGTERM without a sanitizer report', async () => {
+    await server.stopClean();
   });
 });
 

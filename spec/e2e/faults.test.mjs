@@ -5,14 +5,16 @@
 //
 // H2LUA_LONG=1 runs the long variants (more writers for longer, several kill and freeze cycles,
 // more exhaustion rounds). Figures are printed as test diagnostics (`ℹ` lines of the spec reporter).
+// timing: bounds on /healthz and refusal latencies (percentiles); ops/test runs this file alone.
 import { after, before, describe, it } from 'node:test';
 import assert from 'node:assert/strict';
 import http from 'node:http';
 import mysql from 'mysql2/promise';
 import { DB_PASSWORD, DB_USER, startMariaDB } from './support/mariadb.mjs';
-import { request, sleep, startServer } from './support/server.mjs';
+import { request, sanitizerReport, sleep, startServer } from './support/server.mjs';
 import { DBAPP, FreezableProxy, IS_SANITIZED, rssKb, waitReady } from './support/faults.mjs';
 import { entriesTarget } from './support/entries.mjs';
+import { describeMs, percentile, timeSamples } from './support/timing.mjs';
 
 const LONG = process.env.H2LUA_LONG === '1';
 const FORM = { 'content-type': 'application/x-www-form-urlencoded' };
@@ -211,6 +213,7 @@ describe('faults', () => {
       await Promise.all(clients);
 
       assert.deepEqual(exit, { code: 0, signal: null }, `exit after SIGTERM; stderr:\n${server.stderr.slice(-2000)}`);
+      assert.equal(sanitizerReport(server.stderr), null, 'no sanitizer report');
       assert.ok(exitMs < DRAIN * 1000, `exit took ${exitMs} ms (DRAIN_TIMEOUT=${DRAIN})`);
       for (const r of slowRes) assert.equal(r.status, 200, `a request in flight at SIGTERM: ${r.error ?? r.text}`);
 
@@ -266,9 +269,13 @@ describe('faults', () => {
       const EXCESS = LONG ? 400 : 150;
       const rss = [];
       const refusalMs = [];
+      const healthzMs = [];
       for (let round = 0; round < ROUNDS; round++) {
+        // no connection frees before 1.5 s after the held queries were sent: the excess queries are
+        // sent until 1.2 s after (the rest is slack for a loaded machine), so none may be served
+        const heldAt = Date.now();
         const held = [];
-        for (let i = 0; i < 6; i++) held.push(attempt(server.port, '/db/sleep?s=1', { timeoutMs: 15000 }));
+        for (let i = 0; i < 6; i++) held.push(attempt(server.port, '/db/sleep?s=1.5', { timeoutMs: 15000 }));
         // 2 queries running, 4 waiting
         const deadline = Date.now() + 3000;
         let gauges;
@@ -283,7 +290,7 @@ describe('faults', () => {
         assert.deepEqual(gauges, { in_use: 2, waiting: 4 }, `round ${round}: pool gauges while held`);
         // every further query is refused at once
         const excess = [];
-        for (let i = 0; i < EXCESS; i += 8) {
+        for (let i = 0; i < EXCESS && Date.now() < heldAt + 1200; i += 8) {
           const batch = [];
           for (let j = 0; j < 8; j++) batch.push(attempt(server.port, '/count', { agent, timeoutMs: 5000 }));
           excess.push(...(await Promise.all(batch)));
@@ -292,26 +299,31 @@ describe('faults', () => {
           assert.equal(r.status, 503, `excess query: ${r.status || r.error}`);
           refusalMs.push(r.ms);
         }
-        const hz = await attempt(server.port, '/healthz', { agent });
-        assert.equal(hz.status, 200, '/healthz while the pool is exhausted');
-        assert.ok(hz.ms < 100, `/healthz took ${hz.ms} ms`);
+        // /healthz does not wait for the pool: 4 samples a round, bounded below at their p95
+        healthzMs.push(...(await timeSamples(4, async () => {
+          const hz = await attempt(server.port, '/healthz', { agent });
+          assert.equal(hz.status, 200, '/healthz while the pool is exhausted');
+        })));
         const res = await Promise.all(held);
         assert.deepEqual(res.map((r) => r.status), [200, 200, 200, 200, 200, 200], 'the held and the queued queries finish');
         rss.push(rssKb(server.pid));
       }
-      // "at once": no refusal waits for a connection (DB_TIMEOUT is 5 s). The machine is shared
-      // (2 cores), so the bound is on the 99th percentile, and the slowest stays far from 5 s.
-      refusalMs.sort((a, b) => a - b);
-      const pct = (q) => refusalMs[Math.min(refusalMs.length - 1, Math.floor(q * refusalMs.length))];
-      const [p50, p99, worst] = [pct(0.5), pct(0.99), refusalMs[refusalMs.length - 1]];
-      const limit = IS_SANITIZED ? 300 : 100;
-      assert.ok(p99 < limit, `99% of the refusals within ${p99} ms (want < ${limit})`);
-      assert.ok(worst < 1000, `slowest refusal ${worst} ms (want < 1000, far below DB_TIMEOUT=5 s)`);
+      assert.ok(refusalMs.length >= 100, `only ${refusalMs.length} excess queries were sent while the pool was held`);
+      // "at once": no refusal waits for a connection (a held query takes 1.5 s, DB_TIMEOUT is 5 s). The
+      // machine is shared (2 cores, loaded), so the bound is on the 95th percentile, and the slowest
+      // stays far from 5 s.
+      const [p50, p95, worst] = [percentile(refusalMs, 50), percentile(refusalMs, 95), Math.max(...refusalMs)];
+      const limit = IS_SANITIZED ? 600 : 250;
+      assert.ok(p95 < limit, `95% of the refusals within ${p95} ms (want < ${limit}); ${describeMs(refusalMs)}`);
+      assert.ok(worst < 2500, `slowest refusal ${worst} ms (want < 2500, half of DB_TIMEOUT=5 s)`);
+      // a /healthz that waited for a held query would take up to 1.5 s (the queries sleep 1.5 s)
+      const hzLimit = IS_SANITIZED ? 400 : 150;
+      assert.ok(percentile(healthzMs, 95) < hzLimit, `/healthz while exhausted: ${describeMs(healthzMs)} (want p95 < ${hzLimit})`);
       // flat: after the first rounds (allocator and caches warm), no steady growth
       const settled = rss.slice(2);
       const growth = settled[settled.length - 1] - settled[0];
-      note(t, `pool 2 + queue 4, ${EXCESS} refused per round, ${refusalMs.length} refusals in ${p50} ms (median), ` +
-        `${p99} ms (99%), ${worst} ms (slowest); VmRSS per round (kB): ${rss.join(' ')}`);
+      note(t, `pool 2 + queue 4, up to ${EXCESS} refused per round, ${refusalMs.length} refusals in ${p50} ms (median), ` +
+        `${p95} ms (95%), ${worst} ms (slowest); /healthz ${describeMs(healthzMs)}; VmRSS per round (kB): ${rss.join(' ')}`);
       if (IS_SANITIZED) {
         // ASan keeps freed memory in its quarantine (256 MB by default): RSS grows by design there;
         // leaks are LeakSanitizer's business at exit (stopClean fails on its report)
@@ -345,9 +357,12 @@ describe('faults', () => {
         const a = await attempt(server.port, '/count', { timeoutMs: 10000 });
         assert.equal(a.status, 503, `a query while the network is silent: ${a.status || a.error}`);
         assert.ok(a.ms >= 1500 && a.ms < 3500, `503 after ${a.ms} ms (DB_TIMEOUT=2)`);
-        const hz = await attempt(server.port, '/healthz', { timeoutMs: 2000 });
-        assert.equal(hz.status, 200);
-        assert.ok(hz.ms < 200, `/healthz took ${hz.ms} ms`);
+        // /healthz does not touch the database: 20 samples, bounded at their p95
+        const hz = await timeSamples(20, async () => {
+          assert.equal((await attempt(server.port, '/healthz', { timeoutMs: 2000 })).status, 200);
+        });
+        const hzLimit = IS_SANITIZED ? 400 : 150;
+        assert.ok(percentile(hz, 95) < hzLimit, `/healthz while silent: ${describeMs(hz)} (want p95 < ${hzLimit})`);
         // a second query meets a new connection that gets no greeting: also 503, also bounded
         const b = await attempt(server.port, '/count', { timeoutMs: 10000 });
         assert.equal(b.status, 503, `a second query while silent: ${b.status || b.error}`);

@@ -3,6 +3,8 @@
 // paths, forms and JSON, absurd ids, CR/LF meant for response headers, ambiguous framing. Each
 // gets a clear 4xx or a closed connection; a normal client beside them is served 200 throughout;
 // nothing reaches the database.
+// timing: slow clients dropped after REQ_TIMEOUT, the normal client's latency (percentiles); ops/test
+// runs this file alone.
 import { after, before, describe, it } from 'node:test';
 import assert from 'node:assert/strict';
 import http from 'node:http';
@@ -12,6 +14,7 @@ import { startMariaDB } from './support/mariadb.mjs';
 import { metricSum, parseResponses, rawExchange, request, sleep, startServer } from './support/server.mjs';
 import { IS_SANITIZED, waitReady } from './support/faults.mjs';
 import { cookiePairs, csrfToken, entriesTarget } from './support/entries.mjs';
+import { describeMs, percentile } from './support/timing.mjs';
 
 const MAX_BODY = 4096;
 const REQ_TIMEOUT = 2;
@@ -58,7 +61,7 @@ describe(`hostile input (${APP ? 'entries app' : 'fixture app'})`, () => {
   let cookie = '';
   let token = '';
   let seedId;
-  const normal = { stop: false, statuses: new Map(), worstMs: 0, n: 0, loop: null, agent: null };
+  const normal = { stop: false, statuses: new Map(), ms: [], loop: null, agent: null };
 
   const count = async () => Number((await db.root(`SELECT COUNT(*) AS n FROM \`${name}\`.entry`))[0].n);
 
@@ -90,9 +93,8 @@ describe(`hostile input (${APP ? 'entries app' : 'fixture app'})`, () => {
         for (const path of [p, '/healthz']) {
           const t0 = Date.now();
           const r = await request(server.port, path, { agent: normal.agent, timeoutMs: 10000 }).catch((e) => ({ status: e.code || e.message }));
-          normal.worstMs = Math.max(normal.worstMs, Date.now() - t0);
+          normal.ms.push(Date.now() - t0);
           normal.statuses.set(r.status, (normal.statuses.get(r.status) ?? 0) + 1);
-          normal.n++;
         }
         await sleep(10);
       }
@@ -478,9 +480,10 @@ describe(`hostile input (${APP ? 'entries app' : 'fixture app'})`, () => {
         `having sent ${Math.max(...res.map((r) => r.sent))} bytes at most`);
       for (const r of res) {
         assert.ok(r.ms >= REQ_TIMEOUT * 1000 - 300, `closed too early (${r.ms} ms)`);
-        assert.ok(r.ms <= REQ_TIMEOUT * 1000 + 2000, `closed after ${r.ms} ms (REQ_TIMEOUT=${REQ_TIMEOUT})`);
         if (r.got !== '') assert.match(r.got, /^HTTP\/1\.1 (408|400)/);
       }
+      const ms = res.map((r) => r.ms);
+      assert.ok(percentile(ms, 95) <= REQ_TIMEOUT * 1000 + 1500, `closed after ${describeMs(ms)} (REQ_TIMEOUT=${REQ_TIMEOUT})`);
       assert.ok(Date.now() - started < 15000);
     });
 
@@ -506,19 +509,21 @@ describe(`hostile input (${APP ? 'entries app' : 'fixture app'})`, () => {
         s.on('connect', () => s.write(head('POST', '/add', { ...formHeaders(), 'Content-Length': String(body.length) })));
         setTimeout(() => s.destroy(), 15000);
       });
-      assert.ok(r.ms <= REQ_TIMEOUT * 1000 + 2000, `dropped after ${r.ms} ms`);
-      const [res] = parseResponses(r.got);
-      if (res) assert.ok(res.status >= 400, `answered ${res.status}`);
+      // not at once (the body is still coming), not long after REQ_TIMEOUT; closed, or a 408
+      assert.ok(r.ms >= REQ_TIMEOUT * 1000 - 300, `dropped too early (${r.ms} ms)`);
+      assert.ok(r.ms <= REQ_TIMEOUT * 1000 + 3000, `dropped after ${r.ms} ms`);
+      if (r.got !== '') assert.match(r.got, /^HTTP\/1\.1 408 /, 'the only answer to a stalled body is 408');
     });
   });
 
   it('the normal client was served 200 throughout', async (t) => {
     normal.stop = true;
     await normal.loop;
-    t.diagnostic(`normal client: ${normal.n} requests, statuses ${JSON.stringify(Object.fromEntries(normal.statuses))}, slowest ${normal.worstMs} ms`);
+    t.diagnostic(`normal client: statuses ${JSON.stringify(Object.fromEntries(normal.statuses))}, ${describeMs(normal.ms)}`);
     assert.deepEqual([...normal.statuses.keys()], [200]);
-    assert.ok(normal.n > 100, `${normal.n} requests`);
-    assert.ok(normal.worstMs < (IS_SANITIZED ? 2000 : 1000), `slowest normal request ${normal.worstMs} ms`);
+    assert.ok(normal.ms.length > 100, `${normal.ms.length} requests`);
+    const limit = IS_SANITIZED ? 500 : 250;
+    assert.ok(percentile(normal.ms, 95) < limit, `normal requests: ${describeMs(normal.ms)} (want p95 < ${limit})`);
   });
 
   it('nothing was written to the database', async () => {

@@ -10,6 +10,7 @@
 // second client's latency is printed, not asserted: it is why HTTP/2 is off by default.
 //
 // RAPID_RESET_MS (default 5000) sets how long each attack lasts; RAPID_RESET_VERBOSE=1 prints figures.
+// timing: the second client's p99 while attacked (HTTP/2 off); ops/test runs this file alone.
 import { it } from 'node:test';
 import assert from 'node:assert/strict';
 import fs from 'node:fs';

@@ -1,6 +1,7 @@
 // Reload of scripts and views: hot reload in development (inotify), SIGHUP in production, refusal
 // of a broken version, requests in flight finishing on the old version, and no dropped request or
 // leaked database connection across 20 reloads under load.
+// timing: an edit served within 1 s (a percentile of 20 edits); ops/test runs this file alone.
 
 import { after, before, describe, it } from 'node:test';
 import assert from 'node:assert/strict';
@@ -10,6 +11,7 @@ import path from 'node:path';
 import http from 'node:http';
 import { FIXTURES, ROOT, sleep, startServer } from './support/server.mjs';
 import { startMariaDB } from './support/mariadb.mjs';
+import { describeMs, percentile } from './support/timing.mjs';
 
 /** A private copy of the fixture app that a test may edit; lib/ still points at scripts/lib. */
 function copyApp() {
@@ -55,15 +57,21 @@ describe('hot reload in development', () => {
     server = await startServer({ env: { APP_ENV: 'development', SCRIPTS_DIR: app.scripts, VIEWS_DIR: app.views } });
   });
   after(async () => {
-    await server.stop();
+    if (server) await server.stop({ signal: 'SIGKILL' });
     app.remove();
   });
 
-  it('serves an edited handler within 1 s of the save', async () => {
+  it('serves an edited handler within 1 s of the save (95% of 20 edits)', async () => {
     assert.equal((await server.get('/hello')).text, 'hello');
-    app.edit(app.app, 'http.text("hello")', 'http.text("hello again")');
-    const ms = await until(server, '/hello', (b) => b === 'hello again');
-    assert.ok(ms < 1000, `took ${ms} ms`);
+    const took = [];
+    let text = 'hello';
+    for (let i = 1; i <= 20; i++) {
+      const next = i < 20 ? `hello ${i}` : 'hello again';
+      app.edit(app.app, `http.text("${text}")`, `http.text("${next}")`);
+      took.push(await until(server, '/hello', (b) => b === next));
+      text = next;
+    }
+    assert.ok(percentile(took, 95) < 1000, `edit to served: ${describeMs(took)}`);
   });
 
   it('shows a syntax error with file and line on every page, then recovers when fixed', async () => {
@@ -87,7 +95,19 @@ describe('hot reload in development', () => {
     fs.writeFileSync(file, `${text}\n<p id="marker">edited template</p>\n`);
     await until(server, '/escape?s=x', (b) => b.includes('edited template'));
   });
+
+  it('exits 0 on SIGTERM without a sanitizer report', async () => {
+    await server.stopClean();
+  });
 });
+
+/** Sends SIGHUP and waits until each of the workers logged how its reload went (ok or refused). */
+async function sighup(server, workers = 2) {
+  const outcomes = () => (server.stderr.match(/"msg":"reloaded scripts and views"|"msg":"reload refused/g) || []).length;
+  const before = outcomes();
+  server.signal('SIGHUP');
+  await server.waitFor(() => outcomes() >= before + workers, 10000, `the reload of ${workers} workers`);
+}
 
 describe('SIGHUP reload in production', () => {
   let app;
@@ -97,7 +117,7 @@ describe('SIGHUP reload in production', () => {
     server = await startServer({ env: { SCRIPTS_DIR: app.scripts, VIEWS_DIR: app.views, WORKERS: '2' } });
   });
   after(async () => {
-    await server.stop();
+    if (server) await server.stop({ signal: 'SIGKILL' });
     app.remove();
   });
 
@@ -105,34 +125,37 @@ describe('SIGHUP reload in production', () => {
     app.edit(app.app, 'http.text("hello")', 'http.text("hello v2")');
     await sleep(400);
     assert.equal((await server.get('/hello')).text, 'hello');
-    server.signal('SIGHUP');
-    await until(server, '/hello', (b) => b === 'hello v2');
-    assert.match(server.stderr, /"msg":"reloaded scripts and views","outcome":"ok","version":"1"/);
+    await sighup(server);
+    assert.equal((await server.get('/hello')).text, 'hello v2');
+    assert.equal(server.stderr.match(/"msg":"reloaded scripts and views","outcome":"ok","version":"1"/g)?.length, 2, 'both workers');
   });
 
   it('keeps the running version when the new one fails to load', async () => {
     app.edit(app.app, 'http.text("hello v2")', 'http.text("hello v3"');
-    server.signal('SIGHUP');
-    await sleep(500);
+    await sighup(server);
     for (let i = 0; i < 6; i++) assert.equal((await server.get('/hello')).text, 'hello v2');
     assert.match(server.stderr, /reload refused.*app\.lua:\d+/);
     app.edit(app.app, 'http.text("hello v3"', 'http.text("hello v3")');
-    server.signal('SIGHUP');
-    await until(server, '/hello', (b) => b === 'hello v3');
+    await sighup(server);
+    assert.equal((await server.get('/hello')).text, 'hello v3');
   });
 
   it('finishes a request in flight on the version it started on', async () => {
     app.edit(app.app, 'return http.text("slept")', 'return http.text("slept on v1")');
-    server.signal('SIGHUP');
-    await until(server, '/sleep?ms=0', (b) => b === 'slept on v1');
-    const slow = server.get('/sleep?ms=1200');
-    await sleep(300);
+    await sighup(server);
+    assert.equal((await server.get('/sleep?ms=0')).text, 'slept on v1');
+    const slow = server.get('/sleep?ms=2500');
+    await sleep(1000); // the slow request is in its handler, on v1
     app.edit(app.app, 'return http.text("slept on v1")', 'return http.text("slept on v2")');
-    server.signal('SIGHUP');
-    await until(server, '/sleep?ms=0', (b) => b === 'slept on v2');
+    await sighup(server);
+    assert.equal((await server.get('/sleep?ms=0')).text, 'slept on v2');
     const res = await slow;
     assert.equal(res.status, 200);
     assert.equal(res.text, 'slept on v1');
+  });
+
+  it('exits 0 on SIGTERM without a sanitizer report', async () => {
+    await server.stopClean();
   });
 });
 
@@ -151,7 +174,7 @@ describe('20 reloads under keep-alive load', () => {
     await until(server, '/readyz', (b, s) => s === 200, 20000);
   });
   after(async () => {
-    await server.stop();
+    if (server) await server.stop({ signal: 'SIGKILL' });
     app.remove();
     await db.destroy();
   });
@@ -190,7 +213,13 @@ describe('20 reloads under keep-alive load', () => {
     // the pools open connections lazily up to WORKERS x DB_POOL_SIZE (2 x 4), so the count may still
     // rise a little under this load; what a reload must not do is leave connections behind
     assert.ok(connsAfter <= 2 * 4 + 1, `database connections grew from ${connsBefore} to ${connsAfter} (pools: 8, root: 1)`);
-    const reloads = server.stderr.match(/"outcome":"ok"/g) || [];
-    assert.equal(reloads.length, 40, 'every worker reloaded 20 times');
+    // the last reloads may still be running on a loaded machine: wait for their log lines
+    const reloads = () => (server.stderr.match(/"outcome":"ok"/g) || []).length;
+    await server.waitFor(() => reloads() >= 40, 10000, '40 reloads logged').catch(() => {});
+    assert.equal(reloads(), 40, 'every worker reloaded 20 times');
+  });
+
+  it('exits 0 on SIGTERM without a sanitizer report', async () => {
+    await server.stopClean();
   });
 });

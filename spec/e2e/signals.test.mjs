@@ -1,10 +1,12 @@
 // SIGTERM: stop accepting, finish the requests in flight, exit 0 (within DRAIN_TIMEOUT).
+// timing: exits within bounds after SIGTERM; ops/test runs this file alone.
 import { describe, it } from 'node:test';
 import assert from 'node:assert/strict';
 import http from 'node:http';
 import http2 from 'node:http2';
 import net from 'node:net';
-import { request, sleep, startServer } from './support/server.mjs';
+import { request, sanitizerReport, sleep, startServer } from './support/server.mjs';
+import { IS_SANITIZED } from './support/faults.mjs';
 
 /** Connects and resolves true when the connection is accepted, false when refused. */
 function canConnect(port) {
@@ -19,6 +21,7 @@ function canConnect(port) {
 }
 
 describe('signals', () => {
+  let cutShort = null; // stderr of the server that exited at DRAIN_TIMEOUT with a request running
   it('SIGTERM lets the /sleep requests in flight finish with 200 and exits 0', async () => {
     const server = await startServer({ env: { WORKERS: '2', DRAIN_TIMEOUT: '10' } });
     try {
@@ -103,9 +106,20 @@ describe('signals', () => {
       const r = await server.stop({ timeoutMs: 6000 });
       assert.equal(r.killed, false, 'still running 6 s after SIGTERM with DRAIN_TIMEOUT=1');
       assert.ok(r.ms >= 800, `exited after ${r.ms} ms, before DRAIN_TIMEOUT`);
+      cutShort = server.stderr;
       await p;
     } finally {
       await server.stop({ signal: 'SIGKILL' });
     }
+  });
+
+  // A known bug on the ASan build (a real test on the Release build, where no report can show).
+  it('an exit at DRAIN_TIMEOUT with a request running leaves no sanitizer report', {
+    todo: IS_SANITIZED ? 'core: a worker that exits at DRAIN_TIMEOUT while h2lua.sleep runs leaks the sleep\'s ' +
+      'timerfd socket (h2o_evloop_socket_create, 208 B) and its sleep_op (lua_api.c l_sleep, 8 B)' : false,
+  }, () => {
+    assert.notEqual(cutShort, null, 'the test before ran');
+    const report = sanitizerReport(cutShort);
+    assert.equal(report, null, `sanitizer report on stderr:\n${report}`);
   });
 });

@@ -93,6 +93,8 @@ describe('streaming responses', () => {
       assert.equal(r.status, 200);
       assert.equal(r.chunks.map((c) => c.text).join(''), 'chunk 1\nchunk 2\nchunk 3\n');
       assert.ok(r.ms - r.chunks[0].ms >= 500, `first chunk at ${r.chunks[0].ms} ms, end at ${r.ms} ms`);
+      client.close();
+      await server.stopClean();
     } finally {
       client.close();
       await server.stop({ signal: 'SIGKILL' });

@@ -271,6 +271,7 @@ async function waitHealthy(server, timeoutMs, spawnError) {
 /**
  * Runs h2lua to completion (for --help and configuration errors): resolves
  * { code, signal, stdout, stderr }. Kills it after timeoutMs (and then reports timedOut).
+ * Rejects when its stderr holds a sanitizer report, whatever the exit.
  */
 export function runOnce({ args = [], env = {}, timeoutMs = 10000 } = {}) {
   const full = { ...baseEnv(), ...env };
@@ -301,7 +302,9 @@ export function runOnce({ args = [], env = {}, timeoutMs = 10000 } = {}) {
     child.on('close', (code, signal) => {
       clearTimeout(timer);
       running.delete(child);
-      resolve({ code, signal, stdout, stderr, timedOut });
+      const report = sanitizerReport(stderr);
+      if (report !== null) reject(new Error(`h2lua ${args.join(' ')}: sanitizer report on stderr:\n${report}`));
+      else resolve({ code, signal, stdout, stderr, timedOut });
     });
   });
 }
