@@ -1,6 +1,7 @@
 // The pool's rules that a request can see (core/db_pool.h): a slot a dead connection frees goes to
 // the waiter queued for it at once, and a session a handler changed never reaches the next request.
 // One worker, one connection (DB_POOL_SIZE=1), so that every request meets the same pool slot.
+// timing: the waiter served well under a second after the kill; ops/test runs this file alone.
 import { after, before, describe, it } from 'node:test';
 import assert from 'node:assert/strict';
 import { startMariaDB } from './support/mariadb.mjs';

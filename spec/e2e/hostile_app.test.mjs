@@ -9,6 +9,7 @@
 // returns to the loop trips the watchdog (LUA_TIMEOUT): a log line and /healthz 503.
 // Runs on the release build (LuaJIT) and the ASan build (Lua 5.4); expectations that differ
 // between the VMs say so.
+// timing: the watchdog's LUA_TIMEOUT bound; ops/test runs this file alone.
 import { after, before, describe, it } from 'node:test';
 import assert from 'node:assert/strict';
 import path from 'node:path';

@@ -4,6 +4,7 @@
 // a connection, the replica check connecting to a replica that never answers, a stream that keeps
 // querying. (The exit order is core/db_pool.h's shutdown contract; signals.test.mjs has the drain
 // itself.)
+// timing: each exit within DRAIN_TIMEOUT + 1 s; ops/test runs this file alone.
 import { after, before, describe, it } from 'node:test';
 import assert from 'node:assert/strict';
 import net from 'node:net';
