@@ -28,6 +28,7 @@ struct api_ctx {
     EVP_MAC_CTX *hmac; /* HMAC-SHA256 keyed with SECRET_KEY once; re-initialised per use; NULL: none */
     char *out;         /* scratch (concat, base64url), kept between calls: it grows to the largest page once */
     size_t out_cap;
+    h2o_linklist_t sleeps; /* the h2lua.sleep timers running (struct sleep_op) */
 };
 
 static struct api_ctx *ctx_of(lua_State *L)
@@ -245,9 +246,25 @@ static EVP_MAC_CTX *hmac_ctx_new(const char *key)
     return ctx;
 }
 
+/* A running h2lua.sleep: listed in its state's api_ctx, so that the state always reaches it (a
+ * drain that times out leaves it to process exit) and a state that closes stops it. */
+struct sleep_op {
+    lua_req_t *lr;
+    h2o_socket_t *sock;
+    h2o_linklist_t link;
+};
+
 static int api_ctx_gc(lua_State *L)
 {
     struct api_ctx *c = lua_touserdata(L, 1);
+    while (!h2o_linklist_is_empty(&c->sleeps)) {
+        /* the state closes under a sleeping request: its coroutine is never resumed */
+        struct sleep_op *op = H2O_STRUCT_FROM_MEMBER(struct sleep_op, link, c->sleeps.next);
+        h2o_linklist_unlink(&op->link);
+        h2o_socket_read_stop(op->sock);
+        h2o_socket_close(op->sock);
+        free(op);
+    }
     EVP_MAC_CTX_free(c->hmac);
     c->hmac = NULL;
     free(c->out);
@@ -357,15 +374,12 @@ static int l_log_error(lua_State *L)
 
 /* ---- sleep: yields the request's coroutine on a timerfd ---- */
 
-struct sleep_op {
-    lua_req_t *lr;
-};
-
 static void on_sleep_done(h2o_socket_t *sock, const char *err)
 {
     (void)err;
     struct sleep_op *op = sock->data;
     lua_req_t *lr = op->lr;
+    h2o_linklist_unlink(&op->link);
     free(op);
     h2o_socket_read_stop(sock);
     h2o_socket_close(sock);
@@ -390,6 +404,8 @@ static int l_sleep(lua_State *L)
     h2o_socket_t *sock = h2o_evloop_socket_create(lua_req_worker(lr)->loop, fd, H2O_SOCKET_FLAG_DONT_READ);
     struct sleep_op *op = util_malloc(sizeof(*op));
     op->lr = lr;
+    op->sock = sock;
+    h2o_linklist_insert(&ctx_of(L)->sleeps, &op->link);
     sock->data = op;
     h2o_socket_read_start(sock, on_sleep_done);
     lua_host_suspend(lr);
@@ -545,6 +561,7 @@ void lua_api_preload(lua_State *L, const config_t *cfg, worker_t *w)
     c->hmac = hmac_ctx_new(cfg->secret_key);
     c->out = NULL;
     c->out_cap = 0;
+    h2o_linklist_init_anchor(&c->sleeps);
     lua_createtable(L, 0, 1);
     lua_pushcfunction(L, api_ctx_gc);
     lua_setfield(L, -2, "__gc");
