@@ -2,7 +2,6 @@
 
 #include <errmsg.h>
 #include <mysqld_error.h>
-#include <strings.h>
 
 #include "sql_bind.h"
 
@@ -49,14 +48,6 @@ static size_t skip_noise(const char *sql, size_t len, size_t i)
     return i;
 }
 
-static int word_is(const char *w, size_t n, const char *kw)
-{
-    size_t k = 0;
-    while (kw[k] != '\0')
-        ++k;
-    return n == k && strncasecmp(w, kw, n) == 0;
-}
-
 db_stmt_kind_t db_retry_classify(const char *sql, size_t len)
 {
     size_t i = 0, j;
@@ -66,7 +57,7 @@ db_stmt_kind_t db_retry_classify(const char *sql, size_t len)
     size_t start = i;
     while (i < len && is_word_char(sql[i]))
         ++i;
-    if (!word_is(sql + start, i - start, "SELECT") && !word_is(sql + start, i - start, "SHOW"))
+    if (!sql_bind_word_is(sql + start, i - start, "SELECT") && !sql_bind_word_is(sql + start, i - start, "SHOW"))
         return DB_STMT_WRITE;
     /* the words of the rest that make a SELECT write or lock */
     int after_for = 0;
@@ -85,10 +76,10 @@ db_stmt_kind_t db_retry_classify(const char *sql, size_t len)
             ++i;
         const char *w = sql + start;
         size_t n = i - start;
-        if (word_is(w, n, "INTO") || word_is(w, n, "LOCK") || word_is(w, n, "NEXTVAL") || word_is(w, n, "SETVAL") ||
-            (after_for && word_is(w, n, "UPDATE")))
+        if (sql_bind_word_is(w, n, "INTO") || sql_bind_word_is(w, n, "LOCK") || sql_bind_word_is(w, n, "NEXTVAL") ||
+            sql_bind_word_is(w, n, "SETVAL") || (after_for && sql_bind_word_is(w, n, "UPDATE")))
             return DB_STMT_WRITE;
-        after_for = word_is(w, n, "FOR");
+        after_for = sql_bind_word_is(w, n, "FOR");
     }
     return DB_STMT_READ;
 }

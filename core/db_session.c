@@ -1,20 +1,10 @@
 #include "db_session.h"
 
-#include <strings.h>
-
 #include "sql_bind.h"
 
 static int is_word_char(char c)
 {
     return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') || c == '_' || c == '$';
-}
-
-static int word_is(const char *w, size_t n, const char *kw)
-{
-    size_t k = 0;
-    while (kw[k] != '\0')
-        ++k;
-    return n == k && strncasecmp(w, kw, n) == 0;
 }
 
 int db_session_untracked_change(const char *sql, size_t len)
@@ -50,9 +40,9 @@ int db_session_untracked_change(const char *sql, size_t len)
             ++i;
         const char *w = sql + start;
         size_t n = i - start;
-        if (first && (word_is(w, n, "LOCK") || word_is(w, n, "HANDLER") || word_is(w, n, "CALL")))
+        if (first && (sql_bind_word_is(w, n, "LOCK") || sql_bind_word_is(w, n, "HANDLER") || sql_bind_word_is(w, n, "CALL")))
             return 1;
-        if (word_is(w, n, "GET_LOCK"))
+        if (sql_bind_word_is(w, n, "GET_LOCK"))
             return 1;
         first = 0;
     }

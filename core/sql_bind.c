@@ -3,6 +3,7 @@
 #include <math.h>
 #include <stdio.h>
 #include <string.h>
+#include <strings.h>
 
 const char sql_bind_null = 0;
 
@@ -126,4 +127,10 @@ const char *sql_bind(lua_State *L, luaL_Buffer *b, const char *sql, size_t len, 
     if (used != nargs)
         return "more arguments than ? placeholders";
     return NULL;
+}
+
+int sql_bind_word_is(const char *w, size_t n, const char *kw)
+{
+    size_t k = strlen(kw);
+    return n == k && strncasecmp(w, kw, n) == 0;
 }

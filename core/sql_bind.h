@@ -52,4 +52,7 @@ const char *sql_bind(lua_State *L, luaL_Buffer *b, const char *sql, size_t len, 
  */
 size_t sql_bind_skip_quoted(const char *sql, size_t len, size_t i);
 
+/* 1 when the n bytes at w are the keyword kw (ASCII, any case): how SQL's keywords are read. */
+int sql_bind_word_is(const char *w, size_t n, const char *kw);
+
 #endif
