@@ -42,6 +42,25 @@ async function comSelect(role) {
   return Number(rows[0][1]);
 }
 
+// 1 when every worker of both app servers takes the replica as usable: each logs its changes
+// ("replica usable" / "replica not usable"), and a worker that has not come back reads the primary
+function replicaUsableEverywhere() {
+  for (const i of [1, 2]) {
+    const last = new Map();
+    for (const line of fs.readFileSync(path.join(stack.dir, `app-${i}.err`), 'utf8').split('\n')) {
+      if (!line.includes('"msg":"replica ')) continue;
+      try {
+        const e = JSON.parse(line);
+        last.set(e.worker, e.msg.startsWith('replica usable'));
+      } catch {
+        /* a line cut by a write in progress */
+      }
+    }
+    if (last.size < Number(stack.env.WORKERS) || [...last.values()].some((usable) => !usable)) return false;
+  }
+  return true;
+}
+
 // the last server nginx tried for a response (X-Upstream names it: app-1, app-2)
 const upstreamOf = (res) => String(res.headers['x-upstream'] || '');
 
@@ -290,7 +309,9 @@ describe('the stack on loopback', () => {
     // Pause the replica's applier without stopping replication: a read lock on the table holds
     // the replicated insert. The replica still counts as current (lag under REPLICA_MAX_LAG) for
     // a few seconds, so clients without the cookie read the stale replica.
-    // the replica takes the reads (after the failures above it was checked back in)
+    // the replica takes the reads in every worker (after the failures above each checks it back in
+    // on its own: a connect the black hole held may take DB_CONNECT_TIMEOUT to give up)
+    await waitFor('every worker reading the replica', async () => replicaUsableEverywhere(), 20000, 200);
     await waitFor('reads on the replica', async () => {
       const b = await comSelect('replica');
       for (let i = 0; i < 10; i++) await client.get('/', { jar: false });
