@@ -93,6 +93,12 @@ for (const [name, value] of Object.entries(CALLS)) {
   CASES[`/call/pairs_mm/${name}`] = { status: 200, body: { 'lua5.4': `ok:${value}`, luajit: 'ok:no __pairs' } };
 }
 
+// h2lua.static.url never yields: every context may call it; a table (its __tostring raising) is refused
+for (const c of [...NO_YIELD, ...YIELDS, ...APP_COROUTINES, 'tostring']) {
+  CASES[`/call/${c}/static`] = { status: 200, body: 'ok:/static/none.css' };
+}
+CASES['/bad-arg/static-url'] = E500(/string expected/);
+
 const pick = (v, vm) => (v !== null && typeof v === 'object' && !(v instanceof RegExp) ? v[vm] : v);
 
 /** The stderr lines the server logged for request path p. */
