@@ -40,7 +40,6 @@ struct db_conn {
     int retrying; /* reconnecting in place to run the statement again */
     int retried;  /* the statement has been run again once already */
     int broken;
-    int aborted; /* its statement was failed by db_pool_abort */
     int in_tx;
     int session_changed; /* a statement changed the session: the server said so, or its text (db_session.h) */
     int write_armed;
@@ -962,21 +961,21 @@ void db_pool_abort(db_pool_t *pool, const char *why)
     char msg[sizeof(pool->errmsg)];
     snprintf(msg, sizeof(msg), "database unavailable (%s): %s", pool->name, why);
     log_warnf(pool->worker_id, "%s: its waiting and running statements fail now", msg);
-    ++pool->epoch; /* the idle ones are pinged before their next use */
+    ++pool->epoch; /* a connection released from now on is pinged before it is idle again */
     fail_waiters(pool, DB_EUNAVAILABLE, msg);
     for (;;) {
-        /* a callback may end or start statements: look again from the start after each */
+        /* a callback may end or start statements: look again from the start after each (an aborted
+         * connection is broken: no statement starts on it again, so each is failed once) */
         db_conn_t *c = NULL;
         for (h2o_linklist_t *l = pool->conns.next; l != &pool->conns; l = l->next) {
             db_conn_t *x = H2O_STRUCT_FROM_MEMBER(db_conn_t, all_link, l);
-            if (x->qcb != NULL && !x->aborted) {
+            if (x->qcb != NULL) {
                 c = x;
                 break;
             }
         }
         if (c == NULL)
             break;
-        c->aborted = 1; /* never twice, whatever the callback starts on it */
         conn_stop(c);
         c->broken = 1;
         c->retrying = 0;

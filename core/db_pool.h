@@ -130,7 +130,8 @@ void db_conn_release(db_conn_t *conn);
  * The server stopped answering (a hung host, a black-holed port): every waiting acquire and every
  * running statement of the pool fails now with DB_EUNAVAILABLE and "database unavailable (<name>):
  * <why>" — callbacks called from inside this call — instead of after DB_TIMEOUT. Their connections
- * are closed when released; idle ones are pinged before their next use. The pool stays usable.
+ * are closed when released; others released from then on are pinged before they are idle again.
+ * The pool stays usable.
  */
 void db_pool_abort(db_pool_t *pool, const char *why);
 
