@@ -31,6 +31,7 @@ typedef struct metrics_gauges {
     unsigned db_open[2], db_in_use[2], db_waiting[2];
     uint64_t db_errors[2], db_queries[2], db_retries[2], db_stale[2];
     uint64_t inflight, reloads_ok, reloads_failed, log_dropped, conns_flooded, framing_refused;
+    uint64_t timers_pending, timers_running, timer_runs, timer_errors; /* h2lua.timer (timer_api.h) */
 } metrics_gauges_t;
 
 typedef struct metrics {
