@@ -1,6 +1,6 @@
 #include "timer_api.h"
 
-#include <math.h>
+#include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -9,6 +9,7 @@
 #include <unistd.h>
 
 #include "config.h"
+#include "log.h"
 #include "lua_host.h"
 #include "migrate.h"
 #include "util.h"
@@ -34,6 +35,7 @@ struct timer_ctx {
     int fd;             /* the timerfd, armed for the first pending timer; -1 until started */
     h2o_socket_t *sock; /* fd in the worker's loop */
     int started, retired;
+    int broken;             /* no timerfd could be made: timers are refused */
     h2o_linklist_t pending; /* struct timer, by due time (equal: in the order made) */
     h2o_linklist_t firing;  /* due now, being started one by one */
     uint64_t npending;      /* in pending and firing */
@@ -196,13 +198,20 @@ static void on_timerfd(h2o_socket_t *sock, const char *err)
 
 /* ---- the state's life (lua_host hooks) ---- */
 
+static void drop_all(struct timer_ctx *c, h2o_linklist_t *list);
+
 static void on_start(void *ud)
 {
     struct timer_ctx *c = ud;
     c->started = 1;
     c->fd = timerfd_create(CLOCK_MONOTONIC, TFD_NONBLOCK | TFD_CLOEXEC);
-    if (c->fd < 0)
-        h2o_fatal("timerfd_create failed"); /* as OOM: the loop cannot run without its own fds either */
+    if (c->fd < 0) {
+        /* out of file descriptors: this version runs without timers (they are refused), the server on */
+        log_errorf(c->w->id, "timers are unavailable on this version of the application: timerfd_create: %s", strerror(errno));
+        c->broken = 1;
+        drop_all(c, &c->pending);
+        return;
+    }
     c->sock = h2o_evloop_socket_create(c->w->loop, c->fd, H2O_SOCKET_FLAG_DONT_READ);
     c->sock->data = c;
     h2o_socket_read_start(c->sock, on_timerfd);
@@ -269,6 +278,11 @@ static int make(lua_State *L, int every)
         lua_pushnil(L);
         lua_pushstring(L, c->w->shutting_down ? "timers are stopped: the server is shutting down"
                                               : "timers are stopped: a reload replaced this version of the application");
+        return 2;
+    }
+    if (c->broken) {
+        lua_pushnil(L);
+        lua_pushliteral(L, "timers are unavailable: no file descriptor for them (see the error log)");
         return 2;
     }
     if (c->tw->pending + c->tw->running >= c->tw->max) {

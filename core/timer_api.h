@@ -15,7 +15,9 @@
  * delay: a finite number of seconds from 0 to 1e9; interval: the same, above 0 (at least 1 ms is
  * waited). A bad argument raises; being past the bound returns nil, "too many pending timers"
  * (TIMERS_MAX timers per worker, pending or running), and a state that stopped taking work
- * (reloaded, or SIGTERM) returns nil, "timers are stopped: ...".
+ * (reloaded, or SIGTERM) returns nil, "timers are stopped: ...". A version that starts while the
+ * process is out of file descriptors (each version takes one timerfd per worker) runs without
+ * timers: one error line, its pending ones dropped, and nil, "timers are unavailable: ..." after.
  * Timers made while app.lua loads wait: their delay counts from when the loaded version starts
  * serving on its worker. While a database is configured and its migrations are not applied yet, no
  * timer runs (they are due and wait, so that start-up work can use the database).
