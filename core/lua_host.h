@@ -105,6 +105,8 @@
  *                             and 16 hex digits naming this run of the process (another after a restart)
  *   h2lua.log_error(message, fields)    one JSON line on stderr: {"time","level":"error",
  *                             "worker","msg", ...fields (string/number/boolean values)}
+ * The core's other modules, each documented in its header: h2lua.db (db_api.h), h2lua.static
+ * (static_api.h), h2lua.timer (timer_api.h: functions run later in tasks).
  */
 #ifndef H2LUA_LUA_HOST_H
 #define H2LUA_LUA_HOST_H
