@@ -31,7 +31,8 @@
  *
  * WHAT APPLICATION CODE CAN DO TO THE SERVER: no Lua code the application can contain crashes,
  * hangs or corrupts the server; the worst it gets is a 500 for that request and an error line
- * naming the request (request_id, method, path) and the Lua error (for a task: the error line). In particular:
+ * naming the request (request_id, method, path) and the Lua error (for a task: the error line).
+ * In particular:
  *   - any error value (nil, a table whose __tostring raises or returns no string, ...), a stack
  *     overflow (Lua or C), and a response table that raises when read (metamethods) or holds odd
  *     types are turned into text and read under lua_pcall: 500 and a log line, never a panic;
