@@ -10,7 +10,6 @@
 #include "http_status.h"
 #include "log.h"
 #include "metrics.h"
-#include "timer_api.h"
 #include "worker.h"
 
 void http_metrics_publish(worker_t *w)
@@ -35,12 +34,6 @@ void http_metrics_publish(worker_t *w)
     g.log_dropped = w->log_dropped;
     g.conns_flooded = w->conn_budget != NULL ? conn_budget_closed(w->conn_budget) : 0;
     g.framing_refused = http_framing_refused();
-    timer_stats_t ts;
-    timer_api_stats(w, &ts);
-    g.timers_pending = ts.pending;
-    g.timers_running = ts.running;
-    g.timer_runs = ts.runs;
-    g.timer_errors = ts.errors;
     metrics_publish(&w->metrics, &g);
 }
 

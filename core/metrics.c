@@ -55,6 +55,13 @@ void metrics_publish(metrics_t *m, const metrics_gauges_t *g)
     pthread_mutex_unlock(&m->lock);
 }
 
+void metrics_publish_timers(metrics_t *m, const metrics_timers_t *t)
+{
+    pthread_mutex_lock(&m->lock);
+    m->timers = *t;
+    pthread_mutex_unlock(&m->lock);
+}
+
 /* Appends s as a Prometheus label value. */
 static void label(log_buf_t *out, const char *s)
 {
@@ -104,10 +111,10 @@ void metrics_render(log_buf_t *out, metrics_t *const *all_metrics, int n)
         dropped += m->gauges.log_dropped;
         flooded += m->gauges.conns_flooded;
         framing += m->gauges.framing_refused;
-        t_pending += m->gauges.timers_pending;
-        t_running += m->gauges.timers_running;
-        t_runs += m->gauges.timer_runs;
-        t_errors += m->gauges.timer_errors;
+        t_pending += m->timers.pending;
+        t_running += m->timers.running;
+        t_runs += m->timers.runs;
+        t_errors += m->timers.errors;
         for (int i = 0; i < 2; ++i) {
             db_open[i] += m->gauges.db_open[i];
             db_in_use[i] += m->gauges.db_in_use[i];

@@ -31,8 +31,12 @@ typedef struct metrics_gauges {
     unsigned db_open[2], db_in_use[2], db_waiting[2];
     uint64_t db_errors[2], db_queries[2], db_retries[2], db_stale[2];
     uint64_t inflight, reloads_ok, reloads_failed, log_dropped, conns_flooded, framing_refused;
-    uint64_t timers_pending, timers_running, timer_runs, timer_errors; /* h2lua.timer (timer_api.h) */
 } metrics_gauges_t;
+
+/* The timers of a worker (h2lua.timer): published by their module on every change. */
+typedef struct metrics_timers {
+    uint64_t pending, running, runs, errors;
+} metrics_timers_t;
 
 typedef struct metrics {
     pthread_mutex_t lock;
@@ -42,6 +46,7 @@ typedef struct metrics {
     uint64_t count;
     double sum_ms;
     metrics_gauges_t gauges; /* published by the owner every tick */
+    metrics_timers_t timers;
 } metrics_t;
 
 void metrics_init(metrics_t *m);
@@ -51,6 +56,9 @@ void metrics_count(metrics_t *m, const char *route, size_t route_len, int status
 
 /* Replaces the gauges of m with *g (owner thread). */
 void metrics_publish(metrics_t *m, const metrics_gauges_t *g);
+
+/* Replaces the timer counts of m with *t (owner thread). */
+void metrics_publish_timers(metrics_t *m, const metrics_timers_t *t);
 
 /* Appends the Prometheus text exposition of the metrics of all workers (all[0..n)) to out. */
 void metrics_render(log_buf_t *out, metrics_t *const *all, int n);

@@ -10,6 +10,7 @@
 
 #include "config.h"
 #include "log.h"
+#include "metrics.h"
 #include "lua_host.h"
 #include "migrate.h"
 #include "util.h"
@@ -23,9 +24,16 @@
 
 /* A worker's counts, across the versions its reloads load (worker_t.timers). */
 struct timer_worker {
-    uint64_t pending, running, runs, errors;
-    uint64_t max; /* TIMERS_MAX: pending + running */
+    metrics_timers_t n; /* pending, running, runs, errors */
+    uint64_t max;       /* TIMERS_MAX: pending + running */
+    metrics_t *metrics; /* the worker's, where n is published */
 };
+
+/* Publishes the counts for /metrics (after every change: one uncontended lock). */
+static void publish(struct timer_worker *tw)
+{
+    metrics_publish_timers(tw->metrics, &tw->n);
+}
 
 /* A state's timers: a userdata in its registry, given back by its __gc when the state closes. */
 struct timer_ctx {
@@ -102,7 +110,8 @@ static void insert_pending(struct timer_ctx *c, struct timer *t)
     h2o_linklist_insert(pos->next, &t->link);
     t->state = T_PENDING;
     ++c->npending;
-    ++c->tw->pending;
+    ++c->tw->n.pending;
+    publish(c->tw);
 }
 
 /* The ctx's table forgets t (on L, any thread of the state that is not running Lua of its own
@@ -122,17 +131,19 @@ static void unlink_pending(struct timer *t)
 {
     h2o_linklist_unlink(&t->link);
     --t->ctx->npending;
-    --t->ctx->tw->pending;
+    --t->ctx->tw->n.pending;
+    publish(t->ctx->tw);
 }
 
 static void on_done(void *ud, int failed)
 {
     struct timer *t = ud;
     struct timer_ctx *c = t->ctx;
-    --c->tw->running;
-    ++c->tw->runs;
+    --c->tw->n.running;
+    ++c->tw->n.runs;
     if (failed)
-        ++c->tw->errors;
+        ++c->tw->n.errors;
+    publish(c->tw);
     if (t->interval_us != 0 && !t->cancelled && !c->retired) {
         t->due_us = mono_us() + t->interval_us;
         insert_pending(c, t);
@@ -147,8 +158,9 @@ static void run_timer(struct timer *t)
 {
     struct timer_ctx *c = t->ctx;
     --c->npending;
-    --c->tw->pending;
-    ++c->tw->running;
+    --c->tw->n.pending;
+    ++c->tw->n.running;
+    publish(c->tw);
     t->state = T_RUNNING;
     lua_req_t *lr = lua_host_task_new(c->host, "timer", t->where, on_done, t);
     lua_State *co = lua_req_coroutine(lr);
@@ -249,8 +261,9 @@ static int ctx_gc(lua_State *L)
         c->sock = NULL;
     }
     /* a state closed with timers pending (a reload that failed to load, the worker's end) */
-    c->tw->pending -= c->npending;
+    c->tw->n.pending -= c->npending;
     c->npending = 0;
+    publish(c->tw);
     return 0;
 }
 
@@ -285,7 +298,7 @@ static int make(lua_State *L, int every)
         lua_pushliteral(L, "timers are unavailable: no file descriptor for them (see the error log)");
         return 2;
     }
-    if (c->tw->pending + c->tw->running >= c->tw->max) {
+    if (c->tw->n.pending + c->tw->n.running >= c->tw->max) {
         lua_pushnil(L);
         lua_pushliteral(L, "too many pending timers");
         return 2;
@@ -341,13 +354,13 @@ static int l_every(lua_State *L)
 
 static int l_pending(lua_State *L)
 {
-    lua_pushinteger(L, (lua_Integer)ctx_of(L)->tw->pending);
+    lua_pushinteger(L, (lua_Integer)ctx_of(L)->tw->n.pending);
     return 1;
 }
 
 static int l_running(lua_State *L)
 {
-    lua_pushinteger(L, (lua_Integer)ctx_of(L)->tw->running);
+    lua_pushinteger(L, (lua_Integer)ctx_of(L)->tw->n.running);
     return 1;
 }
 
@@ -385,6 +398,7 @@ void timer_api_preload(lua_State *L, const config_t *cfg, worker_t *w)
         w->timers = util_malloc(sizeof(*w->timers));
         memset(w->timers, 0, sizeof(*w->timers));
         w->timers->max = (uint64_t)cfg->timers_max;
+        w->timers->metrics = &w->metrics;
     }
     struct timer_ctx *c = lua_newuserdatauv(L, sizeof(*c), 0);
     memset(c, 0, sizeof(*c));
@@ -417,17 +431,6 @@ void timer_api_preload(lua_State *L, const config_t *cfg, worker_t *w)
     lua_pushlightuserdata(L, c);
     lua_pushcclosure(L, open_module, 1);
     lua_setfield(L, -2, "h2lua.timer");
-}
-
-void timer_api_stats(worker_t *w, timer_stats_t *out)
-{
-    memset(out, 0, sizeof(*out));
-    if (w->timers == NULL)
-        return;
-    out->pending = w->timers->pending;
-    out->running = w->timers->running;
-    out->runs = w->timers->runs;
-    out->errors = w->timers->errors;
 }
 
 void timer_api_worker_free(worker_t *w)

@@ -27,8 +27,9 @@
  * again); the new version's app.lua makes its own. SIGTERM: pending timers are dropped, running
  * ones get the drain (DRAIN_TIMEOUT) as requests do.
  *
- * Per-worker state (struct timer_worker) holds the counts; a state's timers live in that state
- * (a userdata each, the handle), so that closing the state gives everything back.
+ * Per-worker state (struct timer_worker) holds the counts and the bound, published to the
+ * worker's metrics (metrics_publish_timers: /metrics) on every change; a state's timers live in
+ * that state (a userdata each, the handle), so that closing the state gives everything back.
  */
 #ifndef H2LUA_TIMER_API_H
 #define H2LUA_TIMER_API_H
@@ -43,12 +44,6 @@ struct worker;
 /* A lua_host_preload_fn: registers package.preload["h2lua.timer"] (the preload table is at the
  * top of L's stack) and the state's hooks. Can't fail (OOM aborts). */
 void timer_api_preload(lua_State *L, const struct config *cfg, struct worker *w);
-
-/* What /metrics shows of a worker's timers (owner thread). */
-typedef struct timer_stats {
-    uint64_t pending, running, runs, errors;
-} timer_stats_t;
-void timer_api_stats(struct worker *w, timer_stats_t *out);
 
 /* Frees the worker's timer counts (after its last state closed, at the worker's end). */
 void timer_api_worker_free(struct worker *w);
