@@ -10,8 +10,8 @@
 
 #include "config.h"
 #include "log.h"
-#include "metrics.h"
 #include "lua_host.h"
+#include "metrics.h"
 #include "migrate.h"
 #include "util.h"
 #include "worker.h"
@@ -114,8 +114,8 @@ static void insert_pending(struct timer_ctx *c, struct timer *t)
     publish(c->tw);
 }
 
-/* The ctx's table forgets t (on L, any thread of the state that is not running Lua of its own
- * below the top, or the one running the caller). Can't fail: removing a key allocates nothing. */
+/* The ctx's table forgets t. L: the calling C function's, or the state's main thread from a loop
+ * callback. Can't fail: removing a key allocates nothing. */
 static void release(lua_State *L, struct timer *t)
 {
     t->state = T_DONE;
