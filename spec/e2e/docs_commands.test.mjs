@@ -1,6 +1,7 @@
-// The manual's commands, run: every fenced block of README.md and docs/*.md names its language, and
-// every shell block is either run here or says why not and what covers it. No block is skipped in
-// silence: a block this file cannot classify fails it. (docs.test.mjs runs docs/lua-api.md's Lua.)
+// The manual's commands, run: every fenced block of README.md, docs/*.md, image/README.md and
+// ops/aws/README.md names its language, and every shell block is either run here or says why not
+// and what covers it. No block is skipped in silence: a block this file cannot classify fails it.
+// (docs.test.mjs runs docs/lua-api.md's Lua.)
 //
 // The fences:
 //   ```sh run            run here, in a directory that mirrors the checkout (every top-level entry
@@ -33,7 +34,12 @@ import { startMariaDB } from './support/mariadb.mjs';
 import { APP_DIRS, waitReady } from './support/client.mjs';
 import { BIN, ROOT, sanitizerReport, startServer } from './support/server.mjs';
 
-const PAGES = ['README.md', ...fs.readdirSync(path.join(ROOT, 'docs')).filter((f) => f.endsWith('.md')).sort().map((f) => `docs/${f}`)];
+const PAGES = [
+  'README.md',
+  ...fs.readdirSync(path.join(ROOT, 'docs')).filter((f) => f.endsWith('.md')).sort().map((f) => `docs/${f}`),
+  'image/README.md', // the manual's pages on the image and AWS live beside their code
+  'ops/aws/README.md',
+];
 const STAGES = /^ALL_STAGES=\(([^)]*)\)$/m.exec(fs.readFileSync(path.join(ROOT, 'ops/test'), 'utf8'))[1].trim().split(/\s+/);
 const METRICS_TOKEN = 'docs-metrics-token-0123456789';
 const DB_NAME = 'flaskcrud_docs_commands';
@@ -148,7 +154,7 @@ function runBlock(code, cwd, env) {
   });
 }
 
-describe('the commands of README.md and docs/*.md', () => {
+describe('the commands of the manual', () => {
   let tmp;
   let mirror;
   let db;
@@ -219,7 +225,7 @@ describe('the commands of README.md and docs/*.md', () => {
 
   it('every relative link leads to a file, and every #anchor to a heading of it', () => {
     const problems = [];
-    for (const page of [...PAGES, 'image/README.md', 'ops/aws/README.md']) {
+    for (const page of PAGES) {
       const text = fs.readFileSync(path.join(ROOT, page), 'utf8');
       for (const l of links(text)) {
         const file = l.target === '' ? path.join(ROOT, page) : path.resolve(path.dirname(path.join(ROOT, page)), l.target);
