@@ -25,7 +25,7 @@ enum var_kind {
 
 /*
  * Every variable, in the order they are read and listed: the one table behind config_load,
- * `h2lua --help` and (checked by spec/e2e/config.test.mjs) the README's table. A new variable is
+ * `h2lua --help` and (checked by spec/e2e/config.test.mjs) the table of docs/configuration.md. A new variable is
  * one row here and, unless it is of a kind above, a line in config_load.
  */
 static const struct config_var {

@@ -80,7 +80,7 @@ static void build_globalconf(server_t *sv)
     sv->globalconf.max_request_entity_size = cfg->max_body > SIZE_MAX / 4 ? cfg->max_body : cfg->max_body * 2 + 65536;
     sv->globalconf.http1.req_timeout = (uint64_t)cfg->req_timeout_ms;
     /* HTTP2=off (the default): libh2o neither takes "PRI * HTTP/2" (prior knowledge; answered 400) nor
-     * Upgrade: h2c, and setup_tls offers no h2 by ALPN — see the README on rapid reset */
+     * Upgrade: h2c, and setup_tls offers no h2 by ALPN — see docs/security.md on rapid reset */
     sv->globalconf.http1.upgrade_to_http2 = cfg->http2;
     sv->globalconf.http2.idle_timeout = (uint64_t)cfg->req_timeout_ms;
     sv->globalconf.http2.graceful_shutdown_timeout = (uint64_t)cfg->drain_timeout_ms;
