@@ -12,9 +12,9 @@
  * key and string value, rounded up to 16, plus 16 for the allocator's own header — and its hash
  * index (one pointer per 512 bytes of capacity) once at creation, against its capacity. Used bytes
  * never exceed the capacity: a write that needs room evicts the least recently used entries (get,
- * set and incr make an entry the most recent), expired ones first met as such; the caller learns
- * (`forcible`) when a valid entry was evicted. An entry larger than what the store can ever hold is
- * refused (SHARED_STORE_ETOOBIG).
+ * set and incr make an entry the most recent); the caller learns (`forcible`) when a valid entry
+ * was evicted, and the store counts them (an expired entry evicted this way is not counted). An
+ * entry larger than what the store can ever hold is refused (SHARED_STORE_ETOOBIG).
  *
  * Threads: every operation takes the store's mutex for a short, bounded section: no allocation, no
  * free, no system call under it (entries are allocated before it is taken and freed after it is
