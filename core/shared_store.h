@@ -65,8 +65,9 @@ size_t shared_store_entry_charge(size_t klen, size_t vlen);
 typedef uint64_t (*shared_store_clock_fn)(void);
 
 /*
- * Creates the store `name` (copied) of `capacity` bytes, with the monotonic clock (CLOCK_MONOTONIC)
- * or `clock` when not NULL. The capacity must hold the index and one entry: at least
+ * Creates the store `name` (copied) of `capacity` bytes, with the coarse monotonic clock
+ * (CLOCK_MONOTONIC_COARSE: TTLs hold to within the kernel's tick, 1 to 4 ms) or `clock` when not
+ * NULL. The capacity must hold the index and one entry: at least
  * SHARED_STORE_MIN_CAPACITY. Can't fail otherwise (out of memory aborts).
  */
 #define SHARED_STORE_MIN_CAPACITY 4096
