@@ -260,14 +260,16 @@ static void test_lru(void)
 }
 
 /* N threads, M incr each, on one key: N*M exactly; with sets and gets of other keys mixed in. */
-enum { NTHREADS = 8, M = 100000 };
+enum { NTHREADS = 8, M = 200000 };
 static shared_store_t *shared;
+static pthread_barrier_t start; /* the threads begin together */
 
 static void *hammer(void *arg)
 {
     int id = (int)(intptr_t)arg, f;
     shared_store_value_t one = integer(1), zero = integer(0), out;
     char key[16], buf[32];
+    pthread_barrier_wait(&start);
     for (int i = 0; i < M; ++i) {
         if (shared_store_incr(shared, K("hits"), &one, &zero, 0, &out, &f) != 0)
             abort();
@@ -283,6 +285,7 @@ static void *hammer(void *arg)
 static void test_threads(void)
 {
     shared = shared_store_create("t", 1 << 20, NULL);
+    pthread_barrier_init(&start, NULL, NTHREADS);
     pthread_t t[NTHREADS];
     for (int i = 0; i < NTHREADS; ++i)
         pthread_create(&t[i], NULL, hammer, (void *)(intptr_t)i);
@@ -293,6 +296,55 @@ static void test_threads(void)
     CHECK(shared_store_get(shared, K("hits"), &v, buf, sizeof(buf)) == 0 && v.type == SHARED_STORE_INTEGER &&
           v.integer == (int64_t)NTHREADS * M);
     shared_store_free(shared);
+    pthread_barrier_destroy(&start);
+}
+
+/* Threads that set values of many sizes with TTLs, get, delete and sweep in a store too small for
+ * them: the accounting holds (never over the capacity; back to the index alone once emptied). */
+enum { EVICTING_THREADS = 4, EVICTING_OPS = 20000 };
+
+static void *churn(void *arg)
+{
+    unsigned seed = (unsigned)(uintptr_t)arg * 7919u + 1;
+    static const char filler[1500] = {0};
+    char key[32], buf[1600];
+    shared_store_value_t v = {.type = SHARED_STORE_STRING, .str = filler}, out;
+    int f;
+    for (int i = 0; i < EVICTING_OPS; ++i) {
+        seed = seed * 1103515245u + 12345u;
+        snprintf(key, sizeof(key), "k%u", (seed >> 8) % 500);
+        v.len = (seed >> 4) % sizeof(filler);
+        switch ((seed >> 20) % 6) {
+        case 0: shared_store_delete(shared, K(key)); break;
+        case 1: shared_store_get(shared, K(key), &out, buf, sizeof(buf)); break;
+        case 2: shared_store_flush_expired(shared, 5); break;
+        default: shared_store_set(shared, K(key), &v, (seed >> 24) % 2 ? 0.001 : 0, SHARED_STORE_SET, &f); break;
+        }
+        shared_store_stats_t st;
+        shared_store_get_stats(shared, &st);
+        if (st.used > st.capacity)
+            abort();
+    }
+    return NULL;
+}
+
+static void test_threads_evicting(void)
+{
+    shared = shared_store_create("t", 16384, NULL);
+    shared_store_stats_t st;
+    shared_store_get_stats(shared, &st);
+    size_t index = st.used;
+    pthread_t t[EVICTING_THREADS];
+    for (int i = 0; i < EVICTING_THREADS; ++i)
+        pthread_create(&t[i], NULL, churn, (void *)(intptr_t)i);
+    for (int i = 0; i < EVICTING_THREADS; ++i)
+        pthread_join(t[i], NULL);
+    shared_store_get_stats(shared, &st);
+    CHECK(st.used <= st.capacity && st.evictions > 0);
+    shared_store_flush_all(shared);
+    shared_store_get_stats(shared, &st);
+    CHECK(st.used == index && st.entries == 0);
+    shared_store_free(shared);
 }
 
 int main(void)
@@ -302,5 +354,6 @@ int main(void)
     test_ttl();
     test_lru();
     test_threads();
+    test_threads_evicting();
     return CHECK_DONE();
 }
