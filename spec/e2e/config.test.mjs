@@ -47,6 +47,18 @@ const INVALID = [
   ['DATABASE_URL', 'mysql://u:p@db:notaport/x'],
   ['DATABASE_PORT', 'x'],
   ['DB_POOL_SIZE', '0'],
+  ['SHARED_STORES', 'cache'],
+  ['SHARED_STORES', 'cache:'],
+  ['SHARED_STORES', 'cache:10x'],
+  ['SHARED_STORES', 'cache:10mb'],
+  ['SHARED_STORES', 'cache:1k'],
+  ['SHARED_STORES', 'cache:17g'],
+  ['SHARED_STORES', 'cache:99999999999999999999999'],
+  ['SHARED_STORES', 'cache:1m,cache:2m'],
+  ['SHARED_STORES', '9lives:1m'],
+  ['SHARED_STORES', 'a-b:1m'],
+  ['SHARED_STORES', 'cache:1m,'],
+  ['SHARED_STORES', ':1m'],
 ];
 
 describe('config', () => {
