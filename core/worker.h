@@ -25,12 +25,14 @@ struct db_route;    /* db_route's: the replica check */
 struct conn_budget; /* conn_budget's: handlers running per connection */
 struct worker_emf;  /* server's: worker 0's EMF timer */
 struct lua_watch;   /* lua_watchdog's: when this thread entered Lua (shared with the watchdog) */
+struct app_metrics; /* app_metrics's: the application's metrics (shared by every worker) */
 
 typedef struct worker {
     /* set by the main thread before the thread starts */
     int id;
     const struct config *cfg;
-    metrics_t *const *all_metrics; /* every worker's metrics, this one's included (read: /metrics, EMF) */
+    metrics_t *const *all_metrics;   /* every worker's metrics, this one's included (read: /metrics, EMF) */
+    struct app_metrics *app_metrics; /* shared: the application's metrics, one registry per process */
     int nworkers;
     int listen_fd;
 
