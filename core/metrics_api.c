@@ -154,20 +154,20 @@ static int add(lua_State *L, int sign, const char *fn)
 
 static int l_inc(lua_State *L)
 {
-    return add(L, 1, "inc");
+    return add(L, 1, "metric:inc");
 }
 
 static int l_dec(lua_State *L)
 {
-    return add(L, -1, "dec");
+    return add(L, -1, "metric:dec");
 }
 
 static int l_set(lua_State *L)
 {
     struct metric_ud *u = check_metric(L);
-    check_type(L, u, app_metric_type(u->m) == APP_METRIC_GAUGE, "set");
-    double v = finite_arg(L, 2, "set");
-    app_series_t *s = series_of(L, u, 3, 1, "set");
+    check_type(L, u, app_metric_type(u->m) == APP_METRIC_GAUGE, "metric:set");
+    double v = finite_arg(L, 2, "metric:set");
+    app_series_t *s = series_of(L, u, 3, 1, "metric:set");
     if (s != NULL)
         app_series_set(s, v);
     return 0;
@@ -176,9 +176,9 @@ static int l_set(lua_State *L)
 static int l_observe(lua_State *L)
 {
     struct metric_ud *u = check_metric(L);
-    check_type(L, u, app_metric_type(u->m) == APP_METRIC_HISTOGRAM, "observe");
-    double v = finite_arg(L, 2, "observe");
-    app_series_t *s = series_of(L, u, 3, 1, "observe");
+    check_type(L, u, app_metric_type(u->m) == APP_METRIC_HISTOGRAM, "metric:observe");
+    double v = finite_arg(L, 2, "metric:observe");
+    app_series_t *s = series_of(L, u, 3, 1, "metric:observe");
     if (s != NULL)
         app_series_observe(s, v);
     return 0;
@@ -187,7 +187,7 @@ static int l_observe(lua_State *L)
 static int l_value(lua_State *L)
 {
     struct metric_ud *u = check_metric(L);
-    app_series_t *s = series_of(L, u, 2, 0, "value");
+    app_series_t *s = series_of(L, u, 2, 0, "metric:value");
     lua_pushnumber(L, s != NULL ? (lua_Number)app_series_value(s) : 0);
     if (app_metric_type(u->m) != APP_METRIC_HISTOGRAM)
         return 1;
