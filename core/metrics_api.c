@@ -184,14 +184,23 @@ static int l_observe(lua_State *L)
     return 0;
 }
 
+/* Pushes v as an integer when it is a whole number an integer holds exactly (5.4 writes 1, not 1.0). */
+static void push_value(lua_State *L, double v)
+{
+    if (v == floor(v) && fabs(v) < 9007199254740992.0)
+        lua_pushinteger(L, (lua_Integer)v);
+    else
+        lua_pushnumber(L, (lua_Number)v);
+}
+
 static int l_value(lua_State *L)
 {
     struct metric_ud *u = check_metric(L);
     app_series_t *s = series_of(L, u, 2, 0, "metric:value");
-    lua_pushnumber(L, s != NULL ? (lua_Number)app_series_value(s) : 0);
+    push_value(L, s != NULL ? app_series_value(s) : 0);
     if (app_metric_type(u->m) != APP_METRIC_HISTOGRAM)
         return 1;
-    lua_pushnumber(L, s != NULL ? (lua_Number)app_series_count(s) : 0);
+    push_value(L, s != NULL ? (double)app_series_count(s) : 0);
     return 2;
 }
 
