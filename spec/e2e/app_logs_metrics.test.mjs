@@ -207,17 +207,17 @@ describe('h2lua.log and h2lua.metrics (WORKERS=2)', () => {
       emf()
         .filter((l) => l.kind === 'x' && l.applog_hits_total !== undefined)
         .reduce((a, l) => a + l.applog_hits_total, 0);
-    await server.waitFor(() => hitsX() === 40, 5000, 'EMF deltas of applog_hits_total{kind=x} adding up to 40');
+    await server.waitFor(() => hitsX() === 40, 10000, 'EMF deltas of applog_hits_total{kind=x} adding up to 40');
     const line = emf().find((l) => l.kind === 'x' && l.applog_hits_total !== undefined);
     assert.equal(line.Service, 'h2lua');
     const [directive] = line._aws.CloudWatchMetrics;
     assert.equal(directive.Namespace, 'h2lua');
     assert.deepEqual(directive.Dimensions, [['Service', 'kind', 'worker']]);
     assert.deepEqual(directive.Metrics, [{ Name: 'applog_hits_total', Unit: 'Count' }]);
-    await server.waitFor(() => emf().some((l) => l.applog_level === 2.5), 5000, 'the gauge in an EMF line');
+    await server.waitFor(() => emf().some((l) => l.applog_level === 2.5), 10000, 'the gauge in an EMF line');
     await server.waitFor(
       () => emf().some((l) => l.kind === 'h' && l.applog_size_bytes_count === 5 && l.applog_size_bytes_sum === 5555.5),
-      5000,
+      10000,
       'the histogram in an EMF line',
     );
     const complete = server.stdout.slice(0, server.stdout.lastIndexOf('\n'));
