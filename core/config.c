@@ -51,6 +51,8 @@ static const struct config_var {
      "key for signed cookies and CSRF tokens, at least 16 characters"},
     {"LOG_FORMAT", VAR_CHOICE, "json", NULL, 0, 0, 0, FIELD(log_format), {"json", "text"},
      "json | text: format of the access and error logs"},
+    {"LOG_LEVEL", VAR_CHOICE, "info", NULL, 0, 0, 0, FIELD(log_level), {"debug", "info", "warn", "error"},
+     "debug | info | warn | error: least severe event line written (the core's and h2lua.log's)"},
     {"SCRIPTS_DIR", VAR_STR, "./scripts", NULL, 0, 0, 0, FIELD(scripts_dir), {0}, "the Lua application (app.lua and lib/)"},
     {"VIEWS_DIR", VAR_STR, "./views", NULL, 0, 0, 0, FIELD(views_dir), {0}, "the templates (*.etlua)"},
     {"STATIC_DIR", VAR_STR, NULL, "<VIEWS_DIR>/static", 0, 0, 0, FIELD(static_dir), {0}, "files served under /static/"},

@@ -51,6 +51,7 @@ typedef struct config {
     int workers;
     int app_env;
     int log_format;
+    int log_level; /* LOG_LEVEL: a LOG_* level of log.h (debug, info, warn, error) */
     char *secret_key;
     int secret_key_generated; /* 1 when SECRET_KEY was missing in development */
     char *scripts_dir;

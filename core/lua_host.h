@@ -95,6 +95,9 @@
  *                             and 16 hex digits naming this run of the process (another after a restart)
  *   h2lua.log_error(message, fields)    one JSON line on stderr: {"time","level":"error",
  *                             "worker","msg", ...fields (string/number/boolean values)}
+ *
+ * Other modules (require "h2lua.db", "h2lua.static", "h2lua.log", "h2lua.metrics") are each
+ * described in their binding's header (db_api.h, static_api.h, log_api.h, metrics_api.h).
  */
 #ifndef H2LUA_LUA_HOST_H
 #define H2LUA_LUA_HOST_H
@@ -159,6 +162,13 @@ lua_req_t *lua_host_req_yieldable(lua_State *L, const char *what);
  * a count above 0 runs a full collection, so that what it dropped is given back at once.
  */
 void lua_req_hold(lua_req_t *lr, int delta);
+
+/*
+ * The id (16 hex digits) of the request whose coroutine this thread is running — code of its
+ * handler, and whatever runs meanwhile (callbacks, coroutines the application resumes from it) —
+ * or NULL (app.lua loading, no request running). Can't fail.
+ */
+const char *lua_host_running_request_id(void);
 
 /* The worker a request runs on. */
 struct worker *lua_req_worker(lua_req_t *lr);
