@@ -2,15 +2,14 @@
 // file, several files under one name and the CSRF token (refused without it); hand-made bodies
 // over raw HTTP: binary content kept byte for byte, unsafe file names made safe, malformed bodies
 // 400, a file over MAX_UPLOAD or a body over MAX_BODY 413, too many parts 400 — and nothing of a
-// refused body reaches the handler. The entries app takes its CSRF token from a multipart form.
+// refused body reaches the handler. (The entries app's own multipart form: entries.test.mjs.)
 import { after, before, describe, it } from 'node:test';
 import assert from 'node:assert/strict';
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { chromium } from 'playwright-core';
-import { startMariaDB } from './support/mariadb.mjs';
-import { Client, countEntries, entries, startApp } from './support/client.mjs';
+import { Client } from './support/client.mjs';
 import { FIXTURES, sanitizerReport, startServer } from './support/server.mjs';
 
 const CHROMIUM = process.env.CHROMIUM_BIN || '/usr/bin/chromium';
@@ -226,35 +225,5 @@ describe('uploads over raw HTTP', () => {
     assert.equal((await server.get('/healthz')).status, 200);
     assert.equal(sanitizerReport(server.stderr), null);
     await server.stopClean();
-  });
-});
-
-describe('the entries app takes the CSRF token from a multipart form', () => {
-  const DB = 'flaskcrud_uploads';
-  let db;
-  let server;
-  before(async () => {
-    db = await startMariaDB();
-    await db.freshDatabase(DB);
-    server = await startApp(db, DB);
-  });
-  after(async () => {
-    if (server) await server.stop();
-    if (db) await db.destroy();
-  });
-
-  it('adds an entry posted as multipart/form-data with the token, refuses one without (403)', async () => {
-    const c = new Client(server);
-    const token = await c.token();
-    const form = (fields) => c.request('/add', { method: 'POST', body: multipart(fields), headers: { 'content-type': ctype() } });
-    const refused = await form([{ name: 'title', value: 'no token' }, { name: 'description', value: 'd' }]);
-    assert.equal(refused.status, 403, refused.text);
-    assert.equal(await countEntries(db, DB), 0);
-    const res = await form([{ name: 'title', value: 'multipart ✓' }, { name: 'description', value: 'sent as multipart' }, { name: 'csrf_token', value: token }]);
-    assert.equal(res.status, 303, res.text);
-    const rows = await entries(db, DB);
-    assert.equal(rows.length, 1);
-    assert.equal(rows[0].title, 'multipart ✓');
-    assert.equal(rows[0].description, 'sent as multipart');
   });
 });
