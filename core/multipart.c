@@ -419,6 +419,22 @@ int multipart_feed(multipart_parser_t *p, const char *buf, size_t len)
     size_t run = 0;
     int err = 0;
     for (size_t i = 0; i < len && err == 0; ++i) {
+        if (p->m == 0 && (p->state == S_BODY || p->state == S_PREAMBLE || p->state == S_EPILOGUE)) {
+            /* bytes that cannot start a delimiter are taken in one go, up to the limits: the byte
+             * that reaches one goes through step as any other */
+            size_t n = len - i, room = p->limits.max_body - p->consumed;
+            if (n > room)
+                n = room;
+            if (p->state == S_BODY && p->is_file && n > p->limits.max_file - p->size)
+                n = p->limits.max_file - p->size;
+            const char *cr = p->state != S_EPILOGUE ? memchr(buf + i, '\r', n) : NULL;
+            size_t skip = cr != NULL ? (size_t)(cr - (buf + i)) : n;
+            p->consumed += skip;
+            if (p->state == S_BODY)
+                p->size += skip;
+            if ((i += skip) == len)
+                break;
+        }
         if (p->consumed == p->limits.max_body) {
             err = MULTIPART_ETOOLARGE;
             break;
