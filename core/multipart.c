@@ -76,8 +76,16 @@ int multipart_content_type(const char *ct, size_t len, const char **boundary, si
     *blen = 0;
     *err = MULTIPART_EBOUNDARY;
     while (i < len) {
-        while (i < len && (is_ows(ct[i]) || ct[i] == ';'))
+        while (i < len && is_ows(ct[i]))
             ++i;
+        if (i == len)
+            break;
+        if (ct[i++] != ';')
+            return 1; /* parameters are separated by ';' */
+        while (i < len && is_ows(ct[i]))
+            ++i;
+        if (i == len)
+            break;
         size_t ns = i;
         while (i < len && is_tchar((unsigned char)ct[i]))
             ++i;
@@ -99,10 +107,6 @@ int multipart_content_type(const char *ct, size_t len, const char **boundary, si
                 ++i;
             ve = i;
         }
-        while (i < len && is_ows(ct[i]))
-            ++i;
-        if (i < len && ct[i] != ';')
-            return 1;
         if (ne - ns == 8 && strncasecmp(ct + ns, "boundary", 8) == 0) {
             if (*boundary != NULL || !boundary_valid(ct + vs, ve - vs)) {
                 *boundary = NULL;

@@ -165,6 +165,9 @@ static void test_content_type(void)
     CHECK(CT("multipart/form-data; boundary=\"a\\\"b\"") == 1 && err == MULTIPART_EBOUNDARY);
     CHECK(CT("multipart/form-data; boundary=a; boundary=b") == 1 && err == MULTIPART_EBOUNDARY);
     CHECK(CT("multipart/form-data; boundary=a@b") == 1 && err == MULTIPART_EBOUNDARY);
+    CHECK(CT("multipart/form-data boundary=a") == 1 && err == MULTIPART_EBOUNDARY);
+    CHECK(CT("multipart/form-data; charset=utf-8 boundary=a") == 1 && err == MULTIPART_EBOUNDARY);
+    CHECK(CT("multipart/form-data ;boundary=a ; ") == 1 && err == 0 && bl == 1);
     CHECK(CT("multipart/form-data; boundary=\"a\xff\"") == 1 && err == MULTIPART_EBOUNDARY);
     CHECK(CT("multipart/form-data; boundary=\"unterminated") == 1 && err == MULTIPART_EBOUNDARY);
     char ok70[128] = "multipart/form-data; boundary=", bad71[128];
