@@ -196,7 +196,9 @@ size_t multipart_consumed(const multipart_parser_t *p)
     return p->consumed;
 }
 
-/* Content bytes found: counted against the file limit, then handed over. */
+/* Hands content over (preamble and epilogue bytes are dropped). Bytes are counted apart, by count,
+ * where the byte that makes them content is read: so the limits trip at the same byte whatever
+ * the pieces, while content is handed over in runs. */
 static int content(multipart_parser_t *p, const char *data, size_t len)
 {
     if (p->state != S_BODY || len == 0)
@@ -206,6 +208,7 @@ static int content(multipart_parser_t *p, const char *data, size_t len)
     return 0;
 }
 
+/* n more bytes of the current part's content: MULTIPART_EFILESIZE past a file's limit. */
 static int count(multipart_parser_t *p, size_t n)
 {
     if (p->state != S_BODY)

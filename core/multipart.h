@@ -92,7 +92,10 @@ void multipart_parser_free(multipart_parser_t *p);
  * later call returns it). Calls on_part/on_data/on_part_end in order as the body is read; on_data
  * may be called with any split of a part's content (pointers into buf, or into the parser), and
  * the content is exactly the bytes between the header block's empty line and the CRLF that starts
- * the next delimiter.
+ * the next delimiter. Whatever the pieces, the same callbacks are made and the same code is
+ * returned at the same byte of the body; only how much content of a part was handed over before
+ * an error depends on them. The parser holds at most one part's header block (max_header bytes)
+ * and a partial delimiter, never content.
  */
 int multipart_feed(multipart_parser_t *p, const char *buf, size_t len);
 
