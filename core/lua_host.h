@@ -51,11 +51,17 @@
  *   req.version      "HTTP/1.0", "HTTP/1.1" or "HTTP/2"
  *   lazily, decoded on first access and cached in the table:
  *   req.query        table name -> value from query_string
- *   req.form         table name -> value from an application/x-www-form-urlencoded body
- *                    (an empty table for any other content type)
+ *   req.form         table name -> value from an application/x-www-form-urlencoded or a
+ *                    multipart/form-data body (an empty table for any other content type)
+ *   req.files        the files of a multipart/form-data body (core/multipart.h): files[name] is
+ *                    the first file sent with that name, files[1..n] all of them in order; each
+ *                    {name, filename (as sent), safe_filename, content_type, size, data}; a file
+ *                    input left empty is not there. An empty table for any other body.
  *   req.cookies      table name -> value from the Cookie header
  *   A malformed query/form (bad percent-encoding, invalid UTF-8, a repeated field, more than
- *   MAX_FORM_FIELDS fields) raises h2lua.http_error(400, message) on access.
+ *   MAX_FORM_FIELDS fields or parts, a malformed multipart body) raises h2lua.http_error(400,
+ *   message) on access; a file over MAX_UPLOAD raises h2lua.http_error(413, message). Either way
+ *   nothing of that body is kept.
  *
  * The response: a table
  *   { status = 200, headers = { ["content-type"] = "...", ["set-cookie"] = { "a=1", "b=2" } },
@@ -69,7 +75,8 @@
  *
  * The module `h2lua` (C functions; none of them blocks):
  *   h2lua.config              read-only copy of the configuration: app_env, scripts_dir, views_dir,
- *                             static_dir, port, workers, max_body, max_form_fields, version
+ *                             static_dir, port, workers, max_body, max_form_fields, max_upload,
+ *                             version
  *                             (secret_key is not in it; see hmac_sha256)
  *   h2lua.worker              this worker's number
  *   h2lua.http_error(status, message)   raises an error object {status=, message=} (a table with

@@ -202,6 +202,39 @@ describe('hostile application', () => {
     assert.equal(fields.v, '<table>');
   });
 
+  it('req.files and req.form decoded from a multipart body in every context; a malformed one raises there', async () => {
+    const B = 'hostileB';
+    const body = (close) =>
+      `--${B}\r\nContent-Disposition: form-data; name="title"\r\n\r\nHi\r\n` +
+      `--${B}\r\nContent-Disposition: form-data; name="doc"; filename="../.a\x01.txt"\r\nContent-Type: text/plain\r\n\r\nhello\r\n` +
+      (close ? `--${B}--\r\n` : '');
+    const headers = { 'content-type': `multipart/form-data; boundary=${B}` };
+    const failures = [];
+    const contexts = [...NO_YIELD, ...YIELDS, ...APP_COROUTINES, 'tostring', 'xpcall_handler', 'len', 'pairs_mm'];
+    for (const c of contexts) {
+      const p = `/call/${c}/upload`;
+      const good = await server.request(p, { method: 'POST', body: body(true), headers, timeoutMs: 10000 });
+      // LuaJIT runs neither __len nor __pairs
+      const want = vm === 'luajit' && c === 'len' ? 'ok:nil' : vm === 'luajit' && c === 'pairs_mm' ? 'ok:no __pairs' : 'ok:Hi:a.txt:5:1';
+      if (good.status !== 200 || good.text !== want) failures.push(`${p}: ${good.status} ${good.text.slice(0, 200)} (want ${want})`);
+      const bad = await server.request(p, { method: 'POST', body: body(false), headers, timeoutMs: 10000 });
+      if (want !== 'ok:Hi:a.txt:5:1' || c === 'xpcall_handler') {
+        // not run, or raised inside the message handler (xpcall then gives its own error: r stays nil)
+        const badWant = c === 'xpcall_handler' ? 'ok:nil' : want;
+        if (bad.status !== 200 || bad.text !== badWant) failures.push(`${p} (malformed): ${bad.status} ${bad.text.slice(0, 200)}`);
+        continue;
+      }
+      if (bad.status !== 500) {
+        failures.push(`${p} (malformed): ${bad.status} ${bad.text.slice(0, 200)} (want 500)`);
+        continue;
+      }
+      const find = () => linesFor(server, p).find((l) => l.level === 'error' && l.method === 'POST' && /no closing delimiter/.test(l.error));
+      await server.waitFor(find, 5000, `the error line of ${p}`).catch(() => null);
+      if (!find()) failures.push(`${p} (malformed): no error line naming the malformed form`);
+    }
+    assert.deepEqual(failures, [], failures.join('\n'));
+  });
+
   it('a dropped transaction gives its connection back (DB_POOL_SIZE=1): the next queries are served', async () => {
     for (const p of ['/tx/dropped', '/tx/dropped-error', '/tx/dropped', '/tx/dropped-error']) {
       const res = await server.get(p, { timeoutMs: 10000 });
