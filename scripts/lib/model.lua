@@ -12,7 +12,8 @@
 --
 -- A column: name, type = "string" (default) | "integer" | "number" | "boolean", default = the
 -- value create stores when values lack the column and the value a NULL reads as (without one,
--- NULL reads as db.null; a boolean reads 0/1/NULL as false/true/false). The other keys (label,
+-- NULL reads as nil: the record lacks the key; a boolean reads 0/1/NULL as false/true/false). To
+-- store NULL, give db.null as the value. The other keys (label,
 -- required, min, max, pattern, one_of, email, check, messages, message) are lib.form's.
 -- timestamps: the table has `created_at` and `updated_at` (DATETIME, DEFAULT CURRENT_TIMESTAMP);
 -- create leaves them to the database, update sets updated_at; both read them back (strings
@@ -99,7 +100,7 @@ function model.new(def)
             local v = row[c.name]
             if c.type == "boolean" then
                 row[c.name] = v ~= null and v ~= 0 and v ~= nil
-            elseif v == null and c.default ~= nil then
+            elseif v == null then
                 row[c.name] = c.default
             end
         end
@@ -195,6 +196,7 @@ function model.new(def)
                 local v = values[c.name]
                 if v ~= nil then rec[c.name] = v end
                 args[i] = rec[c.name]
+                if v == null then rec[c.name] = c.default end
             end
             args[#columns + 1] = id
             tx:query(UPDATE, table.unpack(args, 1, #columns + 1))
