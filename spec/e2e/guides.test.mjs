@@ -76,4 +76,10 @@ describe('the guides, followed', () => {
       'spec/app/contacts_spec.lua', 'run',
     ]);
   });
+
+  it('docs/testing.md: every spec it writes passes, every command it shows runs', async () => {
+    await follow('docs/testing.md', [
+      'run', 'spec/app/hello_spec.lua', 'run', 'spec/app/forms_spec.lua', 'run', 'spec/app/api_example_spec.lua', 'run',
+    ]);
+  });
 });
