@@ -182,7 +182,11 @@ function model.new(def)
         end
         local res = db.query(INSERT, table.unpack(args, 1, #columns))
         local rec = { [pk] = res.insert_id }
-        for i, c in ipairs(columns) do rec[c.name] = args[i] end
+        for i, c in ipairs(columns) do
+            local v = args[i]
+            if v == null then v = c.default end
+            rec[c.name] = v
+        end
         return rec
     end
 

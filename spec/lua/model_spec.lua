@@ -81,6 +81,11 @@ describe("lib.model", function()
         local tag = model2.new { table = "tag", primary_key = "tag_id", columns = { { name = "name" } } }
         assert.same({ tag_id = 4, name = "lua" }, tag.create { name = "lua", extra = "ignored" })
         assert.same({ { "query", "INSERT INTO tag (name) VALUES (?)", "lua" } }, rec2.log)
+
+        local model3, rec3 = load_model { { insert_id = 5, affected_rows = 1 } }
+        local tag3 = model3.new { table = "tag", columns = { { name = "name" } } }
+        assert.same({ id = 5 }, tag3.create { name = null }) -- stored as NULL, read as nil
+        assert.equal(null, rec3.log[1][3])
     end)
 
     it("updates the columns given, the row locked, and sets updated_at", function()
