@@ -29,7 +29,7 @@ export function steps(doc) {
   return blocks(fs.readFileSync(path.join(ROOT, doc), 'utf8')).flatMap((b) => {
     const m = /^\w+ (file|insert)=(\S+)$/.exec(b.info);
     if (m) return [{ kind: m[1], file: m[2], code: b.code, line: b.line }];
-    if (b.info === 'sh run') return [{ kind: 'run', code: b.code, line: b.line }];
+    if (b.info === 'sh run guide') return [{ kind: 'run', code: b.code, line: b.line }];
     return [];
   });
 }
