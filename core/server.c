@@ -21,6 +21,7 @@
 #include <unistd.h>
 
 #include "app.h"
+#include "app_metrics.h"
 #include "config.h"
 #include "conn_budget.h"
 #include "db_pool.h"
@@ -35,6 +36,7 @@
 #include "metrics.h"
 #include "migrate.h"
 #include "reload.h"
+#include "shared_store.h"
 #include "util.h"
 #include "worker.h"
 
@@ -52,8 +54,10 @@ typedef struct server {
     worker_t *workers;
     lua_watch_t **watches; /* every worker's, for the watchdog */
     metrics_t **all_metrics;
+    app_metrics_t *app_metrics; /* the application's, shared by the workers; lives as long as the process */
     int nworkers;
-    pthread_barrier_t receivers; /* passed once every worker can be posted to */
+    pthread_barrier_t receivers;       /* passed once every worker can be posted to */
+    shared_store_list_t shared_stores; /* SHARED_STORES: made once, kept across reloads */
 } server_t;
 
 /* The process's one server; static so that what workers leave to process exit stays reachable. */
@@ -81,7 +85,7 @@ static void build_globalconf(server_t *sv)
     sv->globalconf.max_request_entity_size = cfg->max_body > SIZE_MAX / 4 ? cfg->max_body : cfg->max_body * 2 + 65536;
     sv->globalconf.http1.req_timeout = (uint64_t)cfg->req_timeout_ms;
     /* HTTP2=off (the default): libh2o neither takes "PRI * HTTP/2" (prior knowledge; answered 400) nor
-     * Upgrade: h2c, and setup_tls offers no h2 by ALPN — see the README on rapid reset */
+     * Upgrade: h2c, and setup_tls offers no h2 by ALPN — see docs/security.md on rapid reset */
     sv->globalconf.http1.upgrade_to_http2 = cfg->http2;
     sv->globalconf.http2.idle_timeout = (uint64_t)cfg->req_timeout_ms;
     sv->globalconf.http2.graceful_shutdown_timeout = (uint64_t)cfg->drain_timeout_ms;
@@ -244,6 +248,9 @@ static void on_emf_tick(h2o_timeout_entry_t *entry)
     struct worker_emf *emf = H2O_STRUCT_FROM_MEMBER(struct worker_emf, tick, entry);
     worker_t *w = emf->w;
     metrics_emf(&w->access_log, w->all_metrics, w->nworkers, &emf->prev);
+    struct timeval tv;
+    gettimeofday(&tv, NULL);
+    app_metrics_emf(w->app_metrics, &w->access_log, (uint64_t)tv.tv_sec * 1000 + (uint64_t)tv.tv_usec / 1000);
     w->log_dropped += log_buf_flush_nb(&w->access_log, STDOUT_FILENO);
     h2o_timeout_link(w->loop, &emf->timeout, &emf->tick);
 }
@@ -382,9 +389,14 @@ int server_run(const config_t *cfg)
     http_framing_init();
     build_globalconf(&s);
 
+    s.shared_stores.n = cfg->nshared_stores;
+    s.shared_stores.stores = calloc(cfg->nshared_stores + 1, sizeof(shared_store_t *));
+    for (size_t i = 0; i < cfg->nshared_stores; ++i)
+        s.shared_stores.stores[i] = shared_store_create(cfg->shared_stores[i].name, cfg->shared_stores[i].size, NULL);
     s.workers = calloc((size_t)s.nworkers, sizeof(worker_t));
     s.all_metrics = calloc((size_t)s.nworkers, sizeof(metrics_t *));
     s.watches = calloc((size_t)s.nworkers, sizeof(lua_watch_t *));
+    s.app_metrics = app_metrics_new();
     uint32_t base;
     util_random_bytes(&base, sizeof(base));
     for (int i = 0; i < s.nworkers; ++i) {
@@ -392,6 +404,8 @@ int server_run(const config_t *cfg)
         w->id = i;
         w->cfg = cfg;
         w->all_metrics = s.all_metrics;
+        w->shared_stores = &s.shared_stores;
+        w->app_metrics = s.app_metrics;
         w->nworkers = s.nworkers;
         s.all_metrics[i] = &w->metrics;
         w->watch = s.watches[i] = lua_watch_create(i);
@@ -449,6 +463,10 @@ int server_run(const config_t *cfg)
         _exit(1);
     }
     lua_watchdog_stop();
+    for (size_t i = 0; i < s.shared_stores.n; ++i)
+        shared_store_free(s.shared_stores.stores[i]);
+    free(s.shared_stores.stores);
+    s.shared_stores.n = 0;
     log_infof(-1, "stopped");
     return 0;
 }
