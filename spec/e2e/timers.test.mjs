@@ -81,6 +81,11 @@ describe('timers on one worker', () => {
     assert.equal(rows[0].worker, 0);
     assert.equal(rows[0].version, 'v1');
     assert.ok((await notes(server)).includes('startup'));
+    const line = await server.waitFor(() => server.errorLog().find((l) => l.msg === 'start-up job done'), 5000, 'its log line');
+    assert.equal(line.level, 'info');
+    assert.equal(line.worker, 0);
+    assert.equal(line.tag, 'startup');
+    assert.equal(line.request_id, undefined, 'a timer has no request');
   });
 
   it('timer.at runs its function once, no sooner than its delay, with its arguments', async () => {
