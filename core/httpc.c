@@ -140,7 +140,8 @@ static struct store *get_store(httpc_t *hc, const char *ca_file, char *errbuf, s
 {
     for (h2o_linklist_t *l = hc->stores.next; l != &hc->stores; l = l->next) {
         struct store *s = H2O_STRUCT_FROM_MEMBER(struct store, link, l);
-        if ((s->ca_file == NULL && ca_file == NULL) || (s->ca_file != NULL && ca_file != NULL && strcmp(s->ca_file, ca_file) == 0))
+        if ((s->ca_file == NULL && ca_file == NULL) ||
+            (s->ca_file != NULL && ca_file != NULL && strcmp(s->ca_file, ca_file) == 0))
             return s;
     }
     if (hc->nstores >= MAX_STORES) {
@@ -400,7 +401,8 @@ static void attempt(httpc_op_t *op)
     op->head = util_malloc(cap);
     int n = snprintf(op->head, cap, "%s %.*s HTTP/1.1\r\n", op->method, (int)op->parsed.path.len, op->parsed.path.base);
     if (!op->has_host)
-        n += snprintf(op->head + n, cap - (size_t)n, "host: %.*s\r\n", (int)op->parsed.authority.len, op->parsed.authority.base);
+        n +=
+            snprintf(op->head + n, cap - (size_t)n, "host: %.*s\r\n", (int)op->parsed.authority.len, op->parsed.authority.base);
     if (!op->has_ua)
         n += snprintf(op->head + n, cap - (size_t)n, "user-agent: h2lua/%s\r\n", H2LUA_VERSION);
     memcpy(op->head + n, op->headers, op->headers_len);
@@ -510,7 +512,8 @@ static int follow_redirect(httpc_op_t *op)
         next[full.len] = '\0';
         h2o_url_t parsed;
         if (parse_url(next, full.len, &parsed, errbuf, sizeof(errbuf)) == 0) {
-            int same_origin = parsed.scheme == op->parsed.scheme && h2o_url_get_port(&parsed) == h2o_url_get_port(&op->parsed) &&
+            int same_origin = parsed.scheme == op->parsed.scheme &&
+                              h2o_url_get_port(&parsed) == h2o_url_get_port(&op->parsed) &&
                               h2o_lcstris(parsed.host.base, parsed.host.len, op->parsed.host.base, op->parsed.host.len);
             free(op->url);
             op->url = next;
@@ -550,7 +553,8 @@ static void on_done(h2o_timeout_entry_t *entry)
     if (op->err != NULL) {
         op->cb(op->data, op->err, NULL);
     } else {
-        httpc_response_t res = {op->status, op->rheaders, op->nrheaders, h2o_iovec_init(op->rbody != NULL ? op->rbody : "", op->rbody_len),
+        httpc_response_t res = {op->status, op->rheaders, op->nrheaders,
+                                h2o_iovec_init(op->rbody != NULL ? op->rbody : "", op->rbody_len),
                                 h2o_iovec_init(op->url, strlen(op->url))};
         op->cb(op->data, NULL, &res);
     }

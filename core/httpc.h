@@ -42,10 +42,10 @@ typedef struct httpc_request {
     size_t nheaders;
     h2o_iovec_t body; /* sent with Content-Length; {NULL, 0}: none */
     uint64_t connect_timeout_ms, read_timeout_ms, total_timeout_ms;
-    size_t max_body;      /* a response body beyond it fails with "response too large" */
-    int max_redirects;    /* 0: a 3xx is returned as it is */
-    int ssl_verify;       /* 0: TLS without certificate checks */
-    const char *ca_file;  /* PEM bundle trusted instead of the system CAs, or NULL */
+    size_t max_body;     /* a response body beyond it fails with "response too large" */
+    int max_redirects;   /* 0: a 3xx is returned as it is */
+    int ssl_verify;      /* 0: TLS without certificate checks */
+    const char *ca_file; /* PEM bundle trusted instead of the system CAs, or NULL */
 } httpc_request_t;
 
 /* What came back; valid during the callback only. Header names are in lower case. */

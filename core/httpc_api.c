@@ -1,5 +1,7 @@
 #include "httpc_api.h"
 
+#include <math.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -196,7 +198,14 @@ static int start(lua_State *L, const char *what, int opts, const char *method, i
                     return luaL_error(L, "h2lua.http: opts.headers: at most %d headers", MAX_HEADERS);
                 size_t nlen, vlen;
                 const char *n = lua_tolstring(L, -2, &nlen); /* kept by the headers table */
-                lua_pushvalue(L, -1);
+                lua_Number num = lua_tonumber(L, -1);
+                if (vt == LUA_TNUMBER && num == floor(num) && fabs(num) < 1e15) {
+                    char digits[32]; /* 42.0 is sent as 42 on both VMs */
+                    snprintf(digits, sizeof(digits), "%.0f", (double)num);
+                    lua_pushstring(L, digits);
+                } else {
+                    lua_pushvalue(L, -1);
+                }
                 const char *v = lua_tolstring(L, -1, &vlen); /* a number becomes its text, kept in keep */
                 lua_rawseti(L, keep, ++k);
                 headers[req.nheaders].name = h2o_iovec_init(n, nlen);
