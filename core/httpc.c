@@ -50,6 +50,7 @@ struct httpc_op {
     char *url; /* the current URL (NUL-terminated) */
     h2o_url_t parsed;
     int redirects_left, ssl_verify;
+    int counted; /* in hc->running */
     size_t max_body;
     struct store *store;
     /* the attempt in flight */
@@ -474,7 +475,8 @@ static void op_free(httpc_op_t *op)
     free(op->headers);
     free(op->body.base);
     free(op->url);
-    --op->hc->running;
+    if (op->counted)
+        --op->hc->running;
     free(op);
 }
 
@@ -550,6 +552,9 @@ static void on_done(h2o_timeout_entry_t *entry)
     httpc_op_t *op = H2O_STRUCT_FROM_MEMBER(httpc_op_t, done_entry, entry);
     if (follow_redirect(op))
         return;
+    /* the slot is free before the callback: a caller may start its next request from there */
+    --op->hc->running;
+    op->counted = 0;
     if (op->err != NULL) {
         op->cb(op->data, op->err, NULL);
     } else {
@@ -678,6 +683,7 @@ int httpc_start(httpc_t *hc, const httpc_request_t *req, httpc_done_cb cb, void 
     op->done_entry.cb = on_done;
     h2o_timeout_link(loop, &op->total_to, &op->total_entry);
     ++hc->running;
+    op->counted = 1;
     *out = op;
     attempt(op);
     return 0;

@@ -121,7 +121,7 @@ describe('h2lua.http: the outbound HTTP client', () => {
     wrong = target((app) => https.createServer({ ...certs.other }, app));
     ports = { plain: await listen(plain.server), tls: await listen(tls.server), wrong: await listen(wrong.server), refused: await freePort() };
     server = await startServer({
-      env: { SCRIPTS_DIR: path.join(FIXTURES, 'httpc'), VIEWS_DIR: path.join(FIXTURES, 'views'), WORKERS: '1', HTTP_CLIENT_MAX: '3' },
+      env: { SCRIPTS_DIR: path.join(FIXTURES, 'httpc'), VIEWS_DIR: path.join(FIXTURES, 'views'), WORKERS: '1', HTTP_CLIENT_MAX: '2' },
     });
   });
 
@@ -293,17 +293,40 @@ describe('h2lua.http: the outbound HTTP client', () => {
   it('HTTP_CLIENT_MAX bounds the calls running on a worker: the one past it fails at once', async () => {
     const url = `http://127.0.0.1:${ports.plain}/hang`;
     const held0 = plain.st.held.length;
-    const calls = [0, 1, 2].map(() => one(url, { read_timeout: 60 }));
-    await server.waitFor(() => plain.st.held.length === held0 + 3, 10000, 'three calls held by the server');
+    const calls = [0, 1].map(() => one(url, { read_timeout: 60 }));
+    await server.waitFor(() => plain.st.held.length === held0 + 2, 10000, 'two calls held by the server');
     const t0 = Date.now();
     const extra = await one(url);
-    assert.match(extra.err, /^too many outbound requests \(HTTP_CLIENT_MAX=3/);
+    assert.match(extra.err, /^too many outbound requests \(HTTP_CLIENT_MAX=2/);
     assert.ok(Date.now() - t0 < 3000);
+    assert.equal(plain.st.held.length, held0 + 2, 'the refused call sent nothing');
     for (const r of plain.st.held.splice(held0)) r.end('released');
     const done = await Promise.all(calls);
-    assert.deepEqual(done.map((r) => r.body), ['released', 'released', 'released']);
+    assert.deepEqual(done.map((r) => r.body), ['released', 'released']);
     // the slots are free again
     assert.equal((await one(`http://127.0.0.1:${ports.plain}/echo`)).status, 200);
+  });
+
+  it('HTTP_CLIENT_MAX counts calls running, not calls made: a coroutine may make more calls in a row than the bound', async () => {
+    // two coroutines, each making seven calls in a row, keep both slots busy: a call made as the
+    // previous one ends must find that one's slot free
+    const url = `http://127.0.0.1:${ports.plain}/echo`;
+    const both = await Promise.all([fetch(url, {}, 7), fetch(url, {}, 7)]);
+    for (const rs of both) assert.deepEqual(rs.map((r) => r.status ?? r.err), [200, 200, 200, 200, 200, 200, 200]);
+  });
+
+  it('a reload (SIGHUP) lets a call in flight finish on the version that made it', async () => {
+    const url = `http://127.0.0.1:${ports.plain}/hang`;
+    const held0 = plain.st.held.length;
+    const call = one(url, { read_timeout: 60 });
+    await server.waitFor(() => plain.st.held.length === held0 + 1, 10000, 'the call held by the server');
+    const reloaded = () => (server.stderr.match(/"msg":"reloaded scripts and views"/g) || []).length;
+    const before = reloaded();
+    server.signal('SIGHUP');
+    await server.waitFor(() => reloaded() > before, 10000, 'the reload');
+    plain.st.held.splice(held0)[0].end('after the reload');
+    assert.equal((await call).body, 'after the reload');
+    assert.equal((await one(`http://127.0.0.1:${ports.plain}/echo`)).status, 200, 'the new version calls out too');
   });
 
   it('SIGTERM waits for a call in flight, which finishes; the process exits cleanly', async () => {
