@@ -8,6 +8,9 @@
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
+#include <sys/timerfd.h>
+#include <time.h>
+#include <unistd.h>
 
 #include "util.h"
 
@@ -32,7 +35,7 @@ struct httpc {
     unsigned max_running, running;
     unsigned npools, nstores;
     h2o_linklist_t pools, stores;
-    h2o_timeout_t zero; /* runs the ends of requests outside libh2o's callbacks */
+    h2o_timeout_t io_backstop; /* libh2o's own I/O timeout, past every deadline of ours */
 };
 
 enum tls_check { TLS_NOT_RUN, TLS_OK, TLS_FAILED };
@@ -61,8 +64,16 @@ struct httpc_op {
     SSL_CTX *ssl_ctx;
     enum tls_check tls;
     char tls_error[160];
-    h2o_timeout_t connect_to, io_to, total_to;
-    h2o_timeout_entry_t connect_entry, total_entry, done_entry;
+    /*
+     * The op's clock: one timerfd on CLOCK_MONOTONIC (as h2lua.sleep's; the loop's own timeouts
+     * follow the wall clock), set at the earliest of the phase's deadline (connecting, or reading:
+     * moved on by every read) and the total one; once the outcome is known, set to fire at once so
+     * that on_done runs from a callback of its own.
+     */
+    h2o_socket_t *timer;
+    uint64_t armed_at; /* the deadline the timer is set to (monotonic ms); 0: not set */
+    uint64_t phase_deadline, total_deadline, connect_ms, read_ms;
+    int phase_is_connect, finishing;
     /* the outcome */
     const char *err; /* static, or err_buf */
     char err_buf[256];
@@ -233,28 +244,71 @@ static h2o_socketpool_t *get_pool(httpc_t *hc, httpc_op_t *op)
 static void fail(httpc_op_t *op, const char *fmt, const char *detail);
 static void finish_later(httpc_op_t *op);
 
-static void on_connect_timeout(h2o_timeout_entry_t *entry)
+static uint64_t mono_ms(void)
 {
-    httpc_op_t *op = H2O_STRUCT_FROM_MEMBER(httpc_op_t, connect_entry, entry);
-    if (h2o_timeout_is_linked(&op->done_entry))
-        return; /* it ended already */
-    if (op->client != NULL) {
-        h2o_http1client_cancel(op->client);
-        op->client = NULL;
-    }
-    fail(op, "connect timeout", NULL);
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (uint64_t)ts.tv_sec * 1000 + (uint64_t)ts.tv_nsec / 1000000;
 }
 
-static void on_total_timeout(h2o_timeout_entry_t *entry)
+/* Sets the timer: at once when the op is finishing, else at the earliest deadline. */
+static void arm(httpc_op_t *op)
 {
-    httpc_op_t *op = H2O_STRUCT_FROM_MEMBER(httpc_op_t, total_entry, entry);
-    if (h2o_timeout_is_linked(&op->done_entry))
-        return; /* it ended already */
+    struct itimerspec its = {0};
+    int flags = 0;
+    if (op->finishing) {
+        its.it_value.tv_nsec = 1;
+        op->armed_at = 0;
+    } else {
+        uint64_t at = op->total_deadline;
+        if (op->phase_deadline != 0 && op->phase_deadline < at)
+            at = op->phase_deadline;
+        its.it_value.tv_sec = (time_t)(at / 1000);
+        its.it_value.tv_nsec = (long)(at % 1000) * 1000000;
+        flags = TFD_TIMER_ABSTIME;
+        op->armed_at = at;
+    }
+    timerfd_settime(h2o_socket_get_fd(op->timer), flags, &its, NULL);
+}
+
+/* A new deadline for the phase; the timer is set again only when it must fire earlier. */
+static void set_phase(httpc_op_t *op, int is_connect, uint64_t ms)
+{
+    op->phase_is_connect = is_connect;
+    op->phase_deadline = mono_ms() + ms;
+    if (!op->finishing && (op->armed_at == 0 || op->phase_deadline < op->armed_at))
+        arm(op);
+}
+
+static void cancel_client(httpc_op_t *op)
+{
     if (op->client != NULL) {
         h2o_http1client_cancel(op->client);
         op->client = NULL;
     }
-    fail(op, "timeout", NULL);
+}
+
+static void on_done(httpc_op_t *op);
+
+static void on_timer(h2o_socket_t *sock, const char *err)
+{
+    (void)err;
+    httpc_op_t *op = sock->data;
+    h2o_buffer_consume(&sock->input, sock->input->size);
+    if (op->finishing) {
+        on_done(op);
+        return;
+    }
+    uint64_t now = mono_ms();
+    if (now >= op->total_deadline) {
+        cancel_client(op);
+        fail(op, "timeout", NULL);
+    } else if (op->phase_deadline != 0 && now >= op->phase_deadline) {
+        cancel_client(op);
+        fail(op, op->phase_is_connect ? "connect timeout" : "read timeout", NULL);
+    } else {
+        arm(op); /* a deadline that moved on since the timer was set */
+    }
 }
 
 /* Records the outcome (the first one counts) and ends the op from a callback of its own. */
@@ -317,6 +371,8 @@ static int on_body(h2o_http1client_t *client, const char *errstr)
     if (errstr == h2o_http1client_error_is_eos) {
         op->client = NULL; /* libh2o returns it to the pool */
         finish_later(op);
+    } else {
+        set_phase(op, 0, op->read_ms);
     }
     return 0;
 }
@@ -357,6 +413,7 @@ static h2o_http1client_body_cb on_head(h2o_http1client_t *client, const char *er
         finish_later(op);
         return NULL;
     }
+    set_phase(op, 0, op->read_ms);
     return on_body;
 }
 
@@ -364,8 +421,6 @@ static h2o_http1client_head_cb on_connect(h2o_http1client_t *client, const char 
                                           size_t *reqbufcnt, int *method_is_head)
 {
     httpc_op_t *op = client->data;
-    if (h2o_timeout_is_linked(&op->connect_entry))
-        h2o_timeout_unlink(&op->connect_entry);
     if (errstr != NULL) {
         op->client = NULL;
         if (strcmp(errstr, "connection timeout") == 0 || strcmp(errstr, "I/O timeout") == 0)
@@ -382,6 +437,7 @@ static h2o_http1client_head_cb on_connect(h2o_http1client_t *client, const char 
         fail(op, "certificate verify failed: %s", op->tls_error);
         return NULL;
     }
+    set_phase(op, 0, op->read_ms); /* sending the request, then waiting for the answer */
     *reqbufs = op->reqbufs;
     *reqbufcnt = op->body.len != 0 ? 2 : 1;
     *method_is_head = strcmp(op->method, "HEAD") == 0;
@@ -429,8 +485,11 @@ static void attempt(httpc_op_t *op)
         SSL_CTX_set_verify(op->ssl_ctx, SSL_VERIFY_NONE, NULL);
         SSL_CTX_set_cert_verify_callback(op->ssl_ctx, verify_chain, op);
     }
-    op->cctx = (h2o_http1client_ctx_t){hc->ctx->loop, &hc->ctx->receivers.hostinfo_getaddr, &op->io_to, NULL, op->ssl_ctx};
-    h2o_timeout_link(hc->ctx->loop, &op->connect_to, &op->connect_entry);
+    op->cctx =
+        (h2o_http1client_ctx_t){hc->ctx->loop, &hc->ctx->receivers.hostinfo_getaddr, &hc->io_backstop, NULL, op->ssl_ctx};
+    op->finishing = 0;
+    op->phase_deadline = 0;
+    set_phase(op, 1, op->connect_ms);
     h2o_socketpool_t *pool = get_pool(hc, op);
     if (pool != NULL)
         h2o_http1client_connect_with_pool(&op->client, op, &op->cctx, pool, on_connect);
@@ -453,19 +512,9 @@ static void clear_response(httpc_op_t *op)
 
 static void op_free(httpc_op_t *op)
 {
-    h2o_loop_t *loop = op->hc->ctx->loop;
-    if (op->client != NULL)
-        h2o_http1client_cancel(op->client);
-    op->client = NULL;
-    if (h2o_timeout_is_linked(&op->connect_entry))
-        h2o_timeout_unlink(&op->connect_entry);
-    if (h2o_timeout_is_linked(&op->total_entry))
-        h2o_timeout_unlink(&op->total_entry);
-    if (h2o_timeout_is_linked(&op->done_entry))
-        h2o_timeout_unlink(&op->done_entry);
-    h2o_timeout_dispose(loop, &op->connect_to);
-    h2o_timeout_dispose(loop, &op->io_to);
-    h2o_timeout_dispose(loop, &op->total_to);
+    cancel_client(op);
+    h2o_socket_read_stop(op->timer);
+    h2o_socket_close(op->timer);
     if (op->ssl_ctx != NULL)
         SSL_CTX_free(op->ssl_ctx);
     clear_response(op);
@@ -547,9 +596,8 @@ static int follow_redirect(httpc_op_t *op)
     return 1;
 }
 
-static void on_done(h2o_timeout_entry_t *entry)
+static void on_done(httpc_op_t *op)
 {
-    httpc_op_t *op = H2O_STRUCT_FROM_MEMBER(httpc_op_t, done_entry, entry);
     if (follow_redirect(op))
         return;
     /* the slot is free before the callback: a caller may start its next request from there */
@@ -568,10 +616,10 @@ static void on_done(h2o_timeout_entry_t *entry)
 
 static void finish_later(httpc_op_t *op)
 {
-    if (h2o_timeout_is_linked(&op->connect_entry))
-        h2o_timeout_unlink(&op->connect_entry);
-    if (!h2o_timeout_is_linked(&op->done_entry))
-        h2o_timeout_link(op->hc->ctx->loop, &op->hc->zero, &op->done_entry);
+    if (!op->finishing) {
+        op->finishing = 1;
+        arm(op);
+    }
 }
 
 /* ---- the contract ---- */
@@ -584,7 +632,7 @@ httpc_t *httpc_create(h2o_context_t *ctx, unsigned max_running)
     hc->max_running = max_running;
     h2o_linklist_init_anchor(&hc->pools);
     h2o_linklist_init_anchor(&hc->stores);
-    h2o_timeout_init(ctx->loop, &hc->zero, 0);
+    h2o_timeout_init(ctx->loop, &hc->io_backstop, 2 * 3600 * 1000); /* timeouts are at most 3600 s */
     return hc;
 }
 
@@ -640,6 +688,12 @@ int httpc_start(httpc_t *hc, const httpc_request_t *req, httpc_done_cb cb, void 
         free(url);
         return -1;
     }
+    int tfd = -1;
+    if (hc->running < hc->max_running && (tfd = timerfd_create(CLOCK_MONOTONIC, TFD_NONBLOCK | TFD_CLOEXEC)) < 0) {
+        snprintf(errbuf, errlen, "cannot create a timer (out of file descriptors?)");
+        free(url);
+        return -1;
+    }
     if (hc->running >= hc->max_running) {
         snprintf(errbuf, errlen, "too many outbound requests (HTTP_CLIENT_MAX=%u running on this worker)", hc->max_running);
         free(url);
@@ -674,14 +728,12 @@ int httpc_start(httpc_t *hc, const httpc_request_t *req, httpc_done_cb cb, void 
     op->ssl_verify = req->ssl_verify;
     op->max_body = req->max_body;
     op->store = store;
-    h2o_loop_t *loop = hc->ctx->loop;
-    h2o_timeout_init(loop, &op->connect_to, req->connect_timeout_ms);
-    h2o_timeout_init(loop, &op->io_to, req->read_timeout_ms);
-    h2o_timeout_init(loop, &op->total_to, req->total_timeout_ms);
-    op->connect_entry.cb = on_connect_timeout;
-    op->total_entry.cb = on_total_timeout;
-    op->done_entry.cb = on_done;
-    h2o_timeout_link(loop, &op->total_to, &op->total_entry);
+    op->connect_ms = req->connect_timeout_ms;
+    op->read_ms = req->read_timeout_ms;
+    op->total_deadline = mono_ms() + req->total_timeout_ms;
+    op->timer = h2o_evloop_socket_create(hc->ctx->loop, tfd, H2O_SOCKET_FLAG_DONT_READ);
+    op->timer->data = op;
+    h2o_socket_read_start(op->timer, on_timer);
     ++hc->running;
     op->counted = 1;
     *out = op;

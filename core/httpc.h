@@ -7,8 +7,10 @@
  * and h2o_hostinfo_getaddr (name resolution on libh2o's thread pool). What this module adds:
  * validation of everything that goes on the wire, certificate and host-name verification done by
  * OpenSSL (chain against the system CAs or a CA file, X509_VERIFY_PARAM host or IP address),
- * connect/read/total timeouts, the cap on the response body, redirects and the bound on the
- * requests running per worker.
+ * connect/read/total timeouts (one timerfd per request on CLOCK_MONOTONIC: the loop's own timeouts
+ * follow the wall clock, which may step), the cap on the response body, redirects and the bound on
+ * the requests running per worker. The connect timeout covers the name lookup and the TLS
+ * handshake; the read timeout is the longest silence of the server (every read moves it on).
  *
  * A request's callback runs from an event-loop callback of its own (never from inside
  * httpc_start, never from inside a libh2o callback), once; after httpc_cancel it never runs.

@@ -11,6 +11,7 @@ import { execFileSync } from 'node:child_process';
 import fs from 'node:fs';
 import http from 'node:http';
 import https from 'node:https';
+import net from 'node:net';
 import os from 'node:os';
 import path from 'node:path';
 import { FIXTURES, freePort, sleep, startServer } from './support/server.mjs';
@@ -104,6 +105,8 @@ describe('h2lua.http: the outbound HTTP client', () => {
   let wrong;
   let ports;
   let server;
+  let mute;
+  const muted = [];
 
   /** POST /fetch on h2lua: the results of times calls of http.request(url, opts). */
   const fetch = async (url, opts = {}, times = 1) => {
@@ -119,7 +122,11 @@ describe('h2lua.http: the outbound HTTP client', () => {
     plain = target((app) => http.createServer(app));
     tls = target((app) => https.createServer({ ...certs.leaf }, app));
     wrong = target((app) => https.createServer({ ...certs.other }, app));
-    ports = { plain: await listen(plain.server), tls: await listen(tls.server), wrong: await listen(wrong.server), refused: await freePort() };
+    mute = net.createServer((sock) => { muted.push(sock); });
+    ports = {
+      plain: await listen(plain.server), tls: await listen(tls.server), wrong: await listen(wrong.server),
+      mute: await listen(mute), refused: await freePort(),
+    };
     server = await startServer({
       env: { SCRIPTS_DIR: path.join(FIXTURES, 'httpc'), VIEWS_DIR: path.join(FIXTURES, 'views'), WORKERS: '1', HTTP_CLIENT_MAX: '2' },
     });
@@ -127,6 +134,8 @@ describe('h2lua.http: the outbound HTTP client', () => {
 
   after(async () => {
     if (server) await server.stop({ signal: 'SIGKILL' });
+    for (const sock of muted) sock.destroy();
+    if (mute) mute.close();
     for (const t of [plain, tls, wrong]) {
       if (!t) continue;
       for (const r of t.st.held) r.destroy();
@@ -249,18 +258,25 @@ describe('h2lua.http: the outbound HTTP client', () => {
     assert.match((await one(`${base}/close-mid-chunk`)).err, /^receive failed/);
   });
 
-  it('a silent server: read timeout; a dripping one: the total timeout, each within its bounds', async () => {
+  it('a silent server: read timeout; a dripping one: the total timeout; a mute TLS port: connect timeout, each within its bounds', async () => {
     const base = `http://127.0.0.1:${ports.plain}`;
     let t0 = Date.now();
     const r = await one(`${base}/hang`, { read_timeout: 0.5 });
     let ms = Date.now() - t0;
     assert.equal(r.err, 'read timeout');
     assert.ok(ms >= 450 && ms < 5000, `${ms} ms`);
+    // a byte every 100 ms: each read moves the read deadline on, the total one ends the call
     t0 = Date.now();
-    const d = await one(`${base}/drip`, { read_timeout: 5, timeout: 1 });
+    const d = await one(`${base}/drip`, { read_timeout: 0.5, timeout: 1.5 });
     ms = Date.now() - t0;
     assert.equal(d.err, 'timeout');
-    assert.ok(ms >= 950 && ms < 6000, `${ms} ms`);
+    assert.ok(ms >= 1450 && ms < 6000, `${ms} ms`);
+    // a TCP server that never speaks TLS: the handshake is part of connecting
+    t0 = Date.now();
+    const c = await one(`https://127.0.0.1:${ports.mute}/`, { connect_timeout: 0.5 });
+    ms = Date.now() - t0;
+    assert.equal(c.err, 'connect timeout');
+    assert.ok(ms >= 450 && ms < 5000, `${ms} ms`);
   });
 
   it('redirects are returned as they are by default, followed when asked, and bounded', async () => {
