@@ -624,6 +624,11 @@ static void finish_later(httpc_op_t *op)
 
 /* ---- the contract ---- */
 
+void httpc_init_process(void)
+{
+    h2o_hostinfo_max_threads = HTTPC_RESOLVER_THREADS;
+}
+
 httpc_t *httpc_create(h2o_context_t *ctx, unsigned max_running)
 {
     httpc_t *hc = util_malloc(sizeof(*hc));

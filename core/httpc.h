@@ -62,6 +62,14 @@ typedef struct httpc_response {
 /* The end of a request: err NULL and res set, or err a message for people and res NULL. */
 typedef void (*httpc_done_cb)(void *data, const char *err, const httpc_response_t *res);
 
+/* Threads libh2o may run name lookups on at once (its default is 1: one slow lookup would hold up
+ * every other one of the process). */
+#define HTTPC_RESOLVER_THREADS 8
+
+/* Sets up what the process shares (libh2o's resolver threads); called once by the main thread
+ * before the workers start. Can't fail. */
+void httpc_init_process(void);
+
 /* The client of the worker whose context is ctx; max_running bounds the requests running at once. */
 httpc_t *httpc_create(h2o_context_t *ctx, unsigned max_running);
 
