@@ -103,6 +103,8 @@ static const struct config_var {
      "off | preferred (TLS when offered) | required | verify-identity (CA and host name)"},
     {"DATABASE_CA", VAR_STR, NULL, NULL, 0, 0, 0, FIELD(db_ca), {0},
      "PEM bundle of the CA that signs the database's certificate; needed by verify-identity"},
+    {"HTTP_CLIENT_MAX", VAR_INT, "64", NULL, 1, 100000, 1, FIELD(http_client_max), {0},
+     "outbound h2lua.http requests running at once per worker; beyond it: nil, \"too many outbound requests\""},
     {"DB_POOL_SIZE", VAR_INT, "8", NULL, 1, 1000, 1, FIELD(db_pool_size), {0}, "connections per worker to each database"},
     {"DB_QUEUE_MAX", VAR_INT, "1024", NULL, 0, 1000000, 1, FIELD(db_queue_max), {0},
      "queries waiting for a connection per worker; beyond it: 503 at once"},

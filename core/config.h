@@ -80,6 +80,7 @@ typedef struct config {
     config_db_t db_read;   /* the replica; host NULL when none */
     int db_tls;            /* CONFIG_DB_TLS_*, for the primary and the replica */
     char *db_ca;           /* DATABASE_CA: PEM bundle path (verify-identity only), or NULL */
+    int http_client_max;
     int db_pool_size;
     int db_queue_max;
     int db_timeout_ms;

@@ -27,6 +27,11 @@ struct worker_emf;        /* server's: worker 0's EMF timer */
 struct lua_watch;         /* lua_watchdog's: when this thread entered Lua (shared with the watchdog) */
 struct shared_store_list; /* the process's stores of h2lua.shared (shared_store.h): shared by every worker */
 struct app_metrics;       /* app_metrics's: the application's metrics (shared by every worker) */
+struct db_route;          /* db_route's: the replica check */
+struct conn_budget;       /* conn_budget's: handlers running per connection */
+struct worker_emf;        /* server's: worker 0's EMF timer */
+struct lua_watch;         /* lua_watchdog's: when this thread entered Lua (shared with the watchdog) */
+struct httpc;             /* httpc's: the outbound HTTP client */
 struct timer_worker;      /* timer_api's: this worker's timer counts and bound */
 
 typedef struct worker {
@@ -71,6 +76,7 @@ typedef struct worker {
     struct db_route *route;
     struct worker_emf *emf;
     struct lua_watch *watch; /* set by the main thread before the thread starts */
+    struct httpc *httpc;     /* created by the first h2lua.http call; kept across reloads */
     struct timer_worker *timers;
 } worker_t;
 

@@ -28,7 +28,7 @@ const NOT_HERE = /cannot be called here/;
 const APP_CO = /coroutine the application made/;
 
 // /call/<context>/<call>: the call's result when it may yield there, else 500 and the reason
-const CALLS = { query: '1', read: '2', begin: 'tx', sleep: 'slept', txquery: '3' };
+const CALLS = { query: '1', read: '2', begin: 'tx', sleep: 'slept', txquery: '3', http: 'hello' };
 // /timer/<context>/<call>: the same call in the same context, run by a timer (h2lua.timer): a timer's
 // coroutine yields where a request's does and refuses where it does, with the same errors
 const NO_YIELD = ['gsub', 'sort', 'sort_lt', 'format'];
@@ -52,6 +52,9 @@ const CASES = {
   '/err/tostring-recurses': E500(/table/),
   '/err/yield': E500(/coroutine\.yield/),
   '/err/require': E500(NOT_HERE),
+  '/err/require-http': E500(NOT_HERE),
+  // h2lua.http called while app.lua loads raised, as db.query would
+  '/load/http': { status: 200, body: 'h2lua.http.get can only be called while handling a request or running a timer' },
   '/res/none': E500(/returned nothing/),
   '/res/string': E500(/response table/),
   '/res/index-raises': E500(/reading the response raised: .*no field/),
