@@ -45,6 +45,9 @@
  *                    ("cookie" joined by "; ")
  *   req.body         the request body as a string ("" when none); at most MAX_BODY bytes
  *   req.remote_addr  the peer address as text
+ *   req.client_addr  the client's address as text: the peer's, or, when the peer is one of
+ *                    TRUSTED_PROXIES, the rightmost untrusted address of X-Forwarded-For
+ *                    (client_addr.h); IPv4-mapped IPv6 as IPv4; "" when the peer has none
  *   req.id           a request id (16 hex digits), also in the access log and X-Request-Id
  *   req.worker       the worker number, 0-based
  *   req.scheme       "http" or "https" (of the connection; the app may honour X-Forwarded-Proto)
