@@ -93,7 +93,7 @@ describe('docs/lua-api.md', () => {
         ...APP_DIRS,
         SCRIPTS_DIR: scripts,
         DATABASE_URL: db.url(await db.freshDatabase('flaskcrud_docs')),
-        SHARED_STORES: 'cache:1m,counters:64k', // the section "Shared store"
+        SHARED_STORES: 'cache:1m,counters:64k,limits:1m', // the sections "Shared store" and "Rate limits"
       },
     });
     await waitReady(server);
