@@ -226,16 +226,15 @@ def check_trusted_proxies(stacks):
     join = node.get("Fn::Join") if isinstance(node, dict) else None
     if not join or join[0] != ",":
         return ["the task has no TRUSTED_PROXIES joined from the public subnets' ranges"]
-    ranges = set()
-    for part in join[1]:
-        target = stacks.resolve("service", part)
-        if target.kind != "resource" or target.value != "CidrBlock" or \
-                stacks.resource(target.tier, target.name)["Type"] != "AWS::EC2::Subnet":
-            return [f"TRUSTED_PROXIES holds {target_name(stacks, 'service', part)}, not a subnet's range"]
-        ranges.add((target.tier, target.name))
-    if ranges != stacks.public_subnets():
-        return [f"TRUSTED_PROXIES is the range of {sorted(n for _, n in ranges)}, not of the public subnets "
-                f"{sorted(n for _, n in stacks.public_subnets())} (the load balancer's)"]
+    # what each public subnet's CidrBlock comes from (a parameter of the network stack)
+    public = {stacks.resolve(tier, stacks.props(tier, name)["CidrBlock"]): name for tier, name in stacks.public_subnets()}
+    ranges = [stacks.resolve("service", part) for part in join[1]]
+    strays = [target_name(stacks, "service", part) for part, r in zip(join[1], ranges) if r not in public]
+    if strays:
+        return [f"TRUSTED_PROXIES holds {strays}, not the range of a public subnet (the load balancer's)"]
+    if set(ranges) != set(public):
+        return [f"TRUSTED_PROXIES is the range of {sorted(public[r] for r in set(ranges))}, not of every public subnet "
+                f"{sorted(public.values())}"]
     return []
 
 

@@ -181,6 +181,11 @@ describe('writes from peers that are not trusted proxies', () => {
     assert.equal(byRoute['/api/entries'], limited - 3);
     assert.equal(Object.values(byRoute).reduce((a, b) => a + b, 0), limited);
   });
+
+  it('exits 0 on SIGTERM without a sanitizer report', async () => {
+    await server.stopClean();
+    server = null;
+  });
 });
 
 describe('writes through a trusted proxy (TRUSTED_PROXIES=127.0.0.1/32)', () => {
@@ -222,6 +227,11 @@ describe('writes through a trusted proxy (TRUSTED_PROXIES=127.0.0.1/32)', () => 
     isLimited(await apiAdd(server, '127.0.0.5', 'peer, one too many', { 'x-forwarded-for': '203.0.113.99' }));
     // and the address it named is untouched: a client behind the proxy with it still writes
     assert.equal((await apiAdd(server, '127.0.0.1', 'named', { 'x-forwarded-for': '203.0.113.10' })).status, 201);
+  });
+
+  it('exits 0 on SIGTERM without a sanitizer report', async () => {
+    await server.stopClean();
+    server = null;
   });
 });
 
