@@ -6,7 +6,6 @@
 #include <string.h>
 #include <sys/socket.h>
 
-#include "client_addr.h"
 #include "config.h"
 #include "conn_budget.h"
 #include "form.h"
@@ -333,34 +332,6 @@ static const char *protocol_name(int version)
     return version >= 0x200 ? "HTTP/2" : version == 0x100 ? "HTTP/1.0" : "HTTP/1.1";
 }
 
-/* Pushes req.client_addr: the peer, or behind a trusted proxy the client X-Forwarded-For names
- * (client_addr.h); "" when the peer has no address. */
-static void push_client_addr(lua_State *L, h2o_req_t *req, const client_addr_trust_t *trust, const struct sockaddr *sa,
-                             socklen_t len)
-{
-    client_addr_ip_t peer, client;
-    if (len == 0 || client_addr_from_sockaddr(sa, len, &peer) != 0) {
-        lua_pushliteral(L, "");
-        return;
-    }
-    client = peer;
-    if (client_addr_is_trusted(trust, &peer)) {
-        size_t n = 0;
-        for (ssize_t i = -1; (i = h2o_find_header_by_str(&req->headers, H2O_STRLIT("x-forwarded-for"), i)) >= 0;)
-            ++n;
-        const char **values = h2o_mem_alloc_pool(&req->pool, sizeof(*values) * (n + 1));
-        size_t *lens = h2o_mem_alloc_pool(&req->pool, sizeof(*lens) * (n + 1));
-        n = 0;
-        for (ssize_t i = -1; (i = h2o_find_header_by_str(&req->headers, H2O_STRLIT("x-forwarded-for"), i)) >= 0; ++n) {
-            values[n] = req->headers.entries[i].value.base;
-            lens[n] = req->headers.entries[i].value.len;
-        }
-        client_addr_resolve(trust, &peer, values, lens, n, &client);
-    }
-    char text[CLIENT_ADDR_TEXT_MAX];
-    lua_pushlstring(L, text, client_addr_text(&client, text));
-}
-
 /* Pushes the req table; returns 0, or a 400 message for a path that does not decode. */
 static const char *push_req(lua_State *L, lua_req_t *lr)
 {
@@ -389,7 +360,8 @@ static const char *push_req(lua_State *L, lua_req_t *lr)
     socklen_t sslen = req->conn->callbacks->get_peername(req->conn, (void *)&ss);
     lua_pushlstring(L, addr, sslen != 0 ? util_addr_text((void *)&ss, sslen, addr) : 0);
     lua_setfield(L, -2, "remote_addr");
-    push_client_addr(L, req, &lr->w->cfg->trusted_proxies, (void *)&ss, sslen);
+    char client[CLIENT_ADDR_TEXT_MAX];
+    lua_pushlstring(L, client, worker_client_addr(lr->w, req, client));
     lua_setfield(L, -2, "client_addr");
     set_str(L, "id", lr->id, 16);
     lua_pushinteger(L, lr->w->id);

@@ -72,7 +72,8 @@
  *
  * The module `h2lua` (C functions; none of them blocks):
  *   h2lua.config              read-only copy of the configuration: app_env, scripts_dir, views_dir,
- *                             static_dir, port, workers, max_body, max_form_fields, version
+ *                             static_dir, port, workers, max_body, max_form_fields, version,
+ *                             write_limit and write_limit_window (WRITE_LIMIT; 0 and 0: off)
  *                             (secret_key is not in it; see hmac_sha256)
  *   h2lua.worker              this worker's number
  *   h2lua.http_error(status, message)   raises an error object {status=, message=} (a table with

@@ -220,6 +220,15 @@ describe('writes through a trusted proxy (TRUSTED_PROXIES=127.0.0.1/32)', () => 
     assert.equal((await apiAdd(server, '127.0.0.1', 'garbage', { 'x-forwarded-for': '203.0.113.1, unknown' })).status, 201);
   });
 
+  it('the access log has the client next to the peer', async () => {
+    const res = await send(server, '127.0.0.1', '/', { headers: { 'x-forwarded-for': '198.51.100.9, 2001:DB8::0:7' } });
+    assert.equal(res.status, 200);
+    const id = res.headers['x-request-id'];
+    const line = await server.waitFor((s) => s.accessLog().find((l) => l.request_id === id), 3000, 'the access line');
+    assert.equal(line.remote_addr, '127.0.0.1');
+    assert.equal(line.client_addr, '2001:db8::7');
+  });
+
   it('a peer that is not the proxy is the client, whatever its X-Forwarded-For says', async () => {
     for (let i = 0; i < LIMIT; i++) {
       assert.equal((await apiAdd(server, '127.0.0.5', `peer ${i}`, { 'x-forwarded-for': `203.0.113.${i + 10}` })).status, 201);
