@@ -53,6 +53,7 @@ typedef struct config {
     int workers;
     int app_env;
     int log_format;
+    int log_level; /* LOG_LEVEL: a LOG_* level of log.h (debug, info, warn, error) */
     char *secret_key;
     int secret_key_generated; /* 1 when SECRET_KEY was missing in development */
     char *scripts_dir;
@@ -65,7 +66,8 @@ typedef struct config {
     int hsts_max_age; /* HSTS_MAX_AGE: seconds of Strict-Transport-Security on HTTPS responses; 0: none */
     int http2;        /* HTTP2=on: h2c (prior knowledge, Upgrade) and h2 over ALPN; off by default */
     size_t max_body;
-    int max_form_fields;
+    int max_form_fields; /* also the most parts of a multipart/form-data body */
+    size_t max_upload;   /* MAX_UPLOAD: the largest file in a multipart/form-data body */
     int max_header_bytes;
     char *metrics_token;
     int emf_interval_ms;
@@ -79,6 +81,7 @@ typedef struct config {
     config_db_t db_read;   /* the replica; host NULL when none */
     int db_tls;            /* CONFIG_DB_TLS_*, for the primary and the replica */
     char *db_ca;           /* DATABASE_CA: PEM bundle path (verify-identity only), or NULL */
+    int http_client_max;
     int db_pool_size;
     int db_queue_max;
     int db_timeout_ms;
