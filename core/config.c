@@ -84,7 +84,7 @@ static const struct config_var {
      "seconds between CloudWatch Embedded Metric Format lines on stdout (0: none)"},
     {"COMPRESS", VAR_CHOICE, "on", NULL, 0, 0, 0, FIELD(compress), {"on", "off"},
      "on | off: gzip text responses of 1 KB or more for clients that accept it (static files once, brotli too)"},
-    {"COMPRESS_LEVEL", VAR_INT, "6", NULL, 1, 9, 1, FIELD(compress_level), {0},
+    {"COMPRESS_LEVEL", VAR_INT, "1", NULL, 1, 9, 1, FIELD(compress_level), {0},
      "gzip level of dynamic responses (static files get 9)"},
     {"DATABASE_URL", VAR_DB, NULL, NULL, 0, 0, 0, NO_FIELD, {0},
      "host, host:port or mysql://user:pass@host:port/name of the primary"},

@@ -416,6 +416,8 @@ static int l_sleep(lua_State *L)
 
 static int req_index(lua_State *L)
 {
+    if (lua_host_req_index(L))
+        return 1;
     size_t klen;
     const char *k = lua_tolstring(L, 2, &klen);
     if (k == NULL)
