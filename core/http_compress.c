@@ -115,6 +115,11 @@ Next:
     h2o_setup_next_ostream(req, slot);
 }
 
+int http_compress_reads_during_send(h2o_req_t *req)
+{
+    return req->_ostr_top != NULL && req->_ostr_top->do_send == do_send;
+}
+
 void http_compress_register(h2o_pathconf_t *pathconf, const config_t *cfg)
 {
     if (cfg->compress != CONFIG_COMPRESS_ON)

@@ -18,6 +18,13 @@
 
 #include "config.h"
 
+/*
+ * After h2o_start_response: whether req's body goes through the compressor now on top of its
+ * ostreams. A body sent whole through it (one h2o_send with H2O_SEND_STATE_FINAL) is read during
+ * that h2o_send, so the caller's buffer need not outlive the call. Can't fail.
+ */
+int http_compress_reads_during_send(h2o_req_t *req);
+
 /* Adds the filter to pathconf (nothing with COMPRESS=off). Can't fail (OOM aborts). */
 void http_compress_register(h2o_pathconf_t *pathconf, const config_t *cfg);
 
