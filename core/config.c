@@ -83,7 +83,7 @@ static const struct config_var {
     {"EMF_INTERVAL", VAR_INT, "60", NULL, 0, 86400, 1000, FIELD(emf_interval_ms), {0},
      "seconds between CloudWatch Embedded Metric Format lines on stdout (0: none)"},
     {"COMPRESS", VAR_CHOICE, "on", NULL, 0, 0, 0, FIELD(compress), {"on", "off"},
-     "on | off: gzip text responses of 1 KB or more for clients that accept it (static files once, brotli too)"},
+     "on | off: compress text responses of 1 KB or more for clients that accept it (brotli or gzip; static files once)"},
     {"COMPRESS_LEVEL", VAR_INT, "1", NULL, 1, 9, 1, FIELD(compress_level), {0},
      "gzip level of dynamic responses (static files get 9)"},
     {"DATABASE_URL", VAR_DB, NULL, NULL, 0, 0, 0, NO_FIELD, {0},
