@@ -8,6 +8,7 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "client_addr.h"
 #include "util.h"
 
 /* How a variable is read. */
@@ -89,8 +90,8 @@ static const struct config_var {
     {"EMF_INTERVAL", VAR_INT, "60", NULL, 0, 86400, 1000, FIELD(emf_interval_ms), {0},
      "seconds between CloudWatch Embedded Metric Format lines on stdout (0: none)"},
     {"COMPRESS", VAR_CHOICE, "on", NULL, 0, 0, 0, FIELD(compress), {"on", "off"},
-     "on | off: gzip text responses of 1 KB or more for clients that accept it (static files once, brotli too)"},
-    {"COMPRESS_LEVEL", VAR_INT, "6", NULL, 1, 9, 1, FIELD(compress_level), {0},
+     "on | off: compress text responses of 1 KB or more for clients that accept it (brotli or gzip; static files once)"},
+    {"COMPRESS_LEVEL", VAR_INT, "1", NULL, 1, 9, 1, FIELD(compress_level), {0},
      "gzip level of dynamic responses (static files get 9)"},
     {"DATABASE_URL", VAR_DB, NULL, NULL, 0, 0, 0, NO_FIELD, {0},
      "host, host:port or mysql://user:pass@host:port/name of the primary"},
@@ -116,8 +117,12 @@ static const struct config_var {
      "seconds of replication lag past which reads go to the primary"},
     {"READ_YOUR_WRITES_S", VAR_INT, "5", NULL, 0, 86400, 1, FIELD(read_your_writes_s), {0},
      "seconds a client's reads go to the primary after its write (0: off)"},
-    {"SHARED_STORES", VAR_STR, NULL, "none", 0, 0, 0, FIELD(shared_stores_spec), {0},
+    {"SHARED_STORES", VAR_STR, "limits:4m", NULL, 0, 0, 0, FIELD(shared_stores_spec), {0},
      "stores of h2lua.shared every worker sees: name:size[,name:size...], size in bytes or with k, m, g (e.g. cache:10m)"},
+    {"TRUSTED_PROXIES", VAR_STR, NULL, "none", 0, 0, 0, FIELD(trusted_proxies_spec), {0},
+     "CIDRs of the proxies whose X-Forwarded-For names the client (req.client_addr), e.g. 10.0.1.0/24,fd00::/8"},
+    {"WRITE_LIMIT", VAR_STR, "120/60", NULL, 0, 0, 0, FIELD(write_limit_spec), {0},
+     "the entries app's writes per client: N/SECONDS in each process (more: 429), or off"},
     /* clang-format on */
 };
 
@@ -533,6 +538,13 @@ int config_load(config_t *cfg, const char *(*getenv_fn)(const char *name), char 
     if (cfg->shared_stores_spec != NULL && (ret = config_parse_shared_stores(cfg->shared_stores_spec, &cfg->shared_stores,
                                                                              &cfg->nshared_stores, errbuf, errlen)) != 0)
         goto Error;
+    if ((ret = client_addr_parse_trust(cfg->trusted_proxies_spec, &cfg->trusted_proxies, errbuf, errlen)) != 0) {
+        ret = CONFIG_EINVAL;
+        goto Error;
+    }
+    if ((ret = config_parse_write_limit(cfg->write_limit_spec, &cfg->write_limit, &cfg->write_limit_window, errbuf, errlen)) !=
+        0)
+        goto Error;
     return 0;
 
 Error:
@@ -557,6 +569,7 @@ void config_free(config_t *cfg)
     for (size_t i = 0; i < cfg->nshared_stores; ++i)
         free(cfg->shared_stores[i].name);
     free(cfg->shared_stores);
+    client_addr_trust_free(&cfg->trusted_proxies);
     memset(cfg, 0, sizeof(*cfg));
 }
 
@@ -640,5 +653,31 @@ int config_parse_shared_stores(const char *spec, config_shared_store_t **out, si
     }
     *out = list;
     *n = count;
+    return 0;
+}
+
+int config_parse_write_limit(const char *spec, int *limit, int *window, char *errbuf, size_t errlen)
+{
+    *limit = *window = 0;
+    if (spec == NULL || strcmp(spec, "off") == 0)
+        return 0;
+    long n = 0, s = 0;
+    const char *p = spec;
+    int digits = 0;
+    for (; *p >= '0' && *p <= '9' && n <= 1000000000L; ++p, ++digits)
+        n = n * 10 + (*p - '0');
+    int ok = digits > 0 && *p == '/';
+    if (ok) {
+        digits = 0;
+        for (++p; *p >= '0' && *p <= '9' && s <= 1000000000L; ++p, ++digits)
+            s = s * 10 + (*p - '0');
+        ok = digits > 0 && *p == '\0';
+    }
+    if (!ok || n < 1 || n > 1000000 || s < 1 || s > 86400)
+        return fail(
+            errbuf, errlen,
+            "WRITE_LIMIT must be N/SECONDS (N from 1 to 1000000 writes per SECONDS from 1 to 86400) or off, got '%.40s'", spec);
+    *limit = (int)n;
+    *window = (int)s;
     return 0;
 }

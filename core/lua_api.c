@@ -560,6 +560,8 @@ static int req_form_or_files(lua_State *L, const char *k)
 
 static int req_index(lua_State *L)
 {
+    if (lua_host_req_index(L))
+        return 1;
     size_t klen;
     const char *k = lua_tolstring(L, 2, &klen);
     if (k == NULL)
@@ -649,7 +651,7 @@ static int open_module(lua_State *L)
 #endif
 
     const config_t *cfg = c->cfg;
-    lua_createtable(L, 0, 12);
+    lua_createtable(L, 0, 14);
     lua_pushstring(L, cfg->app_env == CONFIG_ENV_DEVELOPMENT ? "development" : "production");
     lua_setfield(L, -2, "app_env");
     lua_pushstring(L, cfg->scripts_dir);
@@ -672,6 +674,10 @@ static int open_module(lua_State *L)
     lua_setfield(L, -2, "database");
     lua_pushstring(L, H2LUA_VERSION);
     lua_setfield(L, -2, "version");
+    lua_pushinteger(L, cfg->write_limit);
+    lua_setfield(L, -2, "write_limit");
+    lua_pushinteger(L, cfg->write_limit_window);
+    lua_setfield(L, -2, "write_limit_window");
     lua_setfield(L, -2, "config");
     lua_pushinteger(L, c->w->id);
     lua_setfield(L, -2, "worker");

@@ -56,10 +56,18 @@
  *                    ("cookie" joined by "; ")
  *   req.body         the request body as a string ("" when none); at most MAX_BODY bytes
  *   req.remote_addr  the peer address as text
+ *   req.client_addr  the client's address as text: the peer's, or, when the peer is one of
+ *                    TRUSTED_PROXIES, the rightmost untrusted address of X-Forwarded-For
+ *                    (client_addr.h); IPv4-mapped IPv6 as IPv4; "" when the peer has none
  *   req.id           a request id (16 hex digits), also in the access log and X-Request-Id
  *   req.worker       the worker number, 0-based
  *   req.scheme       "http" or "https" (of the connection; the app may honour X-Forwarded-Proto)
  *   req.version      "HTTP/1.0", "HTTP/1.1" or "HTTP/2"
+ *   The table holds method and path when handle(req) starts; each other field is made on its first
+ *   access (lua_host_req_index) and then kept in the table, so pairs(req) lists only those read so
+ *   far. They are made while their request runs (a field first read from another request's code,
+ *   or after the request ended, is nil). A client gone early leaves them readable: the core keeps a
+ *   copy of its request until the handler ends.
  *   lazily, decoded on first access and cached in the table:
  *   req.query        table name -> value from query_string
  *   req.form         table name -> value from an application/x-www-form-urlencoded or a
@@ -87,7 +95,8 @@
  * The module `h2lua` (C functions; none of them blocks):
  *   h2lua.config              read-only copy of the configuration: app_env, scripts_dir, views_dir,
  *                             static_dir, port, workers, max_body, max_form_fields, max_upload,
- *                             version
+ *                             version, write_limit and write_limit_window (WRITE_LIMIT; 0 and
+ *                             0: off)
  *                             (secret_key is not in it; see hmac_sha256)
  *   h2lua.worker              this worker's number
  *   h2lua.http_error(status, message)   raises an error object {status=, message=} (a table with
@@ -256,6 +265,15 @@ struct worker *lua_req_worker(lua_req_t *lr);
 void lua_host_suspend(lua_req_t *lr);
 lua_State *lua_req_coroutine(lua_req_t *lr);
 void lua_host_resume(lua_req_t *lr, int nargs);
+
+/*
+ * The __index of the req metatable for the core's own fields (raw_path, query_string, headers,
+ * body, remote_addr, id, worker, scheme, version): with the table at 1 and the key at 2, pushes
+ * the field, stores it in the table (rawset) and returns 1; returns 0 (nothing pushed) for any other
+ * key, or when the table is not the req of the request running now. A module that sets the
+ * metatable's __index calls it first. Can't fail but for memory.
+ */
+int lua_host_req_index(lua_State *L);
 
 /* The h2o request, or NULL once its client is gone, and always NULL for a task. */
 h2o_req_t *lua_req_h2o(lua_req_t *lr);

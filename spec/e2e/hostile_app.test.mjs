@@ -8,7 +8,7 @@
 // serves normal requests, and exits cleanly without a sanitizer report. A handler that never
 // returns to the loop trips the watchdog (LUA_TIMEOUT): a log line and /healthz 503.
 // h2lua.shared (which never yields) is called from every one of those contexts and while app.lua
-// loads.
+// loads; so are req.client_addr and lib.limit.
 // Runs on the release build (LuaJIT) and the ASan build (Lua 5.4); expectations that differ
 // between the VMs say so.
 // timing: the watchdog's LUA_TIMEOUT bound; ops/test runs this file alone.
@@ -122,6 +122,14 @@ CASES['/bad-arg/shared-value'] = {
   body: 'ok:false the value must be a string, a number or a boolean (nil deletes), got table; nil the key must be a string, got table',
 };
 CASES['/shared/loaded'] = { status: 200, body: 'ok:1' };
+// req.client_addr and lib.limit (Lua on h2lua.shared and h2lua.now) likewise, a failing store's
+// log line included; and while app.lua loads
+for (const c of [...NO_YIELD, ...YIELDS, ...APP_COROUTINES, 'tostring', 'xpcall_handler']) {
+  CASES[`/call/${c}/limit`] = { status: 200, body: 'ok:127.0.0.1' };
+}
+CASES['/call/len/limit'] = { status: 200, body: { 'lua5.4': 'ok:127.0.0.1', luajit: 'ok:nil' } };
+CASES['/call/pairs_mm/limit'] = { status: 200, body: { 'lua5.4': 'ok:127.0.0.1', luajit: 'ok:no __pairs' } };
+CASES['/limit/loaded'] = { status: 200, body: 'ok:true' };
 
 // h2lua.log and h2lua.metrics never yield: every context may call them (a message handler too)
 const LOG_METRIC_CONTEXTS = [...NO_YIELD, ...YIELDS, ...APP_COROUTINES, 'tostring', 'xpcall_handler'];
