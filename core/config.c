@@ -83,6 +83,8 @@ static const struct config_var {
      "seconds a worker may run Lua without returning to its loop; past it: logged, /healthz 503"},
     {"LUA_MEMORY_MAX", VAR_SIZE, "1024", NULL, 16, 1048576, 1048576, FIELD(lua_memory_max), {0},
      "megabytes each worker's Lua state may grow to while a handler runs (past it: that request 500)"},
+    {"TIMERS_MAX", VAR_INT, "1024", NULL, 1, 1000000, 1, FIELD(timers_max), {0},
+     "timers (h2lua.timer) pending or running per worker; beyond it: nil, \"too many pending timers\""},
     {"METRICS_TOKEN", VAR_SECRET, NULL, NULL, 16, 0, 0, FIELD(metrics_token), {0},
      "enables /metrics (Prometheus text) for requests with Authorization: Bearer <token>"},
     {"EMF_INTERVAL", VAR_INT, "60", NULL, 0, 86400, 1000, FIELD(emf_interval_ms), {0},

@@ -77,6 +77,7 @@ typedef struct config {
     int drain_timeout_ms;
     int lua_timeout_ms;    /* LUA_TIMEOUT: the watchdog's bound (lua_watchdog.h) */
     size_t lua_memory_max; /* LUA_MEMORY_MAX in bytes: a Lua state's limit while a handler runs */
+    int timers_max;        /* TIMERS_MAX: h2lua.timer timers pending or running per worker */
     config_db_t db;        /* the primary (writes) */
     config_db_t db_read;   /* the replica; host NULL when none */
     int db_tls;            /* CONFIG_DB_TLS_*, for the primary and the replica */

@@ -21,9 +21,16 @@
 #define REQUEST_THREADS "h2lua.request_threads"
 #define TEXT_MAX 2048 /* an error's text in a log line */
 #define TRACE_MAX 4096
+#define HOOKS_MAX 4
+/* Registry key of the state's lua_host_priv (a light userdata), for lua_host_of. */
+#define HOST_KEY "h2lua.host"
 
 struct lua_host_priv {
     lua_host_t super;
+    worker_t *w;
+    lua_host_hooks_t hooks[HOOKS_MAX]; /* lua_host_add_hooks, in order */
+    int nhooks;
+    int started, retired;
     lua_State *free_co[FREE_COROUTINES]; /* finished coroutines kept for reuse */
     int free_ref[FREE_COROUTINES];
     int nfree;
@@ -36,7 +43,10 @@ struct lua_host_priv {
 };
 
 struct lua_req {
-    h2o_req_t *req; /* NULL once the client is gone */
+    h2o_req_t *req;   /* NULL once the client is gone; always NULL for a task */
+    const char *task; /* a task's kind ("timer"), NULL for a request */
+    lua_host_task_done_fn done;
+    void *done_ud;
     worker_t *w;
     struct lua_host_priv *host;
     lua_State *co;
@@ -49,8 +59,8 @@ struct lua_req {
     int is_head;
     int held;         /* lua_req_hold: objects of this request that only their __gc gives back */
     uint64_t conn_id; /* counted in the worker's conn_budget while the handler runs */
-    char method[16];  /* copies for the log lines (the h2o request may be gone) */
-    char path[256];
+    char method[16];  /* copies for the log lines (the h2o request may be gone); a task: its kind */
+    char path[256];   /* a task: where its function is (source:line) */
     /* the req table's lazy fields (push_field): the table, and what they are read from */
     const void *table;             /* the req table (compared, never dereferenced) */
     struct req_snapshot *snapshot; /* the request's parts, copied when the h2o request went first */
@@ -136,7 +146,7 @@ lua_req_t *lua_host_req(lua_State *L)
 
 const char *lua_host_running_request_id(void)
 {
-    return running != NULL ? running->id : NULL;
+    return running != NULL && running->task == NULL ? running->id : NULL;
 }
 
 worker_t *lua_req_worker(lua_req_t *lr)
@@ -168,11 +178,11 @@ void lua_host_suspend(lua_req_t *lr)
 lua_req_t *lua_host_req_yieldable(lua_State *L, const char *what)
 {
     if (running == NULL)
-        luaL_error(L, "%s can only be called while handling a request", what);
+        luaL_error(L, "%s can only be called while handling a request or running a timer", what);
     if (running->co != L)
         luaL_error(L,
                    "%s cannot be called from a coroutine the application made: only from the request's own "
-                   "(the handler, or a function it calls)",
+                   "(the handler, or a function it calls), or a timer's",
                    what);
     lua_compat_check_yieldable(L, what);
     return running;
@@ -181,6 +191,51 @@ lua_req_t *lua_host_req_yieldable(lua_State *L, const char *what)
 void lua_req_hold(lua_req_t *lr, int delta)
 {
     lr->held += delta;
+}
+
+int lua_req_is_task(lua_req_t *lr)
+{
+    return lr->task != NULL;
+}
+
+/* ---- the state's life, for the modules that run work of their own on it ---- */
+
+lua_host_t *lua_host_of(lua_State *L)
+{
+    lua_getfield(L, LUA_REGISTRYINDEX, HOST_KEY);
+    struct lua_host_priv *host = lua_touserdata(L, -1);
+    lua_pop(L, 1);
+    return &host->super;
+}
+
+void lua_host_add_hooks(lua_State *L, const lua_host_hooks_t *hooks)
+{
+    struct lua_host_priv *host = (void *)lua_host_of(L);
+    if (host->nhooks == HOOKS_MAX)
+        h2o_fatal("lua_host_add_hooks: more modules with hooks than HOOKS_MAX");
+    host->hooks[host->nhooks++] = *hooks;
+}
+
+void lua_host_start(lua_host_t *_host)
+{
+    struct lua_host_priv *host = (void *)_host;
+    if (host->started || host->retired)
+        return;
+    host->started = 1;
+    for (int i = 0; i < host->nhooks; ++i)
+        if (host->hooks[i].start != NULL)
+            host->hooks[i].start(host->hooks[i].ud);
+}
+
+void lua_host_retire(lua_host_t *_host)
+{
+    struct lua_host_priv *host = (void *)_host;
+    if (host->retired)
+        return;
+    host->retired = 1;
+    for (int i = 0; i < host->nhooks; ++i)
+        if (host->hooks[i].retire != NULL)
+            host->hooks[i].retire(host->hooks[i].ud);
 }
 
 /* ---- HTTP errors ---- */
@@ -307,6 +362,9 @@ int lua_host_open(lua_host_t **out, const config_t *cfg, worker_t *worker, const
     stream_lua_open(L); /* the metatable of a streamed response's `out` */
     host->super.L = L;
     host->super.handle_ref = LUA_NOREF;
+    host->w = worker;
+    lua_pushlightuserdata(L, host);
+    lua_setfield(L, LUA_REGISTRYINDEX, HOST_KEY);
 
     /* package.path: the application's directory first */
     lua_getglobal(L, "package");
@@ -504,10 +562,12 @@ int lua_host_req_index(lua_State *L)
 
 /* ---- running the coroutine ---- */
 
-static void finish(lua_req_t *lr, int reusable)
+static void finish(lua_req_t *lr, int reusable, int failed)
 {
     struct lua_host_priv *host = lr->host;
     lua_State *L = host->super.L;
+    if (lr->done != NULL)
+        lr->done(lr->done_ud, failed); /* the state is still open: the module may use it */
     if (reusable && host->nfree < FREE_COROUTINES) {
         lua_settop(lr->co, 0);
         host->free_co[host->nfree] = lr->co;
@@ -518,8 +578,12 @@ static void finish(lua_req_t *lr, int reusable)
     /* a transaction the request dropped gives its connection back now, not at some later cycle */
     if (lr->held > 0)
         lua_gc(L, LUA_GCCOLLECT, 0);
-    --lr->w->inflight;
-    conn_budget_leave(lr->w->conn_budget, lr->conn_id);
+    if (lr->task != NULL) {
+        --lr->w->tasks_running;
+    } else {
+        --lr->w->inflight;
+        conn_budget_leave(lr->w->conn_budget, lr->conn_id);
+    }
     if (lr->stream != NULL)
         stream_end(lr->stream, reusable); /* the stream function returned, or failed: cut */
     if (lr->link != NULL)
@@ -533,6 +597,15 @@ static void finish(lua_req_t *lr, int reusable)
 
 static void log_lua_error(lua_req_t *lr, const char *what, const char *msg, const char *traceback)
 {
+    if (lr->task != NULL) {
+        /* "timer error" {"task_id", "function": source:line, ...} */
+        char text[64];
+        snprintf(text, sizeof(text), "%s error", lr->task);
+        const char *extra[] = {"task_id", lr->id, "function",  lr->path,
+                               "error",   msg,    "traceback", traceback != NULL ? traceback : ""};
+        log_event("error", lr->w->id, text, extra, 4);
+        return;
+    }
     const char *extra[] = {"request_id", lr->id,  "method", lr->method,  "path",
                            lr->path,     "error", msg,      "traceback", traceback != NULL ? traceback : ""};
     log_event("error", lr->w->id, what, extra, 5);
@@ -713,21 +786,25 @@ static void run(lua_req_t *lr, int nargs)
         if (lr->pending)
             return; /* a C function will resume it */
         lua_pop(co, nres);
-        if (lr->req != NULL && lr->stream == NULL) {
+        if (lr->task != NULL) {
+            log_lua_error(lr, NULL, "coroutine.yield() called outside a coroutine of the application", NULL);
+        } else if (lr->req != NULL && lr->stream == NULL) {
             log_lua_error(lr, "handler error", "coroutine.yield() called outside a coroutine of the application", NULL);
             send_plain(lr, 500, "Internal Server Error\n");
         }
-        finish(lr, 0);
+        finish(lr, 0, 1);
         return;
     }
     if (status != LUA_OK) {
         fail(lr, status);
-        finish(lr, 0);
+        finish(lr, 0, 1);
         if (status == LUA_ERRMEM)
             lua_gc(host->super.L, LUA_GCCOLLECT, 0); /* what the request built is garbage now */
         return;
     }
-    if (lr->req != NULL && lr->stream == NULL) {
+    if (lr->task != NULL) {
+        lua_settop(co, 0); /* what a task returns is dropped */
+    } else if (lr->req != NULL && lr->stream == NULL) {
         if (send_response(lr, nres)) {
             /* run stream(out) in the same coroutine: the stack becomes the function and out */
             lr->stream = stream_start(lr, &stream_ops, co, lr->w, lr->req, co, lr->is_head);
@@ -735,7 +812,7 @@ static void run(lua_req_t *lr, int nargs)
             return;
         }
     }
-    finish(lr, 1);
+    finish(lr, 1, 0);
 }
 
 void lua_host_resume(lua_req_t *lr, int nargs)
@@ -779,6 +856,44 @@ static void refuse_flood(worker_t *w, h2o_req_t *req, int crossed)
     lua_response_send_plain(req, 503, "Service Unavailable\n", &core);
 }
 
+/* Gives lr a coroutine of host's: a finished one kept for reuse, or a new one (listed as the core's). */
+static void take_coroutine(struct lua_host_priv *host, lua_req_t *lr)
+{
+    lua_State *L = host->super.L;
+    if (host->nfree > 0) {
+        --host->nfree;
+        lr->co = host->free_co[host->nfree];
+        lr->co_ref = host->free_ref[host->nfree];
+        return;
+    }
+    lr->co = lua_newthread(L);
+    lua_getfield(L, LUA_REGISTRYINDEX, REQUEST_THREADS);
+    lua_pushvalue(L, -2);
+    lua_pushboolean(L, 1);
+    lua_rawset(L, -3);
+    lua_pop(L, 1);
+    lr->co_ref = luaL_ref(L, LUA_REGISTRYINDEX);
+}
+
+lua_req_t *lua_host_task_new(lua_host_t *_host, const char *kind, const char *where, lua_host_task_done_fn done, void *ud)
+{
+    struct lua_host_priv *host = (void *)_host;
+    lua_req_t *lr = util_malloc(sizeof(*lr));
+    memset(lr, 0, sizeof(*lr));
+    lr->task = kind;
+    lr->done = done;
+    lr->done_ud = ud;
+    lr->w = host->w;
+    lr->host = host;
+    worker_next_request_id(host->w, lr->id);
+    snprintf(lr->method, sizeof(lr->method), "%s", kind);
+    snprintf(lr->path, sizeof(lr->path), "%s", where);
+    take_coroutine(host, lr);
+    ++host->w->tasks_running;
+    ++host->super.inflight;
+    return lr;
+}
+
 static int on_req(h2o_handler_t *self, h2o_req_t *req)
 {
     (void)self;
@@ -795,7 +910,6 @@ static int on_req(h2o_handler_t *self, h2o_req_t *req)
         return 0;
     }
     struct lua_host_priv *host = (void *)w->lua;
-    lua_State *L = host->super.L;
 
     lua_req_t *lr = util_malloc(sizeof(*lr));
     memset(lr, 0, sizeof(*lr));
@@ -813,19 +927,7 @@ static int on_req(h2o_handler_t *self, h2o_req_t *req)
     link->lr = lr;
     lr->link = link;
 
-    if (host->nfree > 0) {
-        --host->nfree;
-        lr->co = host->free_co[host->nfree];
-        lr->co_ref = host->free_ref[host->nfree];
-    } else {
-        lr->co = lua_newthread(L);
-        lua_getfield(L, LUA_REGISTRYINDEX, REQUEST_THREADS);
-        lua_pushvalue(L, -2);
-        lua_pushboolean(L, 1);
-        lua_rawset(L, -3);
-        lua_pop(L, 1);
-        lr->co_ref = luaL_ref(L, LUA_REGISTRYINDEX);
-    }
+    take_coroutine(host, lr);
     ++w->inflight;
     ++host->super.inflight;
 
@@ -834,7 +936,7 @@ static int on_req(h2o_handler_t *self, h2o_req_t *req)
     if (bad != NULL) {
         lua_settop(lr->co, 0);
         send_plain(lr, 400, bad);
-        finish(lr, 1);
+        finish(lr, 1, 0);
         return 0;
     }
     run(lr, 1);

@@ -19,9 +19,20 @@
  * coroutine the application made; metamethods run by Lua code itself yield fine on both VMs.
  * coroutine.resume/coroutine.close refuse a request's coroutine (raise).
  *
+ * A task. A module of the core that runs application code of its own (h2lua.timer) runs it as a
+ * task: a coroutine of the state with no HTTP request at all (lua_host_task_new). Everything said
+ * above of a request's coroutine holds for a task's — the same yielding functions work in it with
+ * the same errors where it cannot yield, the same LUA_MEMORY_MAX and LUA_TIMEOUT bounds (the
+ * watchdog names it by its kind and function instead of method and path), coroutine.resume refuses
+ * it — except that nothing is sent: what it returns is dropped, and an error is one log line
+ * "<kind> error" {"worker", "task_id", "function": source:line, "error", "traceback"}. A state that
+ * is replaced by a reload or stops at SIGTERM waits for its tasks as for its requests (reload: it
+ * closes when the last of either ends; SIGTERM: they get the drain, DRAIN_TIMEOUT).
+ *
  * WHAT APPLICATION CODE CAN DO TO THE SERVER: no Lua code the application can contain crashes,
  * hangs or corrupts the server; the worst it gets is a 500 for that request and an error line
- * naming the request (request_id, method, path) and the Lua error. In particular:
+ * naming the request (request_id, method, path) and the Lua error (for a task: the error line).
+ * In particular:
  *   - any error value (nil, a table whose __tostring raises or returns no string, ...), a stack
  *     overflow (Lua or C), and a response table that raises when read (metamethods) or holds odd
  *     types are turned into text and read under lua_pcall: 500 and a log line, never a panic;
@@ -112,8 +123,9 @@
  *   h2lua.log_error(message, fields)    one JSON line on stderr: {"time","level":"error",
  *                             "worker","msg", ...fields (string/number/boolean values)}
  *
- * Other modules (require "h2lua.db", "h2lua.static", "h2lua.log", "h2lua.metrics") are each
- * described in their binding's header (db_api.h, static_api.h, log_api.h, metrics_api.h).
+ * Other modules (require "h2lua.db", "h2lua.static", "h2lua.log", "h2lua.metrics", "h2lua.timer")
+ * are each described in their binding's header (db_api.h, static_api.h, log_api.h, metrics_api.h,
+ * timer_api.h: functions run later, in tasks).
  */
 #ifndef H2LUA_LUA_HOST_H
 #define H2LUA_LUA_HOST_H
@@ -129,7 +141,7 @@ typedef struct lua_host {
     lua_State *L;
     int handle_ref;    /* registry reference to handle() */
     int req_mt_ref;    /* registry reference to the req metatable */
-    unsigned inflight; /* requests running on this state */
+    unsigned inflight; /* requests and tasks running on this state */
 } lua_host_t;
 
 /* Registry key of the req metatable (created by lua_host_open, empty; a module may fill it). */
@@ -158,19 +170,72 @@ int lua_host_open(lua_host_t **out, const struct config *cfg, struct worker *wor
  */
 int lua_host_raise_http_error(lua_State *L, int status, const char *message);
 
-/* Closes the state; the caller guarantees no request is running on it. */
+/* Closes the state; the caller guarantees no request or task is running on it. */
 void lua_host_close(lua_host_t *host);
 
-/* A request running in a coroutine. */
+/*
+ * The state of L (L is the state or any of its coroutines; valid from the preloads on, while the
+ * state is open). Can't fail.
+ */
+lua_host_t *lua_host_of(lua_State *L);
+
+/*
+ * A state's life, for the modules that run work of their own on it (h2lua.timer). A module adds
+ * its hooks from its preload (lua_host_add_hooks; at most 4 modules; `ud` is the module's, alive as
+ * long as the state). Then:
+ *   start(ud)  once, on the worker's thread with its loop running or about to run, when the state
+ *              serves: at the worker's start for the state loaded at process start (which is loaded
+ *              before the loop exists), after the swap for a reload's. Work the application asked
+ *              for while app.lua loaded may begin now. A state whose load failed never starts.
+ *   retire(ud) once, on the worker's thread, when the state will take no new work: a reload
+ *              replaced it, or SIGTERM began the drain. The module stops what is pending; what is
+ *              running (tasks) finishes. Never called for a state that is closed without retiring
+ *              (a failed load, the worker's end after the drain).
+ * A module's state is given back by a __gc of its own (lua_host_close runs it); neither hook is
+ * called after the state closed. lua_host_start and lua_host_retire are called by the worker
+ * (server.c) and by reload.c; each is a no-op the second time, and start after retire is too.
+ */
+typedef struct lua_host_hooks {
+    void (*start)(void *ud);
+    void (*retire)(void *ud);
+    void *ud;
+} lua_host_hooks_t;
+void lua_host_add_hooks(lua_State *L, const lua_host_hooks_t *hooks);
+void lua_host_start(lua_host_t *host);
+void lua_host_retire(lua_host_t *host);
+
+/* A request, or a task (see "A task" above), running in a coroutine. */
 typedef struct lua_req lua_req_t;
 
 /*
- * The request whose coroutine is L, for a C function named `what` ("db.query") that is about to
- * start something and yield L. Raises a Lua error (and starts nothing) when L may not yield now:
- * no request is running (app.lua loading, the core reading a response), L is a coroutine the
- * application made, or the code cannot yield (lua_compat_check_yieldable). Call it first.
+ * The request or task whose coroutine is L, for a C function named `what` ("db.query") that is
+ * about to start something and yield L. Raises a Lua error (and starts nothing) when L may not
+ * yield now: neither a request nor a task is running (app.lua loading, the core reading a
+ * response), L is a coroutine the application made, or the code cannot yield
+ * (lua_compat_check_yieldable). Call it first. A capability that needs an HTTP request (a response,
+ * a cookie) checks lua_req_h2o (NULL for a task) or lua_req_is_task and raises its own error.
  */
 lua_req_t *lua_host_req_yieldable(lua_State *L, const char *what);
+
+/* 1 for a task (it never has an HTTP request), 0 for a request. */
+int lua_req_is_task(lua_req_t *lr);
+
+/*
+ * A task: called when a coroutine of lr ends (returned: failed 0; raised, interrupted or yielded
+ * with coroutine.yield: failed 1, the error already logged), once, before lr is freed and before
+ * the state may close (a retired state closes when its last request or task ends).
+ */
+typedef void (*lua_host_task_done_fn)(void *ud, int failed);
+
+/*
+ * Creates a task on host (the worker's loop must run: call it from an event-loop callback, never
+ * from Lua): a coroutine with an empty stack, counted in the worker's tasks_running and in
+ * host->inflight until it ends. `kind` (a static string, "timer") and `where` (copied, truncated to
+ * 255 bytes: the function's source:line) name it in log lines. The caller pushes the function and
+ * its nargs arguments on lua_req_coroutine(lr) and starts it with lua_host_resume(lr, nargs); from
+ * then on it runs under the yield protocol below like a request. Can't fail (OOM aborts).
+ */
+lua_req_t *lua_host_task_new(lua_host_t *host, const char *kind, const char *where, lua_host_task_done_fn done, void *ud);
 
 /*
  * Counts (delta +1/-1) objects of the request that hold something only their __gc gives back when
@@ -182,11 +247,11 @@ void lua_req_hold(lua_req_t *lr, int delta);
 /*
  * The id (16 hex digits) of the request whose coroutine this thread is running — code of its
  * handler, and whatever runs meanwhile (callbacks, coroutines the application resumes from it) —
- * or NULL (app.lua loading, no request running). Can't fail.
+ * or NULL (app.lua loading, no request running, a task running: it has no request). Can't fail.
  */
 const char *lua_host_running_request_id(void);
 
-/* The worker a request runs on. */
+/* The worker a request or task runs on. */
 struct worker *lua_req_worker(lua_req_t *lr);
 
 /*
@@ -194,7 +259,8 @@ struct worker *lua_req_worker(lua_req_t *lr);
  * later, from an event-loop callback, push n values on lua_req_coroutine(lr) and call
  * lua_host_resume(lr, n): the values become the results of the C function. The request may have
  * been abandoned by its client meanwhile; the coroutine still runs to its end (so that a
- * transaction finishes) and its response is dropped.
+ * transaction finishes) and its response is dropped. The same for a task. lr may be freed by
+ * lua_host_resume (the coroutine ended): do not touch it after.
  */
 void lua_host_suspend(lua_req_t *lr);
 lua_State *lua_req_coroutine(lua_req_t *lr);
@@ -209,7 +275,7 @@ void lua_host_resume(lua_req_t *lr, int nargs);
  */
 int lua_host_req_index(lua_State *L);
 
-/* The h2o request, or NULL once its client is gone. */
+/* The h2o request, or NULL once its client is gone, and always NULL for a task. */
 h2o_req_t *lua_req_h2o(lua_req_t *lr);
 
 /* A Set-Cookie value the core adds to the response (the core's own cookies); copied; last wins. */

@@ -70,7 +70,7 @@ static void on_hook(lua_State *L, lua_Debug *ar)
         lua_sethook(L, NULL, 0, 0); /* a later request: not this one's business */
         return;
     }
-    luaL_error(L, "interrupted: the request ran Lua for longer than LUA_TIMEOUT (%d s)", limit / 1000);
+    luaL_error(L, "interrupted: this request or timer ran Lua for longer than LUA_TIMEOUT (%d s)", limit / 1000);
 }
 
 /* LUA_WATCHDOG_SIGNAL on a worker's thread: only atomics and lua_sethook (as lua.c's laction). */

@@ -3,19 +3,21 @@
  * (a handler that never returns to the event loop, e.g. `while true do end`).
  *
  * Each worker has a lua_watch_t, the one part of it other threads read: the worker marks when its
- * thread enters Lua (lua_watch_enter: resuming a request's coroutine, reading its result) and when
- * it leaves (lua_watch_leave). One watchdog thread per process looks at every watch every 100 ms.
+ * thread enters Lua (lua_watch_enter: resuming a request's or a task's (timer's) coroutine,
+ * reading a result) and when it leaves (lua_watch_leave). One watchdog thread per process looks
+ * at every watch every 100 ms.
  * A worker found in Lua for LUA_TIMEOUT or longer:
  *   - gets one error line {"msg":"handler stuck in Lua", "worker", "request_id", "method", "path",
- *     "seconds"} on stderr;
+ *     "seconds"} on stderr (a task: its id, its kind "timer" as method, its function as path);
  *   - trips the process: lua_watchdog_tripped() is true from then on, for the life of the process,
  *     so that /healthz answers 503 on every worker that can still answer and the load balancer
  *     replaces the task (a wedged worker holds its share of the connections forever);
  *   - is sent LUA_WATCHDOG_SIGNAL (again every second while it stays stuck), whose handler (on
  *     that worker's thread, as lua.c interrupts a script on SIGINT) sets a count hook on the Lua
  *     thread lua_watch_enter named; the hook raises "interrupted: ..." so that the handler fails
- *     with a 500. Lua 5.4 checks hooks in every loop; LuaJIT does not in compiled code (a
- *     JIT-compiled `while true do end` goes on), 5.4's hooks are per coroutine (a loop inside a
+ *     with a 500 (a timer's run fails with one "timer error" line). Lua 5.4 checks hooks in
+ *     every loop; LuaJIT does not in compiled code (a JIT-compiled `while true do end` goes
+ *     on), 5.4's hooks are per coroutine (a loop inside a
  *     coroutine the application made is not reached), and a handler may catch the error and loop
  *     on: in those cases the health flag is what counts.
  * Shared data: the watches' fields are atomics or guarded by the watch's mutex; nothing else here

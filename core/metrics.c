@@ -56,6 +56,13 @@ void metrics_publish(metrics_t *m, const metrics_gauges_t *g)
     pthread_mutex_unlock(&m->lock);
 }
 
+void metrics_publish_timers(metrics_t *m, const metrics_timers_t *t)
+{
+    pthread_mutex_lock(&m->lock);
+    m->timers = *t;
+    pthread_mutex_unlock(&m->lock);
+}
+
 /* Appends s as a Prometheus label value. */
 static void label(log_buf_t *out, const char *s)
 {
@@ -75,7 +82,7 @@ void metrics_render(log_buf_t *out, metrics_t *const *all_metrics, int n)
     metrics_route_t *all = util_malloc(sizeof(*all) * METRICS_MAX_ROUTES * (size_t)n);
     size_t nall = 0;
     uint64_t buckets[METRICS_NBUCKETS] = {0}, count = 0, inflight = 0, reloads_ok = 0, reloads_failed = 0, dropped = 0;
-    uint64_t flooded = 0, framing = 0;
+    uint64_t flooded = 0, framing = 0, t_pending = 0, t_running = 0, t_runs = 0, t_errors = 0;
     uint64_t db_open[2] = {0}, db_in_use[2] = {0}, db_waiting[2] = {0}, db_errors[2] = {0}, db_queries[2] = {0};
     uint64_t db_retries[2] = {0}, db_stale[2] = {0};
     double sum = 0;
@@ -105,6 +112,10 @@ void metrics_render(log_buf_t *out, metrics_t *const *all_metrics, int n)
         dropped += m->gauges.log_dropped;
         flooded += m->gauges.conns_flooded;
         framing += m->gauges.framing_refused;
+        t_pending += m->timers.pending;
+        t_running += m->timers.running;
+        t_runs += m->timers.runs;
+        t_errors += m->timers.errors;
         for (int i = 0; i < 2; ++i) {
             db_open[i] += m->gauges.db_open[i];
             db_in_use[i] += m->gauges.db_in_use[i];
@@ -185,6 +196,17 @@ void metrics_render(log_buf_t *out, metrics_t *const *all_metrics, int n)
                    "# HELP h2lua_log_lines_dropped_total Access log lines dropped because stdout did not take them.\n"
                    "# TYPE h2lua_log_lines_dropped_total counter\nh2lua_log_lines_dropped_total %llu\n",
                    (unsigned long long)dropped);
+    log_buf_printf(out,
+                   "# HELP h2lua_timers_pending Timers (h2lua.timer) waiting for their time.\n"
+                   "# TYPE h2lua_timers_pending gauge\nh2lua_timers_pending %llu\n"
+                   "# HELP h2lua_timers_running Timers whose function is running.\n"
+                   "# TYPE h2lua_timers_running gauge\nh2lua_timers_running %llu\n"
+                   "# HELP h2lua_timer_runs_total Runs of timers' functions that ended.\n"
+                   "# TYPE h2lua_timer_runs_total counter\nh2lua_timer_runs_total %llu\n"
+                   "# HELP h2lua_timer_errors_total Runs of timers' functions that ended in an error (logged).\n"
+                   "# TYPE h2lua_timer_errors_total counter\nh2lua_timer_errors_total %llu\n",
+                   (unsigned long long)t_pending, (unsigned long long)t_running, (unsigned long long)t_runs,
+                   (unsigned long long)t_errors);
     log_buf_printf(out,
                    "# HELP h2lua_reloads_total Reloads of scripts and views, by outcome.\n"
                    "# TYPE h2lua_reloads_total counter\n"

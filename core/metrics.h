@@ -33,6 +33,11 @@ typedef struct metrics_gauges {
     uint64_t inflight, reloads_ok, reloads_failed, log_dropped, conns_flooded, framing_refused;
 } metrics_gauges_t;
 
+/* The timers of a worker (h2lua.timer): published by their module on every change. */
+typedef struct metrics_timers {
+    uint64_t pending, running, runs, errors;
+} metrics_timers_t;
+
 typedef struct metrics {
     pthread_mutex_t lock;
     metrics_route_t routes[METRICS_MAX_ROUTES];
@@ -41,6 +46,7 @@ typedef struct metrics {
     uint64_t count;
     double sum_ms;
     metrics_gauges_t gauges; /* published by the owner every tick */
+    metrics_timers_t timers;
 } metrics_t;
 
 void metrics_init(metrics_t *m);
@@ -50,6 +56,9 @@ void metrics_count(metrics_t *m, const char *route, size_t route_len, int status
 
 /* Replaces the gauges of m with *g (owner thread). */
 void metrics_publish(metrics_t *m, const metrics_gauges_t *g);
+
+/* Replaces the timer counts of m with *t (owner thread). */
+void metrics_publish_timers(metrics_t *m, const metrics_timers_t *t);
 
 /* Appends the Prometheus text exposition of the metrics of all workers (all[0..n)) to out. */
 void metrics_render(log_buf_t *out, metrics_t *const *all, int n);

@@ -54,12 +54,14 @@ int reload_worker(worker_t *w)
     }
     lua_host_t *old = w->lua;
     w->lua = fresh;
+    lua_host_retire(old); /* its pending timers are dropped; what runs on it finishes */
+    lua_host_start(fresh);
     free(w->load_error);
     w->load_error = NULL;
     w->app_version = atomic_load(&generation);
     ++w->reloads_ok;
     if (old->inflight == 0)
-        lua_host_close(old); /* else the last request on it closes it */
+        lua_host_close(old); /* else the last request or task on it closes it */
     char version[24], ms[32];
     snprintf(version, sizeof(version), "%u", w->app_version);
     snprintf(ms, sizeof(ms), "%.1f", now_ms() - t0);

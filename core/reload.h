@@ -2,10 +2,11 @@
  * reload — swaps a worker's application for a freshly loaded one between requests.
  *
  * reload_worker builds a new lua_State from SCRIPTS_DIR and VIEWS_DIR; on success new requests run
- * on it while requests already running finish on the old one, which is closed when its last
- * request ends. On failure the running version stays, the failure is logged with file and line, and
- * in development every page shows it until a later reload succeeds. A reload never touches the
- * listening socket or the database pools.
+ * on it while requests and tasks (timers) already running finish on the old one, which is retired
+ * (lua_host_retire: its pending timers are dropped) and closed when the last of them ends; the new
+ * one is started (lua_host_start: the timers its app.lua made begin). On failure the running
+ * version stays, the failure is logged with file and line, and in development every page shows it
+ * until a later reload succeeds. A reload never touches the listening socket or the database pools.
  *
  * reload_watch_start, in development, watches SCRIPTS_DIR and VIEWS_DIR with inotify and calls
  * `trigger` (debounced) after a change; editors that save by rename are seen.

@@ -32,6 +32,7 @@
 #include "httpc.h"
 #include "log.h"
 #include "lua_host.h"
+#include "timer_api.h"
 #include "lua_watchdog.h"
 #include "metrics.h"
 #include "migrate.h"
@@ -211,7 +212,7 @@ static int has_work(worker_t *w)
     size_t n = 0;
     H2O_HTTP1_CALLBACKS.foreach_request(&w->ctx, count_active, &n);
     H2O_HTTP2_CALLBACKS.foreach_request(&w->ctx, count_active, &n);
-    return n != 0 || w->inflight != 0;
+    return n != 0 || w->inflight != 0 || w->tasks_running != 0;
 }
 
 static void begin_shutdown(worker_t *w)
@@ -226,6 +227,7 @@ static void begin_shutdown(worker_t *w)
         w->listener = NULL;
     }
     h2o_context_request_shutdown(&w->ctx);
+    lua_host_retire(w->lua); /* pending timers are dropped; running ones get the drain */
 }
 
 static void on_control(h2o_multithread_receiver_t *receiver, h2o_linklist_t *messages)
@@ -294,6 +296,7 @@ static void *worker_main(void *arg)
         db_route_start(w);
     }
 
+    lua_host_start(w->lua); /* loaded before the loop existed: the timers app.lua made begin */
     w->listener = h2o_evloop_socket_create(w->loop, w->listen_fd, H2O_SOCKET_FLAG_DONT_READ);
     w->listener->data = w;
     h2o_socket_read_start(w->listener, on_accept);
@@ -305,7 +308,8 @@ static void *worker_main(void *arg)
 
     int abandoned = has_work(w);
     if (abandoned)
-        log_warnf(w->id, "drain timeout: %llu requests still running were dropped", (unsigned long long)w->inflight);
+        log_warnf(w->id, "drain timeout: %llu requests and %llu timers still running were dropped",
+                  (unsigned long long)w->inflight, (unsigned long long)w->tasks_running);
     log_buf_flush(&w->access_log, STDOUT_FILENO);
     /*
      * The order of the end (db_pool.h, db_pool_close): the Lua state first, when no request runs on
@@ -321,6 +325,7 @@ static void *worker_main(void *arg)
         w->lua = NULL;
         conn_budget_free(w->conn_budget);
         w->conn_budget = NULL;
+        timer_api_worker_free(w); /* after the state whose __gc counts in it */
     }
     if (w->db != NULL)
         db_pool_close(w->db);

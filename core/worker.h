@@ -33,6 +33,7 @@ struct conn_budget;       /* conn_budget's: handlers running per connection */
 struct worker_emf;        /* server's: worker 0's EMF timer */
 struct lua_watch;         /* lua_watchdog's: when this thread entered Lua (shared with the watchdog) */
 struct httpc;             /* httpc's: the outbound HTTP client */
+struct timer_worker;      /* timer_api's: this worker's timer counts and bound */
 
 typedef struct worker {
     /* set by the main thread before the thread starts */
@@ -64,6 +65,7 @@ typedef struct worker {
     int shutting_down;
     uint64_t drain_deadline;         /* loop time (ms) after which remaining connections are dropped */
     uint64_t inflight;               /* requests whose handler has not finished */
+    uint64_t tasks_running;          /* lua_host tasks (timers) whose coroutine has not finished */
     struct conn_budget *conn_budget; /* of the handlers running per connection (lua_host counts them) */
 
     metrics_t metrics; /* this worker's; its lock is the one shared part (see metrics.h) */
@@ -76,6 +78,7 @@ typedef struct worker {
     struct worker_emf *emf;
     struct lua_watch *watch; /* set by the main thread before the thread starts */
     struct httpc *httpc;     /* created by the first h2lua.http call; kept across reloads */
+    struct timer_worker *timers;
 } worker_t;
 
 /* The worker that owns an h2o context (every context belongs to exactly one worker). */

@@ -14,7 +14,8 @@ const VARIABLES = [
   'PORT', 'HOST', 'WORKERS', 'APP_ENV', 'SECRET_KEY', 'LOG_FORMAT', 'LOG_LEVEL', 'SCRIPTS_DIR', 'VIEWS_DIR',
   'STATIC_DIR', 'BOOTSTRAP_DIR', 'MAX_BODY', 'MAX_FORM_FIELDS', 'MAX_UPLOAD', 'REQ_TIMEOUT', 'DRAIN_TIMEOUT',
   'TLS_CERT', 'TLS_KEY', 'HSTS_MAX_AGE', 'DATABASE_URL', 'DATABASE_READ_URL', 'DATABASE_USERNAME', 'DATABASE_PASSWORD',
-  'DATABASE_NAME', 'DATABASE_PORT', 'DB_POOL_SIZE', 'LUA_TIMEOUT', 'LUA_MEMORY_MAX', 'TRUSTED_PROXIES', 'WRITE_LIMIT',
+  'DATABASE_NAME', 'DATABASE_PORT', 'DB_POOL_SIZE', 'LUA_TIMEOUT', 'LUA_MEMORY_MAX', 'TIMERS_MAX', 'TRUSTED_PROXIES',
+  'WRITE_LIMIT',
 ];
 
 // [variable, value, other env] — each must exit 2 with one stderr line naming the variable
@@ -40,6 +41,8 @@ const INVALID = [
   ['LUA_TIMEOUT', 'forever'],
   ['LUA_MEMORY_MAX', '8'],
   ['LUA_MEMORY_MAX', '1GB'],
+  ['TIMERS_MAX', '0'],
+  ['TIMERS_MAX', 'lots'],
   ['SCRIPTS_DIR', '/nonexistent/scripts'],
   ['VIEWS_DIR', '/nonexistent/views'],
   ['SECRET_KEY', 'short'],

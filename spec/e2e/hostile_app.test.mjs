@@ -29,6 +29,8 @@ const APP_CO = /coroutine the application made/;
 
 // /call/<context>/<call>: the call's result when it may yield there, else 500 and the reason
 const CALLS = { query: '1', read: '2', begin: 'tx', sleep: 'slept', txquery: '3', http: 'hello' };
+// /timer/<context>/<call>: the same call in the same context, run by a timer (h2lua.timer): a timer's
+// coroutine yields where a request's does and refuses where it does, with the same errors
 const NO_YIELD = ['gsub', 'sort', 'sort_lt', 'format'];
 const YIELDS = ['index', 'newindex', 'eq', 'lt', 'le', 'concat', 'call', 'gmatch_for', 'iterator'];
 const APP_COROUTINES = ['app_wrap', 'app_resume'];
@@ -52,7 +54,7 @@ const CASES = {
   '/err/require': E500(NOT_HERE),
   '/err/require-http': E500(NOT_HERE),
   // h2lua.http called while app.lua loads raised, as db.query would
-  '/load/http': { status: 200, body: 'h2lua.http.get can only be called while handling a request' },
+  '/load/http': { status: 200, body: 'h2lua.http.get can only be called while handling a request or running a timer' },
   '/res/none': E500(/returned nothing/),
   '/res/string': E500(/response table/),
   '/res/index-raises': E500(/reading the response raised: .*no field/),
@@ -96,6 +98,9 @@ for (const [name, value] of Object.entries(CALLS)) {
   // Lua 5.4 honours __len and __pairs (pairs calls it so that it may yield); LuaJIT ignores both
   CASES[`/call/len/${name}`] = { status: 200, body: { 'lua5.4': `ok:${value}`, luajit: 'ok:nil' } };
   CASES[`/call/pairs_mm/${name}`] = { status: 200, body: { 'lua5.4': `ok:${value}`, luajit: 'ok:no __pairs' } };
+}
+for (const p of Object.keys(CASES)) {
+  if (p.startsWith('/call/')) CASES[p.replace('/call/', '/timer/')] = CASES[p];
 }
 
 // h2lua.static.url never yields: every context may call it; a table (its __tostring raising) is refused
@@ -142,6 +147,30 @@ CASES['/bad-arg/metric-labels-index-only'] = E500(/the label 'ctx' of 'hostile_c
 CASES['/bad-arg/metric-label-tostring'] = E500(/must be a string \(got a table\)/);
 CASES['/bad-arg/metric-self'] = E500(/h2lua\.metric expected/);
 CASES['/bad-arg/metric-name-tostring'] = E500(/string expected/);
+
+// h2lua.timer never yields: timer.at and handle:cancel from every context, in a request and in a
+// timer (a timer made by a timer); bad arguments raise, saying what is expected
+for (const c of [...NO_YIELD, ...YIELDS, ...APP_COROUTINES, 'tostring', 'xpcall_handler']) {
+  CASES[`/call/${c}/timer`] = { status: 200, body: 'ok:timer' };
+  CASES[`/timer/${c}/timer`] = { status: 200, body: 'ok:timer' };
+}
+for (const c of ['len', 'pairs_mm']) {
+  CASES[`/call/${c}/timer`] = { status: 200, body: { 'lua5.4': 'ok:timer', luajit: c === 'len' ? 'ok:nil' : 'ok:no __pairs' } };
+}
+const BAD_TIMER = {
+  'delay-string': /number expected, got string/,
+  'delay-table': /number expected, got table/,
+  'delay-negative': /the delay is a number of seconds from 0 to 1e9/,
+  'delay-nan': /the delay is a number of seconds from 0 to 1e9/,
+  'delay-huge': /the delay is a number of seconds from 0 to 1e9/,
+  'every-zero': /the interval is a number of seconds above 0/,
+  'every-negative': /the interval is a number of seconds above 0/,
+  'no-function': /function expected, got string/,
+  'callable-table': /function expected, got table/,
+  'too-many-args': /at most 200 arguments/,
+  'cancel-not-a-handle': /h2lua\.timer\.handle expected, got table/,
+};
+for (const [c, log] of Object.entries(BAD_TIMER)) CASES[`/bad-arg/timer-${c}`] = E500(log);
 
 const pick = (v, vm) => (v !== null && typeof v === 'object' && !(v instanceof RegExp) ? v[vm] : v);
 
@@ -289,6 +318,52 @@ describe('hostile application', () => {
     const res = await server.get('/stream/index-flush', { timeoutMs: 10000 });
     assert.equal(res.status, 200);
     assert.equal(res.text, 'start\nend\n');
+  });
+
+  it('timers made while app.lua loaded, from every context, were made; the start-up job used the database', async () => {
+    const load = (await server.get('/timer/load')).text.split(';');
+    assert.equal(load.length, 19, load.join(';'));
+    for (const entry of load) {
+      const [c, v] = entry.split('=');
+      const want = vm === 'luajit' && c === 'len' ? 'nil' : vm === 'luajit' && c === 'pairs_mm' ? 'no __pairs' : 'timer';
+      assert.equal(v, want, entry);
+    }
+    const startup = await server.get('/timer/startup');
+    assert.equal(startup.text, 'ok:1');
+  });
+
+  it('a timer that raises where it cannot yield is logged as a timer error, with its function and traceback', async () => {
+    const lines = server.errorLog().filter((l) => l.msg === 'timer error' && NOT_HERE.test(l.error));
+    assert.ok(lines.length >= 1, 'timer error lines');
+    for (const l of lines) {
+      assert.equal(l.worker, 0);
+      assert.match(l.function, /hostile\/app\.lua:\d+$/);
+      assert.match(l.traceback, /stack traceback/);
+      assert.equal(l.path, undefined, 'no request in a timer error');
+    }
+  });
+
+  it('timers whose functions misbehave: one timer error line each, the process unharmed', async () => {
+    const TIMER_ERRORS = {
+      yield: /coroutine\.yield/,
+      nil: /nil/,
+      'tostring-raises': /table/,
+      memory: /not enough memory.*LUA_MEMORY_MAX/,
+      overflow: /stack overflow/,
+      'resume-request': /only the core resumes or closes/,
+      'timer-in-timer': /the inner timer ran/,
+    };
+    for (const [c, re] of Object.entries(TIMER_ERRORS)) {
+      const before = server.errorLog().filter((l) => l.msg === 'timer error' && re.test(l.error)).length;
+      const res = await server.get(`/timer-err/${c}`, { timeoutMs: 20000 });
+      assert.equal(res.status, 200, `${c}: ${res.text}`);
+      await server.waitFor(
+        () => server.errorLog().filter((l) => l.msg === 'timer error' && re.test(l.error)).length > before,
+        10000,
+        `the timer error line of ${c}`,
+      );
+    }
+    assert.equal((await server.get('/q')).text, 'ok:1');
   });
 
   it('the same process then serves normal requests, and exits cleanly', async () => {
