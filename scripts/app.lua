@@ -9,6 +9,7 @@ local web = require "lib.web"
 local devreload = require "lib.devreload"
 local api = require "handlers.api"
 local entries = require "handlers.entries"
+local entry = require "models.entry"
 
 local views = view.load(h2lua.config.views_dir)
 local sessions = session.new { name = "session" }
@@ -30,6 +31,9 @@ local function form(fn)
         return fn(req)
     end)
 end
+
+-- every change of an entry, delivered as a signed event to WEBHOOK_URL (see lib.webhook)
+if h2lua.config.webhook then entry.deliver_events(require("lib.webhook").new(h2lua.config.webhook):start()) end
 
 local r = router.new()
 r:get("/", page(entries.index))

@@ -106,19 +106,43 @@ function entry.get(id)
     return row and from_row(row)
 end
 
+-- The webhook outbox (lib.webhook), when the application delivers events (WEBHOOK_URL): then
+-- every change below writes its event in the change's own transaction.
+local hooks
+function entry.deliver_events(h) hooks = h end
+
+local function no_event() end
+
+-- Runs fn(query, emit): query(sql, ...) runs a statement of one change and emit(e, type) records
+-- its event — both in one transaction when events are delivered, else query is db.query and emit
+-- does nothing. Returns fn's results.
+local function change(fn)
+    if not hooks then return fn(db.query, no_event) end
+    local results = table.pack(db.transaction(function(tx)
+        return fn(function(sql, ...) return tx:query(sql, ...) end,
+            function(e, type) hooks:enqueue(tx, "entry:" .. e.id, type, e) end)
+    end))
+    hooks:kick()
+    return table.unpack(results, 1, results.n)
+end
+
 -- Inserts a validated entry (values.title, values.description, values.status or false);
 -- returns the new entry.
 function entry.create(values)
-    local status = values.status == true
-    local res = db.query("INSERT INTO entry (title, description, status) VALUES (?, ?, ?)",
-        values.title, values.description, status)
-    return { id = res.insert_id, title = values.title, description = values.description, status = status }
+    return change(function(query, emit)
+        local status = values.status == true
+        local res = query("INSERT INTO entry (title, description, status) VALUES (?, ?, ?)",
+            values.title, values.description, status)
+        local e = { id = res.insert_id, title = values.title, description = values.description, status = status }
+        emit(e, "entry.created")
+        return e
+    end)
 end
 
 -- Changes the fields present in values (validated); returns the entry as saved, or nil when
 -- there is no such entry.
 function entry.update(id, values)
-    return db.transaction(function(tx)
+    local e = db.transaction(function(tx)
         local row = tx:query("SELECT " .. COLUMNS .. " FROM entry WHERE id = ? FOR UPDATE", id)[1]
         if not row then return nil end
         local e = from_row(row)
@@ -127,18 +151,31 @@ function entry.update(id, values)
         end
         tx:query("UPDATE entry SET title = ?, description = ?, status = ? WHERE id = ?",
             e.title, e.description, e.status, id)
+        if hooks then hooks:enqueue(tx, "entry:" .. id, "entry.updated", e) end
         return e
     end)
+    if hooks and e then hooks:kick() end
+    return e
 end
 
 -- Flips the status (NULL counts as false); false when there is no such entry.
 function entry.toggle(id)
-    return db.query("UPDATE entry SET status = NOT COALESCE(status, FALSE) WHERE id = ?", id).affected_rows > 0
+    return change(function(query, emit)
+        local done = query("UPDATE entry SET status = NOT COALESCE(status, FALSE) WHERE id = ?", id).affected_rows > 0
+        if done and hooks then
+            emit(from_row(query("SELECT " .. COLUMNS .. " FROM entry WHERE id = ?", id)[1]), "entry.toggled")
+        end
+        return done
+    end)
 end
 
 -- Deletes the entry; false when there was none.
 function entry.delete(id)
-    return db.query("DELETE FROM entry WHERE id = ?", id).affected_rows > 0
+    return change(function(query, emit)
+        local done = query("DELETE FROM entry WHERE id = ?", id).affected_rows > 0
+        if done then emit({ id = id }, "entry.deleted") end
+        return done
+    end)
 end
 
 return entry
