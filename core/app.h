@@ -1,6 +1,6 @@
 /*
  * app — the application loader: the one place where the core's Lua modules are put together
- * (h2lua, h2lua.db, h2lua.static) and handed to the Lua host, which knows none of them, as h2o's mruby handler
+ * (h2lua, h2lua.db, h2lua.static, h2lua.shared) and handed to the Lua host, which knows none of them, as h2o's mruby handler
  * lists its bindings in one place. Start-up and reload both load through it.
  */
 #ifndef H2LUA_APP_H

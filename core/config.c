@@ -25,7 +25,7 @@ enum var_kind {
 
 /*
  * Every variable, in the order they are read and listed: the one table behind config_load,
- * `h2lua --help` and (checked by spec/e2e/config.test.mjs) the README's table. A new variable is
+ * `h2lua --help` and (checked by spec/e2e/config.test.mjs) the table of docs/configuration.md. A new variable is
  * one row here and, unless it is of a kind above, a line in config_load.
  */
 static const struct config_var {
@@ -118,6 +118,8 @@ static const struct config_var {
      "seconds of replication lag past which reads go to the primary"},
     {"READ_YOUR_WRITES_S", VAR_INT, "5", NULL, 0, 86400, 1, FIELD(read_your_writes_s), {0},
      "seconds a client's reads go to the primary after its write (0: off)"},
+    {"SHARED_STORES", VAR_STR, NULL, "none", 0, 0, 0, FIELD(shared_stores_spec), {0},
+     "stores of h2lua.shared every worker sees: name:size[,name:size...], size in bytes or with k, m, g (e.g. cache:10m)"},
     /* clang-format on */
 };
 
@@ -546,6 +548,9 @@ int config_load(config_t *cfg, const char *(*getenv_fn)(const char *name), char 
         goto Error;
     if ((ret = check_db_tls(cfg, errbuf, errlen)) != 0)
         goto Error;
+    if (cfg->shared_stores_spec != NULL && (ret = config_parse_shared_stores(cfg->shared_stores_spec, &cfg->shared_stores,
+                                                                             &cfg->nshared_stores, errbuf, errlen)) != 0)
+        goto Error;
     return 0;
 
 Error:
@@ -567,5 +572,91 @@ void config_free(config_t *cfg)
     }
     db_free(&cfg->db);
     db_free(&cfg->db_read);
+    for (size_t i = 0; i < cfg->nshared_stores; ++i)
+        free(cfg->shared_stores[i].name);
+    free(cfg->shared_stores);
     memset(cfg, 0, sizeof(*cfg));
+}
+
+static void free_stores(config_shared_store_t *list, size_t n)
+{
+    for (size_t i = 0; i < n; ++i)
+        free(list[i].name);
+    free(list);
+}
+
+int config_parse_shared_stores(const char *spec, config_shared_store_t **out, size_t *n, char *errbuf, size_t errlen)
+{
+    static const char usage[] = "SHARED_STORES must be name:size[,name:size...] (a size in bytes, or with k, m or g)";
+    config_shared_store_t *list = util_malloc(sizeof(*list) * CONFIG_SHARED_STORES_MAX);
+    size_t count = 0;
+    const char *p = spec;
+    int ret = 0;
+    for (;;) {
+        const char *end = p + strcspn(p, ","), *colon = memchr(p, ':', (size_t)(end - p));
+        if (colon == NULL) {
+            ret = fail(errbuf, errlen, "%s, got '%.80s'", usage, spec);
+            break;
+        }
+        size_t nlen = (size_t)(colon - p);
+        int good = nlen > 0 && nlen <= CONFIG_SHARED_STORE_NAME_MAX && !isdigit((unsigned char)p[0]);
+        for (size_t i = 0; good && i < nlen; ++i)
+            good = isalnum((unsigned char)p[i]) || p[i] == '_';
+        if (!good) {
+            ret = fail(errbuf, errlen,
+                       "SHARED_STORES: a store name is 1 to %d letters, digits or '_', not starting with a digit, got '%.*s'",
+                       CONFIG_SHARED_STORE_NAME_MAX, (int)(nlen > 80 ? 80 : nlen), p);
+            break;
+        }
+        for (size_t i = 0; i < count && good; ++i)
+            good = !(strlen(list[i].name) == nlen && memcmp(list[i].name, p, nlen) == 0);
+        if (!good) {
+            ret = fail(errbuf, errlen, "SHARED_STORES: the store '%.*s' is declared twice", (int)nlen, p);
+            break;
+        }
+        if (count == CONFIG_SHARED_STORES_MAX) {
+            ret = fail(errbuf, errlen, "SHARED_STORES: at most %d stores", CONFIG_SHARED_STORES_MAX);
+            break;
+        }
+        /* the size: digits and one optional unit */
+        const char *q = colon + 1;
+        unsigned long long size = 0;
+        int digits = 0, over = 0;
+        for (; q < end && isdigit((unsigned char)*q); ++q, ++digits) {
+            if (size > (ULLONG_MAX - 9) / 10)
+                over = 1;
+            else
+                size = size * 10 + (unsigned long long)(*q - '0');
+        }
+        int shift = 0;
+        static const char units[] = "kKmMgG";
+        const char *unit = q < end && q + 1 == end ? memchr(units, *q, 6) : NULL;
+        if (unit != NULL) {
+            shift = 10 * (int)((unit - units) / 2 + 1);
+            ++q;
+        }
+        if (digits == 0 || q != end) {
+            ret = fail(errbuf, errlen, "%s, got '%.*s' for '%.*s'", usage, (int)(end - colon - 1 > 40 ? 40 : end - colon - 1),
+                       colon + 1, (int)nlen, p);
+            break;
+        }
+        if (over || size > (unsigned long long)CONFIG_SHARED_STORE_MAX >> shift || (size << shift) < CONFIG_SHARED_STORE_MIN) {
+            ret = fail(errbuf, errlen, "SHARED_STORES: the size of '%.*s' must be from 16k to 16g, got '%.*s'", (int)nlen, p,
+                       (int)(end - colon - 1 > 40 ? 40 : end - colon - 1), colon + 1);
+            break;
+        }
+        list[count].name = util_strndup(p, nlen);
+        list[count].size = (size_t)(size << shift);
+        ++count;
+        if (*end == '\0')
+            break;
+        p = end + 1;
+    }
+    if (ret != 0) {
+        free_stores(list, count);
+        return ret;
+    }
+    *out = list;
+    *n = count;
+    return 0;
 }

@@ -34,6 +34,17 @@ typedef struct config_db {
     char *name;     /* database name */
 } config_db_t;
 
+/* A store that SHARED_STORES declares (shared_store.h): its name (owned) and size in bytes. */
+typedef struct config_shared_store {
+    char *name;
+    size_t size;
+} config_shared_store_t;
+
+#define CONFIG_SHARED_STORES_MAX 64
+#define CONFIG_SHARED_STORE_NAME_MAX 64
+#define CONFIG_SHARED_STORE_MIN ((size_t)16 << 10)
+#define CONFIG_SHARED_STORE_MAX ((size_t)16 << 30)
+
 typedef struct config {
     char *host; /* bind address */
     int port;
@@ -77,6 +88,9 @@ typedef struct config {
     int db_connect_timeout_ms;
     int replica_max_lag_s;
     int read_your_writes_s;
+    char *shared_stores_spec;             /* SHARED_STORES as given, or NULL */
+    config_shared_store_t *shared_stores; /* parsed from it */
+    size_t nshared_stores;
 } config_t;
 
 /*
@@ -104,5 +118,14 @@ void config_print_help(FILE *out);
  * with a message (which never contains the password) in errbuf.
  */
 int config_parse_db_url(config_db_t *db, const char *url, char *errbuf, size_t errlen);
+
+/*
+ * Parses a SHARED_STORES value, "name:size[,name:size...]" (a size in bytes, or with k, m or g:
+ * KiB, MiB, GiB), into a new array of *n stores. Names are letters, digits and '_', not starting
+ * with a digit, at most CONFIG_SHARED_STORE_NAME_MAX bytes, each declared once; sizes from
+ * CONFIG_SHARED_STORE_MIN to CONFIG_SHARED_STORE_MAX; at most CONFIG_SHARED_STORES_MAX stores.
+ * Returns 0, or CONFIG_EINVAL with one line naming SHARED_STORES in errbuf (and nothing to free).
+ */
+int config_parse_shared_stores(const char *spec, config_shared_store_t **out, size_t *n, char *errbuf, size_t errlen);
 
 #endif

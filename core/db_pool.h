@@ -28,7 +28,7 @@
  * reconnect. COM_RESET_CONNECTION on every release was not chosen: two more round trips (the
  * reset, then the init command) on every statement.
  *
- * Dead connections and restarts (the rule is db_retry.h's; the README says it for operators):
+ * Dead connections and restarts (the rule is db_retry.h's; docs/database.md says it for operators):
  *   - An idle connection's socket is watched: when the server closes it (restart, wait_timeout,
  *     KILL), it is closed at once. Acquiring checks the socket once more (a non-blocking peek).
  *   - When a connection is found dead, every connection that has not proved alive since is pinged

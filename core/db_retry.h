@@ -3,7 +3,7 @@
  * again, once, on a fresh connection. Pure: no loop, no connection, no allocation; unit-tested in
  * spec/c/test_db_retry.c.
  *
- * The rule (also in the README, "What a database failure costs a request"):
+ * The rule (also in docs/database.md, "What a database restart or failover costs a request"):
  *   - Only connection errors are retried (Connector/C's 2xxx client errors, and the server's
  *     "shutdown in progress", "connection killed", "disconnected for inactivity" and "query
  *     interrupted"). An answer of the server (syntax, constraint, deadlock, lock wait, read-only)

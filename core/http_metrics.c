@@ -59,6 +59,7 @@ static int on_req(h2o_handler_t *self, h2o_req_t *req)
     http_metrics_publish(w);
     log_buf_t out = {0};
     metrics_render(&out, w->all_metrics, w->nworkers);
+    metrics_render_shared(&out, w->shared_stores);
     char *body = h2o_mem_alloc_pool(&req->pool, out.len);
     memcpy(body, out.data, out.len);
     size_t len = out.len;

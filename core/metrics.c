@@ -4,6 +4,7 @@
 #include <string.h>
 #include <sys/time.h>
 
+#include "shared_store.h"
 #include "util.h"
 
 /* upper bounds of the latency buckets, in milliseconds; the last is +Inf */
@@ -189,6 +190,33 @@ void metrics_render(log_buf_t *out, metrics_t *const *all_metrics, int n)
                    "# TYPE h2lua_reloads_total counter\n"
                    "h2lua_reloads_total{outcome=\"ok\"} %llu\nh2lua_reloads_total{outcome=\"refused\"} %llu\n",
                    (unsigned long long)reloads_ok, (unsigned long long)reloads_failed);
+}
+
+void metrics_render_shared(log_buf_t *out, const shared_store_list_t *stores)
+{
+    if (stores == NULL || stores->n == 0)
+        return;
+    shared_store_stats_t *st = util_malloc(sizeof(*st) * stores->n);
+    for (size_t i = 0; i < stores->n; ++i)
+        shared_store_get_stats(stores->stores[i], &st[i]);
+    static const struct {
+        const char *name, *type, *help;
+    } series[] = {
+        {"h2lua_shared_capacity_bytes", "gauge", "Declared size of each shared store (SHARED_STORES)."},
+        {"h2lua_shared_used_bytes", "gauge", "Bytes of each shared store in use: its index and its entries."},
+        {"h2lua_shared_entries", "gauge", "Entries in each shared store (expired ones not yet removed included)."},
+        {"h2lua_shared_evictions_total", "counter", "Valid entries evicted (least recently used) to make room."},
+    };
+    for (size_t k = 0; k < sizeof(series) / sizeof(series[0]); ++k) {
+        log_buf_printf(out, "# HELP %s %s\n# TYPE %s %s\n", series[k].name, series[k].help, series[k].name, series[k].type);
+        for (size_t i = 0; i < stores->n; ++i) {
+            unsigned long long v = k == 0 ? st[i].capacity : k == 1 ? st[i].used : k == 2 ? st[i].entries : st[i].evictions;
+            log_buf_printf(out, "%s{store=\"", series[k].name);
+            label(out, shared_store_name(stores->stores[i]));
+            log_buf_printf(out, "\"} %llu\n", v);
+        }
+    }
+    free(st);
 }
 
 void metrics_emf(log_buf_t *out, metrics_t *const *all_metrics, int n, metrics_totals_t *prev)

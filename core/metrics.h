@@ -54,6 +54,11 @@ void metrics_publish(metrics_t *m, const metrics_gauges_t *g);
 /* Appends the Prometheus text exposition of the metrics of all workers (all[0..n)) to out. */
 void metrics_render(log_buf_t *out, metrics_t *const *all, int n);
 
+/* Appends the figures of the process's shared stores (h2lua.shared): capacity, bytes used, entries
+ * and evictions, labelled by store. Nothing when there are none. */
+struct shared_store_list;
+void metrics_render_shared(log_buf_t *out, const struct shared_store_list *stores);
+
 /*
  * Appends one EMF JSON line for the minute since the previous call (counters as deltas, gauges as
  * now) to out. `prev` keeps the totals of the previous call; it starts zeroed.

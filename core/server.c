@@ -34,6 +34,7 @@
 #include "metrics.h"
 #include "migrate.h"
 #include "reload.h"
+#include "shared_store.h"
 #include "util.h"
 #include "worker.h"
 
@@ -52,7 +53,8 @@ typedef struct server {
     lua_watch_t **watches; /* every worker's, for the watchdog */
     metrics_t **all_metrics;
     int nworkers;
-    pthread_barrier_t receivers; /* passed once every worker can be posted to */
+    pthread_barrier_t receivers;       /* passed once every worker can be posted to */
+    shared_store_list_t shared_stores; /* SHARED_STORES: made once, kept across reloads */
 } server_t;
 
 /* The process's one server; static so that what workers leave to process exit stays reachable. */
@@ -80,7 +82,7 @@ static void build_globalconf(server_t *sv)
     sv->globalconf.max_request_entity_size = cfg->max_body > SIZE_MAX / 4 ? cfg->max_body : cfg->max_body * 2 + 65536;
     sv->globalconf.http1.req_timeout = (uint64_t)cfg->req_timeout_ms;
     /* HTTP2=off (the default): libh2o neither takes "PRI * HTTP/2" (prior knowledge; answered 400) nor
-     * Upgrade: h2c, and setup_tls offers no h2 by ALPN — see the README on rapid reset */
+     * Upgrade: h2c, and setup_tls offers no h2 by ALPN — see docs/security.md on rapid reset */
     sv->globalconf.http1.upgrade_to_http2 = cfg->http2;
     sv->globalconf.http2.idle_timeout = (uint64_t)cfg->req_timeout_ms;
     sv->globalconf.http2.graceful_shutdown_timeout = (uint64_t)cfg->drain_timeout_ms;
@@ -377,6 +379,10 @@ int server_run(const config_t *cfg)
     http_framing_init();
     build_globalconf(&s);
 
+    s.shared_stores.n = cfg->nshared_stores;
+    s.shared_stores.stores = calloc(cfg->nshared_stores + 1, sizeof(shared_store_t *));
+    for (size_t i = 0; i < cfg->nshared_stores; ++i)
+        s.shared_stores.stores[i] = shared_store_create(cfg->shared_stores[i].name, cfg->shared_stores[i].size, NULL);
     s.workers = calloc((size_t)s.nworkers, sizeof(worker_t));
     s.all_metrics = calloc((size_t)s.nworkers, sizeof(metrics_t *));
     s.watches = calloc((size_t)s.nworkers, sizeof(lua_watch_t *));
@@ -387,6 +393,7 @@ int server_run(const config_t *cfg)
         w->id = i;
         w->cfg = cfg;
         w->all_metrics = s.all_metrics;
+        w->shared_stores = &s.shared_stores;
         w->nworkers = s.nworkers;
         s.all_metrics[i] = &w->metrics;
         w->watch = s.watches[i] = lua_watch_create(i);
@@ -444,6 +451,10 @@ int server_run(const config_t *cfg)
         _exit(1);
     }
     lua_watchdog_stop();
+    for (size_t i = 0; i < s.shared_stores.n; ++i)
+        shared_store_free(s.shared_stores.stores[i]);
+    free(s.shared_stores.stores);
+    s.shared_stores.n = 0;
     log_infof(-1, "stopped");
     return 0;
 }

@@ -207,6 +207,60 @@ static void test_webhook(void)
     const char *attempts[] = {BASE, "WEBHOOK_MAX_ATTEMPTS", "0", NULL};
     expect_error(attempts, "WEBHOOK_MAX_ATTEMPTS");
 #undef BASE
+/* SHARED_STORES: names and sizes, and one message naming the variable for each mistake. */
+static void test_shared_stores(void)
+{
+    config_t cfg;
+    char err[512];
+    const char *env[] = {"SECRET_KEY",
+                         "0123456789abcdef",
+                         "SCRIPTS_DIR",
+                         ".",
+                         "VIEWS_DIR",
+                         ".",
+                         "SHARED_STORES",
+                         "cache:10m,counters:1M,tiny:16k,big_1:16g,bytes:20000",
+                         NULL};
+    CHECK(load(&cfg, err, env) == 0);
+    CHECK(cfg.nshared_stores == 5);
+    if (cfg.nshared_stores == 5) {
+        CHECK(strcmp(cfg.shared_stores[0].name, "cache") == 0 && cfg.shared_stores[0].size == 10u << 20);
+        CHECK(strcmp(cfg.shared_stores[1].name, "counters") == 0 && cfg.shared_stores[1].size == 1u << 20);
+        CHECK(cfg.shared_stores[2].size == 16u << 10);
+        CHECK(strcmp(cfg.shared_stores[3].name, "big_1") == 0 && cfg.shared_stores[3].size == (size_t)16 << 30);
+        CHECK(cfg.shared_stores[4].size == 20000);
+    }
+    config_free(&cfg);
+    const char *none[] = {"SECRET_KEY", "0123456789abcdef", "SCRIPTS_DIR", ".", "VIEWS_DIR", ".", NULL};
+    CHECK(load(&cfg, err, none) == 0 && cfg.nshared_stores == 0 && cfg.shared_stores == NULL);
+    config_free(&cfg);
+    static const char *const bad[][2] = {
+        {"cache", "SHARED_STORES must be name:size"},
+        {"cache:", "SHARED_STORES must be name:size"},
+        {"cache:10mb", "SHARED_STORES must be name:size"},
+        {"cache:-1", "SHARED_STORES must be name:size"},
+        {"cache: 1m", "SHARED_STORES must be name:size"},
+        {"cache:1m,", "SHARED_STORES must be name:size"},
+        {"cache:1k", "the size of 'cache' must be from 16k to 16g"},
+        {"cache:17g", "the size of 'cache' must be from 16k to 16g"},
+        {"cache:999999999999999999999999", "the size of 'cache' must be from 16k to 16g"},
+        {"cache:1m,cache:2m", "the store 'cache' is declared twice"},
+        {"9lives:1m", "a store name is 1 to 64 letters"},
+        {"a-b:1m", "a store name is 1 to 64 letters"},
+        {":1m", "a store name is 1 to 64 letters"},
+    };
+    for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); ++i) {
+        const char *env_bad[] = {"SECRET_KEY", "0123456789abcdef", "SCRIPTS_DIR", ".", "VIEWS_DIR",
+                                 ".",          "SHARED_STORES",    bad[i][0],     NULL};
+        expect_error(env_bad, bad[i][1]);
+    }
+    /* 65 stores: one too many */
+    char many[65 * 8 + 1] = "";
+    for (int i = 0; i < 65; ++i)
+        snprintf(many + strlen(many), sizeof(many) - strlen(many), "%ss%d:16k", i ? "," : "", i);
+    const char *env_many[] = {"SECRET_KEY", "0123456789abcdef", "SCRIPTS_DIR", ".", "VIEWS_DIR",
+                              ".",          "SHARED_STORES",    many,          NULL};
+    expect_error(env_many, "SHARED_STORES: at most 64 stores");
 }
 
 int main(void)
@@ -217,5 +271,6 @@ int main(void)
     test_db_url();
     test_database_tls();
     test_webhook();
+    test_shared_stores();
     return CHECK_DONE();
 }

@@ -47,6 +47,18 @@ const INVALID = [
   ['DATABASE_URL', 'mysql://u:p@db:notaport/x'],
   ['DATABASE_PORT', 'x'],
   ['DB_POOL_SIZE', '0'],
+  ['SHARED_STORES', 'cache'],
+  ['SHARED_STORES', 'cache:'],
+  ['SHARED_STORES', 'cache:10x'],
+  ['SHARED_STORES', 'cache:10mb'],
+  ['SHARED_STORES', 'cache:1k'],
+  ['SHARED_STORES', 'cache:17g'],
+  ['SHARED_STORES', 'cache:99999999999999999999999'],
+  ['SHARED_STORES', 'cache:1m,cache:2m'],
+  ['SHARED_STORES', '9lives:1m'],
+  ['SHARED_STORES', 'a-b:1m'],
+  ['SHARED_STORES', 'cache:1m,'],
+  ['SHARED_STORES', ':1m'],
 ];
 
 describe('config', () => {
@@ -56,7 +68,7 @@ describe('config', () => {
     for (const v of VARIABLES) assert.match(r.stdout, new RegExp(`^${v}\\b`, 'm'), `--help lists ${v}`);
   });
 
-  it("the README's table of variables is --help's: the same names, in the same order, with the same defaults", async () => {
+  it("docs/configuration.md's table of variables is --help's: the same names, in the same order, with the same defaults", async () => {
     const r = await runOnce({ args: ['--help'] });
     assert.equal(r.code, 0, r.stderr);
     // --help: "NAME<spaces>DEFAULT<spaces>meaning", the default in columns 22-55
@@ -65,18 +77,27 @@ describe('config', () => {
     assert.ok(start >= 0, '--help has the table header');
     const help = lines.slice(start + 1).filter((l) => l !== '')
       .map((l) => [l.slice(0, 20).trim(), l.slice(21, 55).trim()]);
-    // README: "| `NAME`[, `NAME2`] | default | meaning |" under "| variable | default | meaning |"
-    const readme = fs.readFileSync(path.join(ROOT, 'README.md'), 'utf8').split('\n');
-    const at = readme.indexOf('| variable | default | meaning |');
-    assert.ok(at >= 0, 'README has the table of variables');
+    // docs/configuration.md: "| `NAME`[, `NAME2`] | default | meaning |" under "| variable | default | meaning |"
+    const HEADER = '| variable | default | meaning |';
+    const doc = fs.readFileSync(path.join(ROOT, 'docs/configuration.md'), 'utf8').split('\n');
+    const at = doc.indexOf(HEADER);
+    assert.ok(at >= 0, 'docs/configuration.md has the table of variables');
+    assert.equal(doc.indexOf(HEADER, at + 1), -1, 'docs/configuration.md has one table of variables');
+    assert.equal(doc[at + 1], '|---|---|---|', 'the table header is followed by its separator');
     const rows = [];
-    for (const line of readme.slice(at + 2)) {
+    for (const line of doc.slice(at + 2)) {
       if (!line.startsWith('|')) break;
-      const [names, def] = line.split('|').slice(1, 3).map((c) => c.trim());
+      const cells = line.split('|');
+      assert.equal(cells.length, 5, `a row of three cells: ${line}`);
+      const [names, def] = cells.slice(1, 3).map((c) => c.trim());
       for (const n of names.split(',')) rows.push([n.trim().replace(/`/g, ''), def.replace(/`/g, '')]);
     }
     assert.ok(help.length >= VARIABLES.length, `--help lists ${help.length} variables`);
     assert.deepEqual(rows, help);
+    // the one table: no copy elsewhere in the manual to drift from it
+    const others = ['README.md', ...fs.readdirSync(path.join(ROOT, 'docs')).filter((f) => f.endsWith('.md')).map((f) => `docs/${f}`)]
+      .filter((f) => f !== 'docs/configuration.md' && fs.readFileSync(path.join(ROOT, f), 'utf8').includes(HEADER));
+    assert.deepEqual(others, [], 'the table of variables is in docs/configuration.md only');
   });
 
   it('--version prints a version and exits 0', async () => {

@@ -89,7 +89,12 @@ describe('docs/lua-api.md', () => {
     copyTree(APP_DIRS.SCRIPTS_DIR, scripts);
     fs.writeFileSync(path.join(scripts, 'app.lua'), examplesApp());
     server = await startServer({
-      env: { ...APP_DIRS, SCRIPTS_DIR: scripts, DATABASE_URL: db.url(await db.freshDatabase('flaskcrud_docs')) },
+      env: {
+        ...APP_DIRS,
+        SCRIPTS_DIR: scripts,
+        DATABASE_URL: db.url(await db.freshDatabase('flaskcrud_docs')),
+        SHARED_STORES: 'cache:1m,counters:64k', // the section "Shared store"
+      },
     });
     await waitReady(server);
   });

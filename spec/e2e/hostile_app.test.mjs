@@ -7,6 +7,8 @@
 // costs its own request at most a 500 and a log line naming the request; the same process then
 // serves normal requests, and exits cleanly without a sanitizer report. A handler that never
 // returns to the loop trips the watchdog (LUA_TIMEOUT): a log line and /healthz 503.
+// h2lua.shared (which never yields) is called from every one of those contexts and while app.lua
+// loads.
 // Runs on the release build (LuaJIT) and the ASan build (Lua 5.4); expectations that differ
 // between the VMs say so.
 // timing: the watchdog's LUA_TIMEOUT bound; ops/test runs this file alone.
@@ -98,6 +100,20 @@ for (const c of [...NO_YIELD, ...YIELDS, ...APP_COROUTINES, 'tostring']) {
   CASES[`/call/${c}/static`] = { status: 200, body: 'ok:/static/none.css' };
 }
 CASES['/bad-arg/static-url'] = E500(/string expected/);
+// h2lua.shared never yields: every context may call every method, app.lua too while it loads; a
+// value or key of another type is an error value (its __tostring is never called), a call
+// without its store (a dot for a colon) raises
+for (const c of [...NO_YIELD, ...YIELDS, ...APP_COROUTINES, 'tostring', 'xpcall_handler']) {
+  CASES[`/call/${c}/shared`] = { status: 200, body: 'ok:v' };
+}
+CASES['/call/len/shared'] = { status: 200, body: { 'lua5.4': 'ok:v', luajit: 'ok:nil' } };
+CASES['/call/pairs_mm/shared'] = { status: 200, body: { 'lua5.4': 'ok:v', luajit: 'ok:no __pairs' } };
+CASES['/bad-arg/shared-self'] = E500(/h2lua\.shared\.store expected, got string/);
+CASES['/bad-arg/shared-value'] = {
+  status: 200,
+  body: 'ok:false the value must be a string, a number or a boolean (nil deletes), got table; nil the key must be a string, got table',
+};
+CASES['/shared/loaded'] = { status: 200, body: 'ok:1' };
 
 const pick = (v, vm) => (v !== null && typeof v === 'object' && !(v instanceof RegExp) ? v[vm] : v);
 
@@ -112,7 +128,7 @@ describe('hostile application', () => {
     db = await startMariaDB();
     const name = await db.freshDatabase('flaskcrud_hostile_app');
     server = await startServer({
-      env: { ...APP, DATABASE_URL: db.url(name), WORKERS: '1', DB_POOL_SIZE: '1', DB_TIMEOUT: '5', LUA_MEMORY_MAX: '64' },
+      env: { ...APP, DATABASE_URL: db.url(name), WORKERS: '1', DB_POOL_SIZE: '1', DB_TIMEOUT: '5', LUA_MEMORY_MAX: '64', SHARED_STORES: 'hostile:64k' },
     });
     await waitReady(server);
     vm = (await server.get('/vm')).text;
