@@ -207,6 +207,8 @@ static void test_webhook(void)
     const char *attempts[] = {BASE, "WEBHOOK_MAX_ATTEMPTS", "0", NULL};
     expect_error(attempts, "WEBHOOK_MAX_ATTEMPTS");
 #undef BASE
+}
+
 /* SHARED_STORES: names and sizes, and one message naming the variable for each mistake. */
 static void test_shared_stores(void)
 {
