@@ -72,17 +72,18 @@ function webhook.new(opts)
 end
 
 -- Writes the event into the outbox on tx, the transaction of the change it tells of.
-function webhook:enqueue(tx, subject, type, data)
+function webhook:enqueue(tx, subject, kind, data) -- luacheck: ignore 212/self
     local id = h2lua.random_hex(16)
     local now = h2lua.now()
     local body = cjson.encode {
         id = id,
-        type = type,
+        type = kind,
         subject = subject,
         time = os.date("!%Y-%m-%dT%H:%M:%S", floor(now)) .. format(".%03dZ", floor((now % 1) * 1000)),
         data = data,
     }
-    tx:query("INSERT INTO webhook_outbox (event_id, subject, type, payload) VALUES (?, ?, ?, ?)", id, subject, type, body)
+    tx:query("INSERT INTO webhook_outbox (event_id, subject, type, payload) VALUES (?, ?, ?, ?)",
+        id, subject, kind, body)
     return id
 end
 
@@ -131,7 +132,8 @@ function webhook:record(row, ok, why)
     else
         local delay = self:delay(attempts)
         db.query("UPDATE webhook_outbox SET attempts = ?, next_attempt_at = NOW(3) + INTERVAL ? MICROSECOND,"
-            .. " lease_until = NULL, last_error = ? WHERE id = ?", attempts, floor(delay * 1e6), why:sub(1, 255), row.id)
+            .. " lease_until = NULL, last_error = ? WHERE id = ?",
+            attempts, floor(delay * 1e6), why:sub(1, 255), row.id)
         outcomes:inc(1, { outcome = "retry" })
         fields.error, fields.retry_in = why, floor(delay * 1000) / 1000
         log.warn("webhook failed, will retry", fields)
@@ -182,7 +184,8 @@ end
 
 -- Deletes events delivered or given up more than KEEP seconds ago, a bounded number at a time.
 local function sweep()
-    db.query("DELETE FROM webhook_outbox WHERE state <> 'pending' AND done_at < NOW(3) - INTERVAL ? SECOND LIMIT 1000", KEEP)
+    db.query("DELETE FROM webhook_outbox WHERE state <> 'pending' AND done_at < NOW(3) - INTERVAL ? SECOND"
+        .. " LIMIT 1000", KEEP)
 end
 
 function webhook:start()
