@@ -51,6 +51,7 @@ typedef struct config {
     int workers;
     int app_env;
     int log_format;
+    int log_level; /* LOG_LEVEL: a LOG_* level of log.h (debug, info, warn, error) */
     char *secret_key;
     int secret_key_generated; /* 1 when SECRET_KEY was missing in development */
     char *scripts_dir;
@@ -63,7 +64,8 @@ typedef struct config {
     int hsts_max_age; /* HSTS_MAX_AGE: seconds of Strict-Transport-Security on HTTPS responses; 0: none */
     int http2;        /* HTTP2=on: h2c (prior knowledge, Upgrade) and h2 over ALPN; off by default */
     size_t max_body;
-    int max_form_fields;
+    int max_form_fields; /* also the most parts of a multipart/form-data body */
+    size_t max_upload;   /* MAX_UPLOAD: the largest file in a multipart/form-data body */
     int max_header_bytes;
     char *metrics_token;
     int emf_interval_ms;

@@ -3,6 +3,7 @@
 #include <openssl/crypto.h>
 #include <string.h>
 
+#include "app_metrics.h"
 #include "config.h"
 #include "conn_budget.h"
 #include "db_pool.h"
@@ -60,6 +61,7 @@ static int on_req(h2o_handler_t *self, h2o_req_t *req)
     log_buf_t out = {0};
     metrics_render(&out, w->all_metrics, w->nworkers);
     metrics_render_shared(&out, w->shared_stores);
+    app_metrics_render(w->app_metrics, &out);
     char *body = h2o_mem_alloc_pool(&req->pool, out.len);
     memcpy(body, out.data, out.len);
     size_t len = out.len;

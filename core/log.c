@@ -16,10 +16,35 @@
 #include "util.h"
 
 static int log_format = CONFIG_LOG_JSON;
+static int log_level = LOG_INFO;
+static const char *const level_names[] = {"debug", "info", "warn", "error"};
 
 void log_set_format(int format)
 {
     log_format = format;
+}
+
+void log_set_level(int level)
+{
+    log_level = level;
+}
+
+int log_min_level(void)
+{
+    return log_level;
+}
+
+const char *log_level_name(int level)
+{
+    return level >= LOG_DEBUG && level <= LOG_ERROR ? level_names[level] : NULL;
+}
+
+int log_level_parse(const char *s, size_t len)
+{
+    for (int i = LOG_DEBUG; i <= LOG_ERROR; ++i)
+        if (strlen(level_names[i]) == len && memcmp(level_names[i], s, len) == 0)
+            return i;
+    return -1;
 }
 
 void log_buf_reserve(log_buf_t *b, size_t extra)
@@ -370,8 +395,83 @@ void log_event_format(log_buf_t *b, const char *level, int worker, const char *m
 
 void log_event(const char *level, int worker, const char *msg, const char *const *extra, size_t n_extra)
 {
+    int l = log_level_parse(level, strlen(level));
+    if (l >= 0 && l < log_level)
+        return;
     log_buf_t b = {0};
     log_event_format(&b, level, worker, msg, extra, n_extra);
+    log_buf_flush(&b, STDERR_FILENO);
+    log_buf_free(&b);
+}
+
+void log_fields_format(log_buf_t *b, int level, int worker, const char *request_id, const char *msg, size_t msg_len,
+                       const log_field_t *fields, size_t n)
+{
+    const char *name = log_level_name(level) != NULL ? log_level_name(level) : "error";
+    if (log_format == CONFIG_LOG_JSON) {
+        APPEND_LIT(b, "{\"time\":\"");
+        append_time(b);
+        APPEND_LIT(b, "\",\"level\":\"");
+        log_buf_appendz(b, name);
+        APPEND_LIT(b, "\"");
+        if (worker >= 0) {
+            APPEND_LIT(b, ",\"worker\":");
+            append_int(b, worker);
+        }
+        if (request_id != NULL) {
+            APPEND_LIT(b, ",\"request_id\":\"");
+            log_buf_json_str(b, request_id, strlen(request_id));
+            APPEND_LIT(b, "\"");
+        }
+        APPEND_LIT(b, ",\"msg\":\"");
+        log_buf_json_str(b, msg, msg_len);
+        APPEND_LIT(b, "\"");
+        for (size_t i = 0; i < n; ++i) {
+            APPEND_LIT(b, ",\"");
+            log_buf_json_str(b, fields[i].key, fields[i].key_len);
+            if (fields[i].literal) {
+                APPEND_LIT(b, "\":");
+                log_buf_append(b, fields[i].value, fields[i].value_len);
+            } else {
+                APPEND_LIT(b, "\":\"");
+                log_buf_json_str(b, fields[i].value, fields[i].value_len);
+                APPEND_LIT(b, "\"");
+            }
+        }
+        APPEND_LIT(b, "}\n");
+    } else {
+        append_time(b);
+        APPEND_LIT(b, " ");
+        log_buf_appendz(b, name);
+        APPEND_LIT(b, " ");
+        if (worker >= 0) {
+            APPEND_LIT(b, "w");
+            append_int(b, worker);
+            APPEND_LIT(b, " ");
+        }
+        if (request_id != NULL) {
+            APPEND_LIT(b, "request_id=");
+            log_buf_text_token(b, request_id, strlen(request_id));
+            APPEND_LIT(b, " ");
+        }
+        log_buf_text_token(b, msg, msg_len);
+        for (size_t i = 0; i < n; ++i) {
+            APPEND_LIT(b, " ");
+            log_buf_text_token(b, fields[i].key, fields[i].key_len);
+            APPEND_LIT(b, "=");
+            log_buf_text_token(b, fields[i].value, fields[i].value_len);
+        }
+        APPEND_LIT(b, "\n");
+    }
+}
+
+void log_fields(int level, int worker, const char *request_id, const char *msg, size_t msg_len, const log_field_t *fields,
+                size_t n)
+{
+    if (level < log_level)
+        return;
+    log_buf_t b = {0};
+    log_fields_format(&b, level, worker, request_id, msg, msg_len, fields, n);
     log_buf_flush(&b, STDERR_FILENO);
     log_buf_free(&b);
 }

@@ -19,6 +19,22 @@
 /* Sets the format for every later line (CONFIG_LOG_JSON or CONFIG_LOG_TEXT). Call before workers start. */
 void log_set_format(int format);
 
+/* The levels of event lines, least severe first (LOG_LEVEL's values, CONFIG_LOG_LEVEL_* order). */
+enum { LOG_DEBUG = 0, LOG_INFO, LOG_WARN, LOG_ERROR };
+
+/* Event lines below `level` are not written from then on (log_event, log_fields). Call before
+ * workers start; LOG_INFO until then. The access log is not filtered. */
+void log_set_level(int level);
+
+/* The level below which event lines are not written. */
+int log_min_level(void);
+
+/* "debug", "info", "warn" or "error" (LOG_* level); NULL for anything else. */
+const char *log_level_name(int level);
+
+/* The LOG_* level named s ("debug" ... "error"), or -1. */
+int log_level_parse(const char *s, size_t len);
+
 /* A growable byte buffer. */
 typedef struct log_buf {
     char *data;
@@ -77,7 +93,8 @@ typedef struct log_access_entry {
 size_t log_access(log_buf_t *b, const log_access_entry_t *e);
 
 /*
- * Writes one error line to stderr: {"time","level","worker","msg", then the extra pairs}.
+ * Writes one event line to stderr: {"time","level","worker","msg", then the extra pairs}, unless
+ * level ("debug" ... "error") is below log_min_level().
  * `extra` holds n_extra (key, value) string pairs. worker < 0 means the main thread.
  * In text format: `TIME LEVEL [wN] MSG key=value ...`, the message, each key and each value written
  * by log_buf_text_token, so that no input (a Lua app's fields included) can end the line or make a
@@ -94,6 +111,28 @@ void log_event_format(log_buf_t *b, const char *level, int worker, const char *m
  * (quote, backslash, control characters; invalid UTF-8 as U+FFFD). Can't fail.
  */
 void log_buf_text_token(log_buf_t *b, const char *s, size_t len);
+
+/* One field of an event line of the application's (log_fields). Strings need not be NUL-terminated. */
+typedef struct log_field {
+    const char *key;
+    size_t key_len;
+    const char *value;
+    size_t value_len;
+    int literal; /* JSON: value is a JSON number, true or false, written as it is; else a string */
+} log_field_t;
+
+/*
+ * Appends one event line to b: time, level, worker (when >= 0), request_id (when not NULL), msg,
+ * then the fields in order (JSON: strings escaped as log_buf_json_str does, literals as they are;
+ * text: `TIME LEVEL wN request_id=ID MSG key=value ...` with log_buf_text_token). The caller keeps
+ * the keys apart from the core's. Can't fail.
+ */
+void log_fields_format(log_buf_t *b, int level, int worker, const char *request_id, const char *msg, size_t msg_len,
+                       const log_field_t *fields, size_t n);
+
+/* Writes that line to stderr with one write(2) when level is not below log_min_level(). */
+void log_fields(int level, int worker, const char *request_id, const char *msg, size_t msg_len, const log_field_t *fields,
+                size_t n);
 
 /* printf-style shorthands for log_event without extra fields. */
 void log_errorf(int worker, const char *fmt, ...) __attribute__((format(printf, 2, 3)));

@@ -17,6 +17,7 @@
 #include "http_status.h"
 #include "log.h"
 #include "lua_host.h"
+#include "multipart.h"
 #include "stream.h"
 #include "util.h"
 #include "worker.h"
@@ -418,7 +419,150 @@ static int l_sleep(lua_State *L)
     return lua_yield(L, 0);
 }
 
-/* ---- the req metatable: lazy query, form, cookies ---- */
+/* ---- multipart/form-data bodies: req.form and req.files ---- */
+
+struct multipart_call {
+    multipart_result_t r;
+    int duplicate; /* a field's name repeats */
+};
+
+static void set_lstr(lua_State *L, const char *key, const char *s, size_t len)
+{
+    lua_pushlstring(L, s, len);
+    lua_setfield(L, -2, key);
+}
+
+/* Protected (lua_pcall): pushes the form and files tables made from a body multipart_read took. */
+static int push_multipart_tables(lua_State *L)
+{
+    struct multipart_call *m = lua_touserdata(L, 1);
+    lua_newtable(L); /* 2: form */
+    lua_newtable(L); /* 3: files */
+    int nfiles = 0;
+    for (int i = 0; i < m->r.count; ++i) {
+        const multipart_item_t *it = m->r.items + i;
+        if (it->filename == NULL) {
+            lua_pushlstring(L, it->name, it->name_len);
+            lua_pushvalue(L, -1);
+            if (lua_rawget(L, 2) != LUA_TNIL) {
+                m->duplicate = 1;
+                return 0;
+            }
+            lua_pop(L, 1);
+            lua_pushlstring(L, it->data, it->size);
+            lua_rawset(L, 2);
+            continue;
+        }
+        if (it->filename_len == 0 && it->size == 0)
+            continue; /* a file input left empty */
+        char safe[MULTIPART_SAFE_FILENAME_MAX + 1];
+        size_t safe_len = multipart_safe_filename(safe, it->filename, it->filename_len);
+        lua_createtable(L, 0, 6);
+        set_lstr(L, "name", it->name, it->name_len);
+        set_lstr(L, "filename", it->filename, it->filename_len);
+        set_lstr(L, "safe_filename", safe, safe_len);
+        if (it->content_type != NULL)
+            set_lstr(L, "content_type", it->content_type, it->content_type_len);
+        else
+            set_lstr(L, "content_type", "application/octet-stream", 24);
+        lua_pushinteger(L, (lua_Integer)it->size);
+        lua_setfield(L, -2, "size");
+        set_lstr(L, "data", it->data, it->size);
+        lua_pushvalue(L, -1);
+        lua_rawseti(L, 3, ++nfiles);
+        lua_pushlstring(L, it->name, it->name_len);
+        if (lua_rawget(L, 3) == LUA_TNIL) { /* the first file of a name is files[name] */
+            lua_pop(L, 1);
+            lua_pushlstring(L, it->name, it->name_len);
+            lua_insert(L, -2);
+            lua_rawset(L, 3);
+        } else {
+            lua_pop(L, 2);
+        }
+    }
+    return 2;
+}
+
+/*
+ * Pushes req.form and req.files for a multipart/form-data body with this boundary, or raises
+ * h2lua.http_error(400 or 413). The C result is freed before anything can raise.
+ */
+static int push_multipart(lua_State *L, const char *boundary, size_t blen, const char *body, size_t len, const config_t *cfg)
+{
+    struct multipart_call m = {0};
+    multipart_limits_t limits = {cfg->max_form_fields, MULTIPART_HEADER_MAX, cfg->max_upload, cfg->max_body};
+    int err = boundary != NULL ? multipart_read(body, len, boundary, blen, &limits, &m.r) : MULTIPART_EBOUNDARY;
+    if (err == 0) {
+        lua_pushcfunction(L, push_multipart_tables);
+        lua_pushlightuserdata(L, &m);
+        int rc = lua_pcall(L, 1, 2, 0);
+        multipart_result_free(&m.r);
+        if (rc != LUA_OK)
+            return lua_error(L);
+        if (!m.duplicate)
+            return 0;
+        lua_pop(L, 2);
+    }
+    char msg[128];
+    if (multipart_status(err) == 413)
+        snprintf(msg, sizeof(msg), "%s", multipart_strerror(err));
+    else
+        snprintf(msg, sizeof(msg), "malformed form: %s",
+                 m.duplicate ? form_strerror(FORM_EDUPLICATE) : multipart_strerror(err));
+    return lua_host_raise_http_error(L, multipart_status(err), msg);
+}
+
+/* req[key] = the value at idx (counted before key is pushed), raw. */
+static void cache(lua_State *L, const char *key, int idx)
+{
+    lua_pushstring(L, key);
+    lua_pushvalue(L, idx);
+    lua_rawset(L, 1);
+}
+
+/* req.form or req.files (k): both are decoded from a multipart body, and both cached. */
+static int req_form_or_files(lua_State *L, const char *k)
+{
+    struct api_ctx *c = ctx_of(L);
+    lua_getfield(L, 1, "headers");
+    lua_getfield(L, -1, "content-type");
+    size_t ctlen = 0, len = 0;
+    const char *ct = lua_tolstring(L, -1, &ctlen), *boundary;
+    size_t blen;
+    int err;
+    if (ct != NULL && multipart_content_type(ct, ctlen, &boundary, &blen, &err)) {
+        lua_getfield(L, 1, "body");
+        const char *s = lua_tolstring(L, -1, &len);
+        push_multipart(L, boundary, blen, s != NULL ? s : "", s != NULL ? len : 0, c->cfg);
+        cache(L, "files", -2);
+        cache(L, "form", -3);
+        if (k[1] == 'o')
+            lua_pop(L, 1);
+        return 1;
+    }
+    if (k[1] == 'i') { /* files of any other body: none */
+        lua_newtable(L);
+        cache(L, "files", -2);
+        return 1;
+    }
+    const char *s = "";
+    if (ct != NULL && strncasecmp(ct, "application/x-www-form-urlencoded", 33) == 0 &&
+        (ct[33] == '\0' || ct[33] == ';' || ct[33] == ' ')) {
+        lua_getfield(L, 1, "body");
+        s = lua_tolstring(L, -1, &len);
+        if (s == NULL)
+            s = "", len = 0;
+    }
+    if (push_form(L, s, len, c->cfg->max_form_fields) == 2) {
+        char msg[128];
+        snprintf(msg, sizeof(msg), "malformed form: %s", lua_tostring(L, -1));
+        return lua_host_raise_http_error(L, 400, msg);
+    }
+    cache(L, "form", -2);
+    return 1;
+}
+
+/* ---- the req metatable: lazy query, form, files, cookies ---- */
 
 static int req_index(lua_State *L)
 {
@@ -427,30 +571,17 @@ static int req_index(lua_State *L)
     if (k == NULL)
         return 0;
     struct api_ctx *c = ctx_of(L);
-    if (strcmp(k, "query") == 0 || strcmp(k, "form") == 0) {
-        int is_form = k[0] == 'f';
+    if (strcmp(k, "form") == 0 || strcmp(k, "files") == 0) {
+        return req_form_or_files(L, k);
+    } else if (strcmp(k, "query") == 0) {
         size_t len = 0;
-        const char *s = "";
-        if (is_form) {
-            lua_getfield(L, 1, "headers");
-            lua_getfield(L, -1, "content-type");
-            const char *ct = lua_tostring(L, -1);
-            if (ct != NULL && strncasecmp(ct, "application/x-www-form-urlencoded", 33) == 0 &&
-                (ct[33] == '\0' || ct[33] == ';' || ct[33] == ' ')) {
-                lua_getfield(L, 1, "body");
-                s = lua_tolstring(L, -1, &len);
-                if (s == NULL)
-                    s = "", len = 0;
-            }
-        } else {
-            lua_getfield(L, 1, "query_string");
-            s = lua_tolstring(L, -1, &len);
-            if (s == NULL)
-                s = "", len = 0;
-        }
+        lua_getfield(L, 1, "query_string");
+        const char *s = lua_tolstring(L, -1, &len);
+        if (s == NULL)
+            s = "", len = 0;
         if (push_form(L, s, len, c->cfg->max_form_fields) == 2) {
             char msg[128];
-            snprintf(msg, sizeof(msg), "malformed %s: %s", is_form ? "form" : "query string", lua_tostring(L, -1));
+            snprintf(msg, sizeof(msg), "malformed query string: %s", lua_tostring(L, -1));
             return lua_host_raise_http_error(L, 400, msg);
         }
     } else if (strcmp(k, "cookies") == 0) {
@@ -541,6 +672,8 @@ static int open_module(lua_State *L)
     lua_setfield(L, -2, "max_body");
     lua_pushinteger(L, cfg->max_form_fields);
     lua_setfield(L, -2, "max_form_fields");
+    lua_pushinteger(L, (lua_Integer)cfg->max_upload);
+    lua_setfield(L, -2, "max_upload");
     lua_pushboolean(L, cfg->db.host != NULL);
     lua_setfield(L, -2, "database");
     lua_pushstring(L, H2LUA_VERSION);

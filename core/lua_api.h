@@ -1,6 +1,7 @@
 /*
  * lua_api — the `h2lua` module the application requires (documented in lua_host.h) and the
- * __index of the req metatable that decodes query, form and cookies lazily.
+ * __index of the req metatable that decodes query, form (url-encoded or multipart, with files) and
+ * cookies lazily.
  */
 #ifndef H2LUA_LUA_API_H
 #define H2LUA_LUA_API_H

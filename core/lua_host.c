@@ -77,6 +77,11 @@ lua_req_t *lua_host_req(lua_State *L)
     return running != NULL && running->co == L ? running : NULL;
 }
 
+const char *lua_host_running_request_id(void)
+{
+    return running != NULL ? running->id : NULL;
+}
+
 worker_t *lua_req_worker(lua_req_t *lr)
 {
     return lr->w;

@@ -51,11 +51,17 @@
  *   req.version      "HTTP/1.0", "HTTP/1.1" or "HTTP/2"
  *   lazily, decoded on first access and cached in the table:
  *   req.query        table name -> value from query_string
- *   req.form         table name -> value from an application/x-www-form-urlencoded body
- *                    (an empty table for any other content type)
+ *   req.form         table name -> value from an application/x-www-form-urlencoded or a
+ *                    multipart/form-data body (an empty table for any other content type)
+ *   req.files        the files of a multipart/form-data body (core/multipart.h): files[name] is
+ *                    the first file sent with that name, files[1..n] all of them in order; each
+ *                    {name, filename (as sent), safe_filename, content_type, size, data}; a file
+ *                    input left empty is not there. An empty table for any other body.
  *   req.cookies      table name -> value from the Cookie header
  *   A malformed query/form (bad percent-encoding, invalid UTF-8, a repeated field, more than
- *   MAX_FORM_FIELDS fields) raises h2lua.http_error(400, message) on access.
+ *   MAX_FORM_FIELDS fields or parts, a malformed multipart body) raises h2lua.http_error(400,
+ *   message) on access; a file over MAX_UPLOAD raises h2lua.http_error(413, message). Either way
+ *   nothing of that body is kept.
  *
  * The response: a table
  *   { status = 200, headers = { ["content-type"] = "...", ["set-cookie"] = { "a=1", "b=2" } },
@@ -69,7 +75,8 @@
  *
  * The module `h2lua` (C functions; none of them blocks):
  *   h2lua.config              read-only copy of the configuration: app_env, scripts_dir, views_dir,
- *                             static_dir, port, workers, max_body, max_form_fields, version
+ *                             static_dir, port, workers, max_body, max_form_fields, max_upload,
+ *                             version
  *                             (secret_key is not in it; see hmac_sha256)
  *   h2lua.worker              this worker's number
  *   h2lua.http_error(status, message)   raises an error object {status=, message=} (a table with
@@ -95,6 +102,9 @@
  *                             and 16 hex digits naming this run of the process (another after a restart)
  *   h2lua.log_error(message, fields)    one JSON line on stderr: {"time","level":"error",
  *                             "worker","msg", ...fields (string/number/boolean values)}
+ *
+ * Other modules (require "h2lua.db", "h2lua.static", "h2lua.log", "h2lua.metrics") are each
+ * described in their binding's header (db_api.h, static_api.h, log_api.h, metrics_api.h).
  */
 #ifndef H2LUA_LUA_HOST_H
 #define H2LUA_LUA_HOST_H
@@ -159,6 +169,13 @@ lua_req_t *lua_host_req_yieldable(lua_State *L, const char *what);
  * a count above 0 runs a full collection, so that what it dropped is given back at once.
  */
 void lua_req_hold(lua_req_t *lr, int delta);
+
+/*
+ * The id (16 hex digits) of the request whose coroutine this thread is running — code of its
+ * handler, and whatever runs meanwhile (callbacks, coroutines the application resumes from it) —
+ * or NULL (app.lua loading, no request running). Can't fail.
+ */
+const char *lua_host_running_request_id(void);
 
 /* The worker a request runs on. */
 struct worker *lua_req_worker(lua_req_t *lr);

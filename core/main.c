@@ -51,6 +51,7 @@ int main(int argc, char **argv)
         return 2;
     }
     log_set_format(cfg.log_format);
+    log_set_level(cfg.log_level);
     int ret;
     if (strcmp(cmd, "migrate") == 0) {
         ret = migrate_run_once(&cfg);

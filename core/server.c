@@ -21,6 +21,7 @@
 #include <unistd.h>
 
 #include "app.h"
+#include "app_metrics.h"
 #include "config.h"
 #include "conn_budget.h"
 #include "db_pool.h"
@@ -52,6 +53,7 @@ typedef struct server {
     worker_t *workers;
     lua_watch_t **watches; /* every worker's, for the watchdog */
     metrics_t **all_metrics;
+    app_metrics_t *app_metrics; /* the application's, shared by the workers; lives as long as the process */
     int nworkers;
     pthread_barrier_t receivers;       /* passed once every worker can be posted to */
     shared_store_list_t shared_stores; /* SHARED_STORES: made once, kept across reloads */
@@ -244,6 +246,9 @@ static void on_emf_tick(h2o_timeout_entry_t *entry)
     struct worker_emf *emf = H2O_STRUCT_FROM_MEMBER(struct worker_emf, tick, entry);
     worker_t *w = emf->w;
     metrics_emf(&w->access_log, w->all_metrics, w->nworkers, &emf->prev);
+    struct timeval tv;
+    gettimeofday(&tv, NULL);
+    app_metrics_emf(w->app_metrics, &w->access_log, (uint64_t)tv.tv_sec * 1000 + (uint64_t)tv.tv_usec / 1000);
     w->log_dropped += log_buf_flush_nb(&w->access_log, STDOUT_FILENO);
     h2o_timeout_link(w->loop, &emf->timeout, &emf->tick);
 }
@@ -386,6 +391,7 @@ int server_run(const config_t *cfg)
     s.workers = calloc((size_t)s.nworkers, sizeof(worker_t));
     s.all_metrics = calloc((size_t)s.nworkers, sizeof(metrics_t *));
     s.watches = calloc((size_t)s.nworkers, sizeof(lua_watch_t *));
+    s.app_metrics = app_metrics_new();
     uint32_t base;
     util_random_bytes(&base, sizeof(base));
     for (int i = 0; i < s.nworkers; ++i) {
@@ -394,6 +400,7 @@ int server_run(const config_t *cfg)
         w->cfg = cfg;
         w->all_metrics = s.all_metrics;
         w->shared_stores = &s.shared_stores;
+        w->app_metrics = s.app_metrics;
         w->nworkers = s.nworkers;
         s.all_metrics[i] = &w->metrics;
         w->watch = s.watches[i] = lua_watch_create(i);

@@ -26,6 +26,7 @@ struct conn_budget;       /* conn_budget's: handlers running per connection */
 struct worker_emf;        /* server's: worker 0's EMF timer */
 struct lua_watch;         /* lua_watchdog's: when this thread entered Lua (shared with the watchdog) */
 struct shared_store_list; /* the process's stores of h2lua.shared (shared_store.h): shared by every worker */
+struct app_metrics;       /* app_metrics's: the application's metrics (shared by every worker) */
 
 typedef struct worker {
     /* set by the main thread before the thread starts */
@@ -33,6 +34,7 @@ typedef struct worker {
     const struct config *cfg;
     metrics_t *const *all_metrics;                 /* every worker's metrics, this one's included (read: /metrics, EMF) */
     const struct shared_store_list *shared_stores; /* the process's; each store guards itself */
+    struct app_metrics *app_metrics;               /* shared: the application's metrics, one registry per process */
     int nworkers;
     int listen_fd;
 

@@ -82,7 +82,7 @@ end
 function api.create(req)
     local values, errors = entry.validate(body(req), { status = true })
     if errors then return invalid(errors) end
-    local e = entry.create(values)
+    local e = entry.create(values, "api")
     return http.json(e, 201, { location = "/api/entries/" .. e.id })
 end
 

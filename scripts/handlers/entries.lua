@@ -102,7 +102,7 @@ end
 function h.add(req)
     local values, errors = entry.validate(req.form)
     if errors then return list(req, nil, nil, 422, typed(req), errors) end
-    entry.create(values)
+    entry.create(values, "page")
     req.session:flash("Entry added.", "success")
     return http.redirect("/")
 end

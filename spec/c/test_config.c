@@ -36,6 +36,7 @@ static void test_defaults(void)
     CHECK(cfg.app_env == CONFIG_ENV_PRODUCTION);
     CHECK(cfg.log_format == CONFIG_LOG_JSON);
     CHECK(cfg.max_body == 1048576);
+    CHECK(cfg.max_upload == 1048576);
     CHECK(cfg.drain_timeout_ms == 20000);
     CHECK(cfg.db.host == NULL);
     CHECK(strcmp(cfg.db.name, "flaskcrud") == 0);

@@ -5,8 +5,10 @@ import { after, before, describe, it } from 'node:test';
 import assert from 'node:assert/strict';
 import { startMariaDB } from './support/mariadb.mjs';
 import { Client, countEntries, entries, startApp } from './support/client.mjs';
+import { metricSum } from './support/server.mjs';
 
 const DB = 'flaskcrud_api';
+const TOKEN = 'api-metrics-token-0123456789';
 
 let db;
 let server;
@@ -15,7 +17,7 @@ let c;
 before(async () => {
   db = await startMariaDB();
   await db.freshDatabase(DB);
-  server = await startApp(db, DB);
+  server = await startApp(db, DB, { METRICS_TOKEN: TOKEN });
   c = new Client(server);
 });
 
@@ -50,6 +52,21 @@ async function create(title, description, extra = {}) {
 }
 
 describe('POST /api/entries', () => {
+  it('counts what it creates in entries_created_total{client="api"}, the add form in {client="page"}', async () => {
+    const count = async (client) => {
+      const res = await c.get('/metrics', { headers: { authorization: `Bearer ${TOKEN}` } });
+      const line = res.text.split('\n').find((l) => l.startsWith(`entries_created_total{client="${client}"} `));
+      return line === undefined ? 0 : Number(line.split(' ').pop());
+    };
+    const [api0, page0] = [await count('api'), await count('page')];
+    await create('Counted', 'by the API');
+    await create('Counted', 'again');
+    assert.equal((await c.add('From the page', 'the add form')).status, 303);
+    assert.equal(await count('api'), api0 + 2);
+    assert.equal(await count('page'), page0 + 1);
+    assert.ok((await metricSum(server, 'entries_created_total', TOKEN)) >= 3);
+  });
+
   before(reset);
 
   it('creates: 201, Location and the entry', async () => {

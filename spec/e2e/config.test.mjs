@@ -11,8 +11,8 @@ const CERT = path.join(ROOT, 'spec/e2e/support/tls/cert.pem');
 const KEY = path.join(ROOT, 'spec/e2e/support/tls/key.pem');
 
 const VARIABLES = [
-  'PORT', 'HOST', 'WORKERS', 'APP_ENV', 'SECRET_KEY', 'LOG_FORMAT', 'SCRIPTS_DIR', 'VIEWS_DIR',
-  'STATIC_DIR', 'BOOTSTRAP_DIR', 'MAX_BODY', 'MAX_FORM_FIELDS', 'REQ_TIMEOUT', 'DRAIN_TIMEOUT',
+  'PORT', 'HOST', 'WORKERS', 'APP_ENV', 'SECRET_KEY', 'LOG_FORMAT', 'LOG_LEVEL', 'SCRIPTS_DIR', 'VIEWS_DIR',
+  'STATIC_DIR', 'BOOTSTRAP_DIR', 'MAX_BODY', 'MAX_FORM_FIELDS', 'MAX_UPLOAD', 'REQ_TIMEOUT', 'DRAIN_TIMEOUT',
   'TLS_CERT', 'TLS_KEY', 'HSTS_MAX_AGE', 'DATABASE_URL', 'DATABASE_READ_URL', 'DATABASE_USERNAME', 'DATABASE_PASSWORD',
   'DATABASE_NAME', 'DATABASE_PORT', 'DB_POOL_SIZE', 'LUA_TIMEOUT', 'LUA_MEMORY_MAX',
 ];
@@ -27,9 +27,13 @@ const INVALID = [
   ['WORKERS', 'many'],
   ['APP_ENV', 'staging'],
   ['LOG_FORMAT', 'xml'],
+  ['LOG_LEVEL', 'verbose'],
+  ['LOG_LEVEL', 'INFO'],
   ['MAX_BODY', '-1'],
   ['MAX_BODY', '1MB'],
   ['MAX_FORM_FIELDS', 'abc'],
+  ['MAX_UPLOAD', '-1'],
+  ['MAX_UPLOAD', '2147483648'],
   ['REQ_TIMEOUT', '0'],
   ['DRAIN_TIMEOUT', 'soon'],
   ['LUA_TIMEOUT', '0'],

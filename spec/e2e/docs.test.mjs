@@ -35,7 +35,10 @@ const EXAMPLES = DOC_BLOCKS.filter((b) => b.info === 'lua example').map((b, i) =
     code: b.code,
     method: req ? req[1] : 'GET',
     query: req && req[1] === 'GET' ? req[2] : '',
-    body: req && req[1] === 'POST' ? req[2] : undefined,
+    body: req && req[1] === 'POST' && !req[2].startsWith('multipart ') ? req[2] : undefined,
+    // "-- request: POST multipart {JSON}": field -> text, or {filename, type, data} (or a list of
+    // them), sent as multipart/form-data by Node's own encoder (FormData)
+    multipart: req && req[1] === 'POST' && req[2].startsWith('multipart ') ? JSON.parse(req[2].slice(10)) : undefined,
     status: expect ? Number(expect[1]) : 200,
     text: expect ? expect[2] : 'ok',
   };
@@ -92,6 +95,7 @@ describe('docs/lua-api.md', () => {
       env: {
         ...APP_DIRS,
         SCRIPTS_DIR: scripts,
+        MAX_UPLOAD: '20', // the section "File uploads"
         DATABASE_URL: db.url(await db.freshDatabase('flaskcrud_docs')),
         SHARED_STORES: 'cache:1m,counters:64k', // the section "Shared store"
       },
@@ -119,6 +123,18 @@ describe('docs/lua-api.md', () => {
       if (e.body !== undefined) {
         opts.headers['content-type'] = 'application/x-www-form-urlencoded';
         opts.body = e.body;
+      }
+      if (e.multipart !== undefined) {
+        const fd = new FormData();
+        for (const [name, v] of Object.entries(e.multipart)) {
+          for (const f of Array.isArray(v) ? v : [v]) {
+            if (typeof f === 'string') fd.append(name, f);
+            else fd.append(name, new Blob([f.data], { type: f.type ?? '' }), f.filename);
+          }
+        }
+        const encoded = new Request('http://docs/', { method: 'POST', body: fd });
+        opts.headers['content-type'] = encoded.headers.get('content-type');
+        opts.body = Buffer.from(await encoded.arrayBuffer());
       }
       const res = await server.request(`/docs/${e.n}${e.query}`, opts);
       assert.equal(res.status, e.status, `${res.text}\n${server.stderr.slice(-2000)}`);

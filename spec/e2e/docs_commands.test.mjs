@@ -16,6 +16,8 @@
 //                        `PORT=8080` name that server's port, and `127.0.0.1:3307/flaskcrud`
 //                        (ops/run's database: the same user and password as the test MariaDB)
 //                        the server's database.
+//   ```sh run guide      a step of a guide (docs/testing.md, docs/guide-resource.md): run by
+//                        spec/e2e/guides.test.mjs in the copy of the app the guide's files make.
 //   ```sh norun: REASON  not run here: REASON says why, and names what covers it — `covered by P`
 //                        (P an existing path of the checkout, or `ops/test STAGE`) — or says
 //                        `no test:` and why none does.
@@ -95,10 +97,13 @@ function classify() {
           const problem = expects.length === 0 ? 'a run block expects nothing (add "# => TEXT" after a command)'
             : expects.includes('') ? 'an empty "# =>"' : null;
           all.push({ ...at, kind: rest === 'run' ? 'run' : 'server', expects, problem });
+        } else if (rest === 'run guide') {
+          const guided = ['docs/testing.md', 'docs/guide-resource.md'];
+          all.push({ ...at, kind: 'norun', problem: guided.includes(page) ? null : `\`\`\`sh run guide outside the guides guides.test.mjs follows (${guided.join(', ')})` });
         } else if (rest.startsWith('norun:')) {
           all.push({ ...at, kind: 'norun', problem: reasonProblem(rest.slice('norun:'.length).trim()) });
         } else {
-          all.push({ ...at, kind: 'bad', problem: `\`\`\`${b.info}: a sh block is "sh run", "sh run server" or "sh norun: REASON"` });
+          all.push({ ...at, kind: 'bad', problem: `\`\`\`${b.info}: a sh block is "sh run", "sh run server", "sh run guide" or "sh norun: REASON"` });
         }
       } else {
         const cmd = b.code.split('\n').find((l) => LOOKS_LIKE_A_COMMAND.test(l.trim()));

@@ -417,15 +417,21 @@ describe('the entries pages', () => {
       await refused(forged, { csrf_token: token });
     });
 
-    it('refuses a form sent as multipart/form-data (no token the server can read)', async () => {
+    it('reads the token of a form sent as multipart/form-data: with it the entry is added, without it 403', async () => {
       const c = new Client(server);
       const token = await c.token();
       const before = await countEntries(db, DB);
       const boundary = 'xBOUNDARYx';
-      const body = `--${boundary}\r\nContent-Disposition: form-data; name="title"\r\n\r\nt\r\n--${boundary}\r\nContent-Disposition: form-data; name="description"\r\n\r\nd\r\n--${boundary}\r\nContent-Disposition: form-data; name="csrf_token"\r\n\r\n${token}\r\n--${boundary}--\r\n`;
-      const res = await c.request('/add', { method: 'POST', headers: { 'content-type': `multipart/form-data; boundary=${boundary}` }, body });
-      assert.equal(res.status, 403);
+      const part = (name, value) => `--${boundary}\r\nContent-Disposition: form-data; name="${name}"\r\n\r\n${value}\r\n`;
+      const send = (body) => c.request('/add', { method: 'POST', headers: { 'content-type': `multipart/form-data; boundary=${boundary}` }, body });
+      const without = await send(`${part('title', 't')}${part('description', 'd')}--${boundary}--\r\n`);
+      assert.equal(without.status, 403);
       assert.equal(await countEntries(db, DB), before);
+      const res = await send(`${part('title', 'sent as multipart ✓')}${part('description', 'd')}${part('csrf_token', token)}--${boundary}--\r\n`);
+      assert.equal(res.status, 303, res.text);
+      assert.equal(await countEntries(db, DB), before + 1);
+      const [row] = await db.root(`SELECT title FROM \`${DB}\`.entry ORDER BY id DESC LIMIT 1`);
+      assert.equal(row.title, 'sent as multipart ✓');
     });
 
     it('accepts the same token for several forms of the session', async () => {

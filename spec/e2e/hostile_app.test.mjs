@@ -115,6 +115,23 @@ CASES['/bad-arg/shared-value'] = {
 };
 CASES['/shared/loaded'] = { status: 200, body: 'ok:1' };
 
+// h2lua.log and h2lua.metrics never yield: every context may call them (a message handler too)
+const LOG_METRIC_CONTEXTS = [...NO_YIELD, ...YIELDS, ...APP_COROUTINES, 'tostring', 'xpcall_handler'];
+for (const c of LOG_METRIC_CONTEXTS) {
+  CASES[`/call/${c}/log`] = { status: 200, body: 'ok:logged' };
+  CASES[`/call/${c}/metric`] = { status: 200, body: 'ok:counted' };
+  CASES[`/call/${c}/declare`] = { status: 200, body: 'ok:declared' };
+}
+// metamethods of the application's never run: fields and labels are read raw, values never tostring'd
+CASES['/bad-arg/log-msg-tostring'] = E500(/the message must be a string \(got a table\)/);
+CASES['/bad-arg/log-fields-raising'] = { status: 200, body: 'ok:logged' };
+CASES['/bad-arg/log-fields-key-raising'] = E500(/field keys must be strings \(got a table\)/);
+CASES['/bad-arg/metric-labels-raising'] = { status: 200, body: 'ok:1' };
+CASES['/bad-arg/metric-labels-index-only'] = E500(/the label 'ctx' of 'hostile_calls_total' must be a string \(got a nil\)/);
+CASES['/bad-arg/metric-label-tostring'] = E500(/must be a string \(got a table\)/);
+CASES['/bad-arg/metric-self'] = E500(/h2lua\.metric expected/);
+CASES['/bad-arg/metric-name-tostring'] = E500(/string expected/);
+
 const pick = (v, vm) => (v !== null && typeof v === 'object' && !(v instanceof RegExp) ? v[vm] : v);
 
 /** The stderr lines the server logged for request path p. */
@@ -159,6 +176,61 @@ describe('hostile application', () => {
           failures.push(`${p}: no error line matching ${want.log} (lines: ${JSON.stringify(linesFor(server, p)).slice(0, 400)})`);
         }
       }
+    }
+    assert.deepEqual(failures, [], failures.join('\n'));
+  });
+
+  it('h2lua.log and h2lua.metrics from every context: the lines carry the request id, every call is counted', async () => {
+    // the loop above called log from each context (a comparator more than once), each in a request of its own
+    const logged = server.errorLog().filter((l) => l.msg === 'hostile log');
+    assert.ok(logged.length >= LOG_METRIC_CONTEXTS.length);
+    for (const l of logged) {
+      assert.match(l.request_id, /^[0-9a-f]{16}$/);
+      assert.equal(l.n, 1);
+      assert.equal(l.t, '<table>');
+    }
+    assert.equal(new Set(logged.map((l) => l.request_id)).size, LOG_METRIC_CONTEXTS.length);
+    assert.equal((await server.get('/metric/calls')).text, `ok:${logged.length}`); // the same contexts, the same calls
+    // while app.lua loaded: from the chunk, a gsub callback, a sort comparator, a coroutine it made
+    const loading = server.errorLog().filter((l) => l.msg === 'hostile app loading');
+    assert.deepEqual(loading.map((l) => l.phase).sort(), ['coroutine', 'gsub', 'load']);
+    for (const l of loading) assert.equal(l.request_id, undefined);
+    assert.equal((await server.get('/metric/loads')).text, 'ok:3');
+    const fields = server.errorLog().find((l) => l.msg === 'hostile fields');
+    assert.equal(fields.level, 'error');
+    assert.equal(fields.a, 'A');
+    assert.equal(fields.v, '<table>');
+  });
+
+  it('req.files and req.form decoded from a multipart body in every context; a malformed one raises there', async () => {
+    const B = 'hostileB';
+    const body = (close) =>
+      `--${B}\r\nContent-Disposition: form-data; name="title"\r\n\r\nHi\r\n` +
+      `--${B}\r\nContent-Disposition: form-data; name="doc"; filename="../.a\x01.txt"\r\nContent-Type: text/plain\r\n\r\nhello\r\n` +
+      (close ? `--${B}--\r\n` : '');
+    const headers = { 'content-type': `multipart/form-data; boundary=${B}` };
+    const failures = [];
+    const contexts = [...NO_YIELD, ...YIELDS, ...APP_COROUTINES, 'tostring', 'xpcall_handler', 'len', 'pairs_mm'];
+    for (const c of contexts) {
+      const p = `/call/${c}/upload`;
+      const good = await server.request(p, { method: 'POST', body: body(true), headers, timeoutMs: 10000 });
+      // LuaJIT runs neither __len nor __pairs
+      const want = vm === 'luajit' && c === 'len' ? 'ok:nil' : vm === 'luajit' && c === 'pairs_mm' ? 'ok:no __pairs' : 'ok:Hi:a.txt:5:1';
+      if (good.status !== 200 || good.text !== want) failures.push(`${p}: ${good.status} ${good.text.slice(0, 200)} (want ${want})`);
+      const bad = await server.request(p, { method: 'POST', body: body(false), headers, timeoutMs: 10000 });
+      if (want !== 'ok:Hi:a.txt:5:1' || c === 'xpcall_handler') {
+        // not run, or raised inside the message handler (xpcall then gives its own error: r stays nil)
+        const badWant = c === 'xpcall_handler' ? 'ok:nil' : want;
+        if (bad.status !== 200 || bad.text !== badWant) failures.push(`${p} (malformed): ${bad.status} ${bad.text.slice(0, 200)}`);
+        continue;
+      }
+      if (bad.status !== 500) {
+        failures.push(`${p} (malformed): ${bad.status} ${bad.text.slice(0, 200)} (want 500)`);
+        continue;
+      }
+      const find = () => linesFor(server, p).find((l) => l.level === 'error' && l.method === 'POST' && /no closing delimiter/.test(l.error));
+      await server.waitFor(find, 5000, `the error line of ${p}`).catch(() => null);
+      if (!find()) failures.push(`${p} (malformed): no error line naming the malformed form`);
     }
     assert.deepEqual(failures, [], failures.join('\n'));
   });

@@ -1,5 +1,6 @@
 -- An in-memory stand-in for the server's `h2lua.db`, answering exactly the statements of
--- scripts/models/entry.lua (any other statement is an error, so a changed query shows up here).
+-- scripts/models/entry.lua, as lib.model generates them (any other statement is an error, so a
+-- changed query shows up here).
 --
 --   local db = dofile("spec/lua/support/fake_db.lua").new()
 --   package.preload / package.loaded["h2lua.db"] = db
