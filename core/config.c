@@ -8,6 +8,7 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "client_addr.h"
 #include "util.h"
 
 /* How a variable is read. */
@@ -111,6 +112,8 @@ static const struct config_var {
      "off | preferred (TLS when offered) | required | verify-identity (CA and host name)"},
     {"DATABASE_CA", VAR_STR, NULL, NULL, 0, 0, 0, FIELD(db_ca), {0},
      "PEM bundle of the CA that signs the database's certificate; needed by verify-identity"},
+    {"HTTP_CLIENT_MAX", VAR_INT, "64", NULL, 1, 100000, 1, FIELD(http_client_max), {0},
+     "outbound h2lua.http requests running at once per worker; beyond it: nil, \"too many outbound requests\""},
     {"DB_POOL_SIZE", VAR_INT, "8", NULL, 1, 1000, 1, FIELD(db_pool_size), {0}, "connections per worker to each database"},
     {"DB_QUEUE_MAX", VAR_INT, "1024", NULL, 0, 1000000, 1, FIELD(db_queue_max), {0},
      "queries waiting for a connection per worker; beyond it: 503 at once"},
@@ -122,8 +125,12 @@ static const struct config_var {
      "seconds of replication lag past which reads go to the primary"},
     {"READ_YOUR_WRITES_S", VAR_INT, "5", NULL, 0, 86400, 1, FIELD(read_your_writes_s), {0},
      "seconds a client's reads go to the primary after its write (0: off)"},
-    {"SHARED_STORES", VAR_STR, NULL, "none", 0, 0, 0, FIELD(shared_stores_spec), {0},
+    {"SHARED_STORES", VAR_STR, "limits:4m", NULL, 0, 0, 0, FIELD(shared_stores_spec), {0},
      "stores of h2lua.shared every worker sees: name:size[,name:size...], size in bytes or with k, m, g (e.g. cache:10m)"},
+    {"TRUSTED_PROXIES", VAR_STR, NULL, "none", 0, 0, 0, FIELD(trusted_proxies_spec), {0},
+     "CIDRs of the proxies whose X-Forwarded-For names the client (req.client_addr), e.g. 10.0.1.0/24,fd00::/8"},
+    {"WRITE_LIMIT", VAR_STR, "120/60", NULL, 0, 0, 0, FIELD(write_limit_spec), {0},
+     "the entries app's writes per client: N/SECONDS in each process (more: 429), or off"},
     /* clang-format on */
 };
 
@@ -555,6 +562,13 @@ int config_load(config_t *cfg, const char *(*getenv_fn)(const char *name), char 
     if (cfg->shared_stores_spec != NULL && (ret = config_parse_shared_stores(cfg->shared_stores_spec, &cfg->shared_stores,
                                                                              &cfg->nshared_stores, errbuf, errlen)) != 0)
         goto Error;
+    if ((ret = client_addr_parse_trust(cfg->trusted_proxies_spec, &cfg->trusted_proxies, errbuf, errlen)) != 0) {
+        ret = CONFIG_EINVAL;
+        goto Error;
+    }
+    if ((ret = config_parse_write_limit(cfg->write_limit_spec, &cfg->write_limit, &cfg->write_limit_window, errbuf, errlen)) !=
+        0)
+        goto Error;
     return 0;
 
 Error:
@@ -579,6 +593,7 @@ void config_free(config_t *cfg)
     for (size_t i = 0; i < cfg->nshared_stores; ++i)
         free(cfg->shared_stores[i].name);
     free(cfg->shared_stores);
+    client_addr_trust_free(&cfg->trusted_proxies);
     memset(cfg, 0, sizeof(*cfg));
 }
 
@@ -662,5 +677,31 @@ int config_parse_shared_stores(const char *spec, config_shared_store_t **out, si
     }
     *out = list;
     *n = count;
+    return 0;
+}
+
+int config_parse_write_limit(const char *spec, int *limit, int *window, char *errbuf, size_t errlen)
+{
+    *limit = *window = 0;
+    if (spec == NULL || strcmp(spec, "off") == 0)
+        return 0;
+    long n = 0, s = 0;
+    const char *p = spec;
+    int digits = 0;
+    for (; *p >= '0' && *p <= '9' && n <= 1000000000L; ++p, ++digits)
+        n = n * 10 + (*p - '0');
+    int ok = digits > 0 && *p == '/';
+    if (ok) {
+        digits = 0;
+        for (++p; *p >= '0' && *p <= '9' && s <= 1000000000L; ++p, ++digits)
+            s = s * 10 + (*p - '0');
+        ok = digits > 0 && *p == '\0';
+    }
+    if (!ok || n < 1 || n > 1000000 || s < 1 || s > 86400)
+        return fail(
+            errbuf, errlen,
+            "WRITE_LIMIT must be N/SECONDS (N from 1 to 1000000 writes per SECONDS from 1 to 86400) or off, got '%.40s'", spec);
+    *limit = (int)n;
+    *window = (int)s;
     return 0;
 }

@@ -13,6 +13,8 @@
 #include <stdint.h>
 #include <stdio.h>
 
+#include "client_addr.h"
+
 enum { CONFIG_ENV_PRODUCTION = 0, CONFIG_ENV_DEVELOPMENT = 1 };
 enum { CONFIG_LOG_JSON = 0, CONFIG_LOG_TEXT = 1 };
 enum { CONFIG_COMPRESS_ON = 0, CONFIG_COMPRESS_OFF = 1 };
@@ -84,6 +86,7 @@ typedef struct config {
     config_db_t db_read;        /* the replica; host NULL when none */
     int db_tls;                 /* CONFIG_DB_TLS_*, for the primary and the replica */
     char *db_ca;                /* DATABASE_CA: PEM bundle path (verify-identity only), or NULL */
+    int http_client_max;
     int db_pool_size;
     int db_queue_max;
     int db_timeout_ms;
@@ -93,6 +96,11 @@ typedef struct config {
     char *shared_stores_spec;             /* SHARED_STORES as given, or NULL */
     config_shared_store_t *shared_stores; /* parsed from it */
     size_t nshared_stores;
+    char *trusted_proxies_spec;          /* TRUSTED_PROXIES as given, or NULL */
+    client_addr_trust_t trusted_proxies; /* parsed from it; none: the peer is always the client */
+    char *write_limit_spec;              /* WRITE_LIMIT as given */
+    int write_limit;                     /* the entries app's writes per client per window; 0: off */
+    int write_limit_window;              /* that window in seconds; 0: off */
 } config_t;
 
 /*
@@ -129,5 +137,12 @@ int config_parse_db_url(config_db_t *db, const char *url, char *errbuf, size_t e
  * Returns 0, or CONFIG_EINVAL with one line naming SHARED_STORES in errbuf (and nothing to free).
  */
 int config_parse_shared_stores(const char *spec, config_shared_store_t **out, size_t *n, char *errbuf, size_t errlen);
+
+/*
+ * Parses a WRITE_LIMIT value: "N/SECONDS" (N from 1 to 1000000, SECONDS from 1 to 86400) into
+ * *limit and *window, or "off" (or NULL) into 0 and 0. Returns 0, or CONFIG_EINVAL with one line
+ * naming WRITE_LIMIT in errbuf.
+ */
+int config_parse_write_limit(const char *spec, int *limit, int *window, char *errbuf, size_t errlen);
 
 #endif

@@ -18,6 +18,9 @@ static void on_log_access(h2o_logger_t *self, h2o_req_t *req)
     socklen_t sslen = req->conn->callbacks->get_peername(req->conn, (void *)&ss);
     if (sslen == 0 || util_addr_text((void *)&ss, sslen, addr) == 0)
         strcpy(addr, "-");
+    char client[CLIENT_ADDR_TEXT_MAX];
+    if (worker_client_addr(w, req, client) == 0)
+        strcpy(client, addr);
     h2o_stringify_protocol_version(proto, req->version);
     struct timeval now;
     gettimeofday(&now, NULL);
@@ -41,6 +44,7 @@ static void on_log_access(h2o_logger_t *self, h2o_req_t *req)
         .duration_ms = ms < 0 ? 0 : ms,
         .worker = w->id,
         .remote_addr = addr,
+        .client_addr = client,
         .protocol = proto,
         .user_agent = ua >= 0 ? req->headers.entries[ua].value.base : "",
         .user_agent_len = ua >= 0 ? req->headers.entries[ua].value.len : 0,

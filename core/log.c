@@ -311,6 +311,8 @@ size_t log_access(log_buf_t *b, const log_access_entry_t *e)
         append_int(b, e->worker);
         APPEND_LIT(b, ",\"remote_addr\":\"");
         log_buf_appendz(b, e->remote_addr);
+        APPEND_LIT(b, "\",\"client_addr\":\"");
+        log_buf_appendz(b, e->client_addr != NULL ? e->client_addr : e->remote_addr);
         APPEND_LIT(b, "\",\"protocol\":\"");
         log_buf_appendz(b, e->protocol);
         APPEND_LIT(b, "\",\"user_agent\":\"");

@@ -82,6 +82,7 @@ typedef struct log_access_entry {
     double duration_ms;
     int worker;
     const char *remote_addr;
+    const char *client_addr; /* the client behind TRUSTED_PROXIES (worker_client_addr); NULL: remote_addr */
     const char *protocol;
     const char *user_agent;
     size_t user_agent_len;

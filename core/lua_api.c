@@ -655,7 +655,7 @@ static int open_module(lua_State *L)
 #endif
 
     const config_t *cfg = c->cfg;
-    lua_createtable(L, 0, 12);
+    lua_createtable(L, 0, 14);
     lua_pushstring(L, cfg->app_env == CONFIG_ENV_DEVELOPMENT ? "development" : "production");
     lua_setfield(L, -2, "app_env");
     lua_pushstring(L, cfg->scripts_dir);
@@ -692,6 +692,10 @@ static int open_module(lua_State *L)
         lua_setfield(L, -2, "backoff_max");
         lua_setfield(L, -2, "webhook");
     }
+    lua_pushinteger(L, cfg->write_limit);
+    lua_setfield(L, -2, "write_limit");
+    lua_pushinteger(L, cfg->write_limit_window);
+    lua_setfield(L, -2, "write_limit_window");
     lua_setfield(L, -2, "config");
     lua_pushinteger(L, c->w->id);
     lua_setfield(L, -2, "worker");

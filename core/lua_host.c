@@ -365,6 +365,9 @@ static const char *push_req(lua_State *L, lua_req_t *lr)
     socklen_t sslen = req->conn->callbacks->get_peername(req->conn, (void *)&ss);
     lua_pushlstring(L, addr, sslen != 0 ? util_addr_text((void *)&ss, sslen, addr) : 0);
     lua_setfield(L, -2, "remote_addr");
+    char client[CLIENT_ADDR_TEXT_MAX];
+    lua_pushlstring(L, client, worker_client_addr(lr->w, req, client));
+    lua_setfield(L, -2, "client_addr");
     set_str(L, "id", lr->id, 16);
     lua_pushinteger(L, lr->w->id);
     lua_setfield(L, -2, "worker");

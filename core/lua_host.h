@@ -45,6 +45,9 @@
  *                    ("cookie" joined by "; ")
  *   req.body         the request body as a string ("" when none); at most MAX_BODY bytes
  *   req.remote_addr  the peer address as text
+ *   req.client_addr  the client's address as text: the peer's, or, when the peer is one of
+ *                    TRUSTED_PROXIES, the rightmost untrusted address of X-Forwarded-For
+ *                    (client_addr.h); IPv4-mapped IPv6 as IPv4; "" when the peer has none
  *   req.id           a request id (16 hex digits), also in the access log and X-Request-Id
  *   req.worker       the worker number, 0-based
  *   req.scheme       "http" or "https" (of the connection; the app may honour X-Forwarded-Proto)
@@ -76,7 +79,8 @@
  * The module `h2lua` (C functions; none of them blocks):
  *   h2lua.config              read-only copy of the configuration: app_env, scripts_dir, views_dir,
  *                             static_dir, port, workers, max_body, max_form_fields, max_upload,
- *                             version
+ *                             version, write_limit and write_limit_window (WRITE_LIMIT; 0 and
+ *                             0: off)
  *                             (secret_key is not in it; see hmac_sha256)
  *   h2lua.worker              this worker's number
  *   h2lua.http_error(status, message)   raises an error object {status=, message=} (a table with

@@ -29,6 +29,7 @@
 #include "http.h"
 #include "http_framing.h"
 #include "http_metrics.h"
+#include "httpc.h"
 #include "log.h"
 #include "lua_host.h"
 #include "lua_watchdog.h"
@@ -382,6 +383,7 @@ int server_run(const config_t *cfg)
         return 1;
     log_stdout_nonblocking();
     http_framing_init();
+    httpc_init_process();
     build_globalconf(&s);
 
     s.shared_stores.n = cfg->nshared_stores;

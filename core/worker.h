@@ -15,6 +15,7 @@
 #include <pthread.h>
 #include <stdint.h>
 
+#include "client_addr.h"
 #include "log.h"
 #include "metrics.h"
 
@@ -27,6 +28,11 @@ struct worker_emf;        /* server's: worker 0's EMF timer */
 struct lua_watch;         /* lua_watchdog's: when this thread entered Lua (shared with the watchdog) */
 struct shared_store_list; /* the process's stores of h2lua.shared (shared_store.h): shared by every worker */
 struct app_metrics;       /* app_metrics's: the application's metrics (shared by every worker) */
+struct db_route;          /* db_route's: the replica check */
+struct conn_budget;       /* conn_budget's: handlers running per connection */
+struct worker_emf;        /* server's: worker 0's EMF timer */
+struct lua_watch;         /* lua_watchdog's: when this thread entered Lua (shared with the watchdog) */
+struct httpc;             /* httpc's: the outbound HTTP client */
 
 typedef struct worker {
     /* set by the main thread before the thread starts */
@@ -69,6 +75,7 @@ typedef struct worker {
     struct db_route *route;
     struct worker_emf *emf;
     struct lua_watch *watch; /* set by the main thread before the thread starts */
+    struct httpc *httpc;     /* created by the first h2lua.http call; kept across reloads */
 } worker_t;
 
 /* The worker that owns an h2o context (every context belongs to exactly one worker). */
@@ -86,6 +93,14 @@ extern h2o_iovec_t worker_hdr_request_id;
 
 /* The x-request-id of a response, or {NULL, 0}. */
 h2o_iovec_t worker_find_request_id(h2o_req_t *req);
+
+/*
+ * Writes the address of the request's client into out and returns its length: the peer, or, when
+ * the peer is one of TRUSTED_PROXIES, the client its X-Forwarded-For headers name
+ * (client_addr_resolve); "" (0) when the peer has no IP address. req.client_addr and the access
+ * log's client_addr. Can't fail; allocates from the request's pool only when the peer is trusted.
+ */
+size_t worker_client_addr(const worker_t *w, h2o_req_t *req, char out[CLIENT_ADDR_TEXT_MAX]);
 
 /* The req->env key under which the Lua host leaves the application's route for the metrics. */
 #define WORKER_ENV_ROUTE "H2LUA_ROUTE"

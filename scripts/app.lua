@@ -10,6 +10,7 @@ local devreload = require "lib.devreload"
 local api = require "handlers.api"
 local entries = require "handlers.entries"
 local entry = require "models.entry"
+local limits = require "handlers.limits"
 
 local views = view.load(h2lua.config.views_dir)
 local sessions = session.new { name = "session" }
@@ -34,21 +35,23 @@ end
 
 -- every change of an entry, delivered as a signed event to WEBHOOK_URL (see lib.webhook)
 if h2lua.config.webhook then entry.deliver_events(require("lib.webhook").new(h2lua.config.webhook):start()) end
+-- Writes per client (WRITE_LIMIT): past it 429 with Retry-After, before anything else runs.
+local limited = limits.writes()
 
 local r = router.new()
 r:get("/", page(entries.index))
 r:get("/index", page(entries.index))
-r:post("/add", form(entries.add))
+r:post("/add", limited(form(entries.add)))
 r:get("/update/:id[%d]", page(entries.edit))
-r:post("/update/:id[%d]", form(entries.update))
-r:post("/turn/:id[%d]", form(entries.toggle))
-r:post("/delete/:id[%d]", form(entries.delete))
+r:post("/update/:id[%d]", limited(form(entries.update)))
+r:post("/turn/:id[%d]", limited(form(entries.toggle)))
+r:post("/delete/:id[%d]", limited(form(entries.delete)))
 
 r:get("/api/entries", api.list)
-r:post("/api/entries", api.create)
+r:post("/api/entries", limited(api.create))
 r:get("/api/entries/:id[%d]", api.show)
-r:patch("/api/entries/:id[%d]", api.update)
-r:delete("/api/entries/:id[%d]", api.delete)
+r:patch("/api/entries/:id[%d]", limited(api.update))
+r:delete("/api/entries/:id[%d]", limited(api.delete))
 
 -- development: open pages reload themselves on a new version (/_dev/reload.js, /_dev/events)
 if h2lua.config.app_env == "development" then devreload.mount(r, views) end

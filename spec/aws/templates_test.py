@@ -217,6 +217,27 @@ def check_task(stacks):
     return problems
 
 
+def check_trusted_proxies(stacks):
+    """TRUSTED_PROXIES is the address ranges of the public subnets, where the load balancer's nodes
+    are, and nothing else: h2lua reads X-Forwarded-For from them only."""
+    stacks = stacks.render()
+    env = {e["Name"]: e["Value"] for e in container(stacks.templates).get("Environment", [])}
+    node = env.get("TRUSTED_PROXIES")
+    join = node.get("Fn::Join") if isinstance(node, dict) else None
+    if not join or join[0] != ",":
+        return ["the task has no TRUSTED_PROXIES joined from the public subnets' ranges"]
+    # what each public subnet's CidrBlock comes from (a parameter of the network stack)
+    public = {stacks.resolve(tier, stacks.props(tier, name)["CidrBlock"]): name for tier, name in stacks.public_subnets()}
+    ranges = [stacks.resolve("service", part) for part in join[1]]
+    strays = [target_name(stacks, "service", part) for part, r in zip(join[1], ranges) if r not in public]
+    if strays:
+        return [f"TRUSTED_PROXIES holds {strays}, not the range of a public subnet (the load balancer's)"]
+    if set(ranges) != set(public):
+        return [f"TRUSTED_PROXIES is the range of {sorted(public[r] for r in set(ranges))}, not of every public subnet "
+                f"{sorted(public.values())}"]
+    return []
+
+
 def check_connections_at_deploy_peak(stacks):
     """A deploy at MaxTasks starts MaximumPercent of the tasks before it stops the old ones: their
     pools (WORKERS x DB_POOL_SIZE each, to the primary and to the replica alike) must fit the
@@ -542,7 +563,8 @@ def check_webhook(stacks):
 CHECKS = [check_addresses, check_nat, check_https, check_database, check_registry, check_task,
           check_service, check_autoscaling, check_alarms, check_learner_lab_mode, check_exports,
           check_replica_source, check_engine_support, check_desired_count, check_front_hardening,
-          check_deployment_safety, check_s3_endpoint, check_connections_at_deploy_peak, check_task_role, check_webhook]
+          check_deployment_safety, check_s3_endpoint, check_connections_at_deploy_peak, check_task_role,
+          check_trusted_proxies, check_webhook]
 
 
 class Templates(unittest.TestCase):
@@ -700,12 +722,17 @@ FAULTS = {
     "database_without_tls": (check_deployment_safety, lambda t: t["service"]["Parameters"]["DatabaseTls"].update(
         Default="off")),
     "no_s3_endpoint": (check_s3_endpoint, lambda t: t["network"]["Resources"].pop("S3Endpoint")),
+    "trusted_proxies_whole_vpc": (check_trusted_proxies, lambda t: [e.update(Value={"Fn::ImportValue": {
+        "Fn::Sub": "${StackPrefix}-network-VpcCidr"}}) for e in container(t)["Environment"]
+        if e.get("Name") == "TRUSTED_PROXIES"]),
+    "trusted_proxies_one_zone": (check_trusted_proxies, lambda t: [e["Value"]["Fn::Join"][1].pop() for e in container(
+        t)["Environment"] if e.get("Name") == "TRUSTED_PROXIES"]),
     "webhook_over_http": (check_webhook, lambda t: t["service"]["Parameters"]["WebhookUrl"].update(
         AllowedPattern="^$|^https?://[^\\s,]+$")),
     "webhook_secret_unreadable": (check_webhook, lambda t: props(t, "service", "ExecutionRole")["Policies"][0][
         "PolicyDocument"]["Statement"][0]["Resource"].pop()),
-    "webhook_url_not_passed": (check_webhook, lambda t: props(t, "service", "TaskDefinition")[
-        "ContainerDefinitions"][0]["Environment"].pop()),
+    "webhook_url_not_passed": (check_webhook, lambda t: container(t)["Environment"].remove(next(
+        e for e in container(t)["Environment"] if "WEBHOOK_URL" in json.dumps(e)))),
 }
 
 

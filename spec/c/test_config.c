@@ -235,7 +235,9 @@ static void test_shared_stores(void)
     }
     config_free(&cfg);
     const char *none[] = {"SECRET_KEY", "0123456789abcdef", "SCRIPTS_DIR", ".", "VIEWS_DIR", ".", NULL};
-    CHECK(load(&cfg, err, none) == 0 && cfg.nshared_stores == 0 && cfg.shared_stores == NULL);
+    /* by default one store, for the entries app's rate limits */
+    CHECK(load(&cfg, err, none) == 0 && cfg.nshared_stores == 1);
+    CHECK(cfg.nshared_stores == 1 && strcmp(cfg.shared_stores[0].name, "limits") == 0 && cfg.shared_stores[0].size == 4u << 20);
     config_free(&cfg);
     static const char *const bad[][2] = {
         {"cache", "SHARED_STORES must be name:size"},
@@ -266,6 +268,49 @@ static void test_shared_stores(void)
     expect_error(env_many, "SHARED_STORES: at most 64 stores");
 }
 
+/* TRUSTED_PROXIES: none by default; CIDRs; one line naming the variable for a bad one. */
+static void test_trusted_proxies(void)
+{
+    config_t cfg;
+    char err[512];
+    const char *none[] = {"SECRET_KEY", "0123456789abcdef", "SCRIPTS_DIR", ".", "VIEWS_DIR", ".", NULL};
+    CHECK(load(&cfg, err, none) == 0 && cfg.trusted_proxies.n == 0);
+    config_free(&cfg);
+    const char *two[] = {"SECRET_KEY",      "0123456789abcdef",        "SCRIPTS_DIR", ".", "VIEWS_DIR", ".",
+                         "TRUSTED_PROXIES", "10.0.1.0/24,10.0.2.0/24", NULL};
+    CHECK(load(&cfg, err, two) == 0 && cfg.trusted_proxies.n == 2);
+    config_free(&cfg);
+    const char *bad[] = {"SECRET_KEY", "0123456789abcdef", "SCRIPTS_DIR", ".", "VIEWS_DIR",
+                         ".",          "TRUSTED_PROXIES",  "10.0.1.0/33", NULL};
+    expect_error(bad, "TRUSTED_PROXIES: the prefix length of '10.0.1.0/33' must be from 0 to 32");
+    const char *word[] = {"SECRET_KEY", "0123456789abcdef", "SCRIPTS_DIR", ".", "VIEWS_DIR",
+                          ".",          "TRUSTED_PROXIES",  "alb",         NULL};
+    expect_error(word, "TRUSTED_PROXIES must be CIDRs");
+}
+
+/* WRITE_LIMIT: 120/60 by default, N/SECONDS or off. */
+static void test_write_limit(void)
+{
+    config_t cfg;
+    char err[512];
+    const char *none[] = {"SECRET_KEY", "0123456789abcdef", "SCRIPTS_DIR", ".", "VIEWS_DIR", ".", NULL};
+    CHECK(load(&cfg, err, none) == 0 && cfg.write_limit == 120 && cfg.write_limit_window == 60);
+    config_free(&cfg);
+    const char *off[] = {"SECRET_KEY", "0123456789abcdef", "SCRIPTS_DIR", ".", "VIEWS_DIR", ".", "WRITE_LIMIT", "off", NULL};
+    CHECK(load(&cfg, err, off) == 0 && cfg.write_limit == 0 && cfg.write_limit_window == 0);
+    config_free(&cfg);
+    const char *five[] = {"SECRET_KEY", "0123456789abcdef", "SCRIPTS_DIR", ".", "VIEWS_DIR", ".", "WRITE_LIMIT", "5/2", NULL};
+    CHECK(load(&cfg, err, five) == 0 && cfg.write_limit == 5 && cfg.write_limit_window == 2);
+    config_free(&cfg);
+    static const char *const bad[] = {
+        "5", "5/", "/2", "0/60", "5/0", "5/86401", "1000001/1", "5/2s", "-5/2", "5 / 2", "99999999999999999999/1", "OFF"};
+    for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); ++i) {
+        const char *env[] = {"SECRET_KEY", "0123456789abcdef", "SCRIPTS_DIR", ".", "VIEWS_DIR",
+                             ".",          "WRITE_LIMIT",      bad[i],        NULL};
+        expect_error(env, "WRITE_LIMIT must be N/SECONDS");
+    }
+}
+
 int main(void)
 {
     test_defaults();
@@ -275,5 +320,7 @@ int main(void)
     test_database_tls();
     test_webhook();
     test_shared_stores();
+    test_trusted_proxies();
+    test_write_limit();
     return CHECK_DONE();
 }

@@ -87,12 +87,15 @@ static void test_access_line(void)
     char got[1024], want[1024];
     log_set_format(CONFIG_LOG_JSON);
     line_of(&e, got, sizeof(got));
-    CHECK(strcmp(
-              got,
-              "{\"time\":\"\",\"request_id\":\"0123456789abcdef\",\"method\":\"GET\",\"path\":\"/a\\\"b\\\\c\\n\\u0001\","
-              "\"status\":200,\"bytes\":18446744073709551615,\"duration_ms\":12.346,\"worker\":1,"
-              "\"remote_addr\":\"127.0.0.1\",\"protocol\":\"HTTP/1.1\",\"user_agent\":\"curl/7.88 \xc3\xa9\xef\xbf\xbd\"}\n") ==
-          0);
+    CHECK(strcmp(got,
+                 "{\"time\":\"\",\"request_id\":\"0123456789abcdef\",\"method\":\"GET\",\"path\":\"/a\\\"b\\\\c\\n\\u0001\","
+                 "\"status\":200,\"bytes\":18446744073709551615,\"duration_ms\":12.346,\"worker\":1,"
+                 "\"remote_addr\":\"127.0.0.1\",\"client_addr\":\"127.0.0.1\",\"protocol\":\"HTTP/1.1\",\"user_agent\":\"curl/"
+                 "7.88 \xc3\xa9\xef\xbf\xbd\"}\n") == 0);
+    e.client_addr = "2001:db8::7"; /* behind a trusted proxy */
+    line_of(&e, got, sizeof(got));
+    CHECK(strstr(got, "\"remote_addr\":\"127.0.0.1\",\"client_addr\":\"2001:db8::7\",\"protocol\"") != NULL);
+    e.client_addr = NULL;
     log_set_format(CONFIG_LOG_TEXT);
     e.path = "/x";
     e.path_len = 2;

@@ -14,7 +14,7 @@ const VARIABLES = [
   'PORT', 'HOST', 'WORKERS', 'APP_ENV', 'SECRET_KEY', 'LOG_FORMAT', 'LOG_LEVEL', 'SCRIPTS_DIR', 'VIEWS_DIR',
   'STATIC_DIR', 'BOOTSTRAP_DIR', 'MAX_BODY', 'MAX_FORM_FIELDS', 'MAX_UPLOAD', 'REQ_TIMEOUT', 'DRAIN_TIMEOUT',
   'TLS_CERT', 'TLS_KEY', 'HSTS_MAX_AGE', 'DATABASE_URL', 'DATABASE_READ_URL', 'DATABASE_USERNAME', 'DATABASE_PASSWORD',
-  'DATABASE_NAME', 'DATABASE_PORT', 'DB_POOL_SIZE', 'LUA_TIMEOUT', 'LUA_MEMORY_MAX',
+  'DATABASE_NAME', 'DATABASE_PORT', 'DB_POOL_SIZE', 'LUA_TIMEOUT', 'LUA_MEMORY_MAX', 'TRUSTED_PROXIES', 'WRITE_LIMIT',
 ];
 
 // [variable, value, other env] — each must exit 2 with one stderr line naming the variable
@@ -63,6 +63,15 @@ const INVALID = [
   ['SHARED_STORES', 'a-b:1m'],
   ['SHARED_STORES', 'cache:1m,'],
   ['SHARED_STORES', ':1m'],
+  ['TRUSTED_PROXIES', 'alb'],
+  ['TRUSTED_PROXIES', '10.0.1.0/33'],
+  ['TRUSTED_PROXIES', '10.0.1.1/24'],
+  ['TRUSTED_PROXIES', '10.0.1.0/24,'],
+  ['TRUSTED_PROXIES', 'fd00::/129'],
+  ['WRITE_LIMIT', '120'],
+  ['WRITE_LIMIT', '0/60'],
+  ['WRITE_LIMIT', '120/0'],
+  ['WRITE_LIMIT', 'none'],
 ];
 
 describe('config', () => {

@@ -97,7 +97,7 @@ describe('docs/lua-api.md', () => {
         SCRIPTS_DIR: scripts,
         MAX_UPLOAD: '20', // the section "File uploads"
         DATABASE_URL: db.url(await db.freshDatabase('flaskcrud_docs')),
-        SHARED_STORES: 'cache:1m,counters:64k', // the section "Shared store"
+        SHARED_STORES: 'cache:1m,counters:64k,limits:1m', // the sections "Shared store" and "Rate limits"
       },
     });
     await waitReady(server);

@@ -49,7 +49,8 @@ describe('the entries pages', () => {
 
   before(async () => {
     await db.freshDatabase(DB);
-    server = await startApp(db, DB);
+    // 200 concurrent adds from one address below (the write limit: rate_limits.test.mjs)
+    server = await startApp(db, DB, { WRITE_LIMIT: 'off' });
   });
 
   after(async () => {

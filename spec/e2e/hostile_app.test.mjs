@@ -8,7 +8,7 @@
 // serves normal requests, and exits cleanly without a sanitizer report. A handler that never
 // returns to the loop trips the watchdog (LUA_TIMEOUT): a log line and /healthz 503.
 // h2lua.shared (which never yields) is called from every one of those contexts and while app.lua
-// loads.
+// loads; so are req.client_addr and lib.limit.
 // Runs on the release build (LuaJIT) and the ASan build (Lua 5.4); expectations that differ
 // between the VMs say so.
 // timing: the watchdog's LUA_TIMEOUT bound; ops/test runs this file alone.
@@ -28,7 +28,7 @@ const NOT_HERE = /cannot be called here/;
 const APP_CO = /coroutine the application made/;
 
 // /call/<context>/<call>: the call's result when it may yield there, else 500 and the reason
-const CALLS = { query: '1', read: '2', begin: 'tx', sleep: 'slept', txquery: '3' };
+const CALLS = { query: '1', read: '2', begin: 'tx', sleep: 'slept', txquery: '3', http: 'hello' };
 const NO_YIELD = ['gsub', 'sort', 'sort_lt', 'format'];
 const YIELDS = ['index', 'newindex', 'eq', 'lt', 'le', 'concat', 'call', 'gmatch_for', 'iterator'];
 const APP_COROUTINES = ['app_wrap', 'app_resume'];
@@ -50,6 +50,9 @@ const CASES = {
   '/err/tostring-recurses': E500(/table/),
   '/err/yield': E500(/coroutine\.yield/),
   '/err/require': E500(NOT_HERE),
+  '/err/require-http': E500(NOT_HERE),
+  // h2lua.http called while app.lua loads raised, as db.query would
+  '/load/http': { status: 200, body: 'h2lua.http.get can only be called while handling a request' },
   '/res/none': E500(/returned nothing/),
   '/res/string': E500(/response table/),
   '/res/index-raises': E500(/reading the response raised: .*no field/),
@@ -114,6 +117,14 @@ CASES['/bad-arg/shared-value'] = {
   body: 'ok:false the value must be a string, a number or a boolean (nil deletes), got table; nil the key must be a string, got table',
 };
 CASES['/shared/loaded'] = { status: 200, body: 'ok:1' };
+// req.client_addr and lib.limit (Lua on h2lua.shared and h2lua.now) likewise, a failing store's
+// log line included; and while app.lua loads
+for (const c of [...NO_YIELD, ...YIELDS, ...APP_COROUTINES, 'tostring', 'xpcall_handler']) {
+  CASES[`/call/${c}/limit`] = { status: 200, body: 'ok:127.0.0.1' };
+}
+CASES['/call/len/limit'] = { status: 200, body: { 'lua5.4': 'ok:127.0.0.1', luajit: 'ok:nil' } };
+CASES['/call/pairs_mm/limit'] = { status: 200, body: { 'lua5.4': 'ok:127.0.0.1', luajit: 'ok:no __pairs' } };
+CASES['/limit/loaded'] = { status: 200, body: 'ok:true' };
 
 // h2lua.log and h2lua.metrics never yield: every context may call them (a message handler too)
 const LOG_METRIC_CONTEXTS = [...NO_YIELD, ...YIELDS, ...APP_COROUTINES, 'tostring', 'xpcall_handler'];

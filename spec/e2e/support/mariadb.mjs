@@ -106,15 +106,18 @@ function assertName(name) {
 }
 
 export async function startMariaDB({ tls = null } = {}) {
-  const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'h2lua-db-'));
-  const db = new MariaDB(dir, await freePort(), tls);
-  live.add(db);
-  try {
-    await db.start();
-  } catch (e) {
-    live.delete(db);
-    fs.rmSync(dir, { recursive: true, force: true });
-    throw e;
+  // the port was free a moment ago; another process on the machine may take it first: another port
+  for (let attempt = 1; ; attempt++) {
+    const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'h2lua-db-'));
+    const db = new MariaDB(dir, await freePort(), tls);
+    live.add(db);
+    try {
+      await db.start();
+      return db;
+    } catch (e) {
+      live.delete(db);
+      fs.rmSync(dir, { recursive: true, force: true });
+      if (attempt >= 3 || !/Address already in use/.test(e.message)) throw e;
+    }
   }
-  return db;
 }
