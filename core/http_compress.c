@@ -1,10 +1,14 @@
 #include "http_compress.h"
 
+#include <brotli/encode.h>
 #include <libdeflate.h>
 #include <pthread.h>
 #include <string.h>
 
 enum { MIN_SIZE = 1024 };
+/* brotli of dynamic responses: quality 1 (as fast as gzip at level 1 and smaller), and a 256 KB
+ * window (a page is far smaller) */
+enum { BR_QUALITY = 1, BR_LGWIN = 18 };
 
 typedef struct compress_filter {
     h2o_filter_t super;
@@ -16,6 +20,11 @@ typedef struct compress_ostream {
     int level;
     h2o_compress_context_t *gz; /* zlib's, for a body sent in parts (a stream), opened at its first */
 } compress_ostream_t;
+
+typedef struct br_ostream {
+    h2o_ostream_t super;
+    BrotliEncoderState **enc; /* for a body sent in parts, made at its first (freed with the pool) */
+} br_ostream_t;
 
 /* Each worker thread's libdeflate compressor, made at its first use and freed when the thread ends:
  * a body sent whole (the usual page) is compressed in one call, with no state to set up. */
@@ -84,6 +93,67 @@ static void do_send(h2o_ostream_t *_self, h2o_req_t *req, h2o_iovec_t *inbufs, s
     h2o_ostream_send_next(&self->super, req, outbufs, outbufcnt, state);
 }
 
+static void free_br_encoder(void *p)
+{
+    BrotliEncoderState **enc = p;
+    if (*enc != NULL)
+        BrotliEncoderDestroyInstance(*enc);
+}
+
+typedef H2O_VECTOR(h2o_iovec_t) iovec_vector_t;
+
+/* Runs enc over in with op (PROCESS, FLUSH or FINISH) to its end, appending what it gives out to
+ * out (copies in the pool). */
+static void br_run(BrotliEncoderState *enc, h2o_mem_pool_t *pool, BrotliEncoderOperation op, h2o_iovec_t in,
+                   iovec_vector_t *out)
+{
+    size_t avail_in = in.len;
+    const uint8_t *next_in = (const uint8_t *)in.base;
+    for (;;) {
+        size_t avail_out = 0;
+        if (!BrotliEncoderCompressStream(enc, op, &avail_in, &next_in, &avail_out, NULL, NULL))
+            h2o_fatal("BrotliEncoderCompressStream failed");
+        while (BrotliEncoderHasMoreOutput(enc)) {
+            size_t n = 0;
+            const uint8_t *o = BrotliEncoderTakeOutput(enc, &n);
+            h2o_vector_reserve(pool, out, out->size + 1);
+            out->entries[out->size++] = h2o_strdup(pool, (const char *)o, n);
+        }
+        if (avail_in == 0 && (op != BROTLI_OPERATION_FINISH || BrotliEncoderIsFinished(enc)))
+            return;
+    }
+}
+
+static void br_send(h2o_ostream_t *_self, h2o_req_t *req, h2o_iovec_t *inbufs, size_t inbufcnt, h2o_send_state_t state)
+{
+    br_ostream_t *self = (void *)_self;
+    if (*self->enc == NULL && state == H2O_SEND_STATE_FINAL) {
+        /* the whole body at once: one call */
+        h2o_iovec_t in = inbufcnt == 1 ? inbufs[0] : h2o_concat_list(&req->pool, inbufs, inbufcnt);
+        size_t cap = BrotliEncoderMaxCompressedSize(in.len);
+        h2o_iovec_t out = h2o_iovec_init(h2o_mem_alloc_pool(&req->pool, cap), cap);
+        if (cap == 0 || !BrotliEncoderCompress(BR_QUALITY, BR_LGWIN, BROTLI_MODE_TEXT, in.len, (const uint8_t *)in.base,
+                                               &out.len, (uint8_t *)out.base))
+            h2o_fatal("BrotliEncoderCompress failed");
+        h2o_ostream_send_next(&self->super, req, &out, 1, state);
+        return;
+    }
+    if (*self->enc == NULL) {
+        if ((*self->enc = BrotliEncoderCreateInstance(NULL, NULL, NULL)) == NULL)
+            h2o_fatal("no memory");
+        BrotliEncoderSetParameter(*self->enc, BROTLI_PARAM_QUALITY, BR_QUALITY);
+        BrotliEncoderSetParameter(*self->enc, BROTLI_PARAM_LGWIN, BR_LGWIN);
+        BrotliEncoderSetParameter(*self->enc, BROTLI_PARAM_MODE, BROTLI_MODE_TEXT);
+    }
+    /* a part: compressed and flushed, so that it reaches the client at once */
+    iovec_vector_t out = {NULL, 0, 0};
+    for (size_t i = 0; i != inbufcnt; ++i)
+        br_run(*self->enc, &req->pool, BROTLI_OPERATION_PROCESS, inbufs[i], &out);
+    br_run(*self->enc, &req->pool, h2o_send_state_is_in_progress(state) ? BROTLI_OPERATION_FLUSH : BROTLI_OPERATION_FINISH,
+           h2o_iovec_init(NULL, 0), &out);
+    h2o_ostream_send_next(&self->super, req, out.entries, out.size, state);
+}
+
 static void on_setup_ostream(h2o_filter_t *_self, h2o_req_t *req, h2o_ostream_t **slot)
 {
     compress_filter_t *self = (void *)_self;
@@ -101,7 +171,18 @@ static void on_setup_ostream(h2o_filter_t *_self, h2o_req_t *req, h2o_ostream_t 
         goto Next;
 
     h2o_set_header_token(&req->pool, &req->res.headers, H2O_TOKEN_VARY, H2O_STRLIT("accept-encoding"));
-    if ((h2o_get_compressible_types(&req->headers) & H2O_COMPRESSIBLE_GZIP) == 0)
+    int accepts = h2o_get_compressible_types(&req->headers);
+    if ((accepts & H2O_COMPRESSIBLE_BROTLI) != 0) {
+        req->res.content_length = SIZE_MAX;
+        h2o_add_header(&req->pool, &req->res.headers, H2O_TOKEN_CONTENT_ENCODING, NULL, H2O_STRLIT("br"));
+        br_ostream_t *os = (void *)h2o_add_ostream(req, sizeof(*os), slot);
+        os->super.do_send = br_send;
+        os->enc = h2o_mem_alloc_shared(&req->pool, sizeof(*os->enc), free_br_encoder);
+        *os->enc = NULL;
+        slot = &os->super.next;
+        goto Next;
+    }
+    if ((accepts & H2O_COMPRESSIBLE_GZIP) == 0)
         goto Next;
     req->res.content_length = SIZE_MAX;
     h2o_add_header(&req->pool, &req->res.headers, H2O_TOKEN_CONTENT_ENCODING, NULL, H2O_STRLIT("gzip"));
@@ -113,6 +194,11 @@ static void on_setup_ostream(h2o_filter_t *_self, h2o_req_t *req, h2o_ostream_t 
 
 Next:
     h2o_setup_next_ostream(req, slot);
+}
+
+int http_compress_reads_during_send(h2o_req_t *req)
+{
+    return req->_ostr_top != NULL && (req->_ostr_top->do_send == do_send || req->_ostr_top->do_send == br_send);
 }
 
 void http_compress_register(h2o_pathconf_t *pathconf, const config_t *cfg)

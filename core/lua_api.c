@@ -566,6 +566,8 @@ static int req_form_or_files(lua_State *L, const char *k)
 
 static int req_index(lua_State *L)
 {
+    if (lua_host_req_index(L))
+        return 1;
     size_t klen;
     const char *k = lua_tolstring(L, 2, &klen);
     if (k == NULL)

@@ -51,6 +51,13 @@ struct lua_req {
     uint64_t conn_id; /* counted in the worker's conn_budget while the handler runs */
     char method[16];  /* copies for the log lines (the h2o request may be gone) */
     char path[256];
+    /* the req table's lazy fields (push_field): the table, and what they are read from */
+    const void *table;             /* the req table (compared, never dereferenced) */
+    struct req_snapshot *snapshot; /* the request's parts, copied when the h2o request went first */
+    struct sockaddr_storage peer;
+    socklen_t peer_len;
+    int version;
+    int https;
 };
 
 static const stream_owner_ops_t stream_ops; /* below: the request's side of a stream */
@@ -60,10 +67,60 @@ struct req_link {
     lua_req_t *lr;
 };
 
+/* The parts of a request its lazy fields read, in one malloc'd block (the h2o request is gone). */
+struct req_snapshot {
+    h2o_iovec_t path; /* with the query */
+    size_t query_at;
+    h2o_iovec_t authority, entity;
+    h2o_headers_t headers; /* names that are tokens point at the token; the others into the block */
+};
+
+static struct req_snapshot *snapshot_of(h2o_req_t *req)
+{
+    size_t n = req->headers.size, size = sizeof(struct req_snapshot) + n * (sizeof(h2o_header_t) + sizeof(h2o_iovec_t));
+    size += req->path.len + req->input.authority.len + req->entity.len;
+    for (size_t i = 0; i != n; ++i)
+        size += req->headers.entries[i].name->len + req->headers.entries[i].value.len;
+    struct req_snapshot *s = util_malloc(size);
+    h2o_header_t *hs = (void *)(s + 1);
+    h2o_iovec_t *names = (void *)(hs + n);
+    char *d = (void *)(names + n);
+#define COPY(dst, src)                                                                                                         \
+    do {                                                                                                                       \
+        (dst) = h2o_iovec_init(d, (src).len);                                                                                  \
+        if ((src).len != 0)                                                                                                    \
+            memcpy(d, (src).base, (src).len);                                                                                  \
+        d += (src).len;                                                                                                        \
+    } while (0)
+    COPY(s->path, req->path);
+    s->query_at = req->query_at;
+    COPY(s->authority, req->input.authority);
+    COPY(s->entity, req->entity);
+    if (req->entity.base == NULL)
+        s->entity.base = NULL;
+    for (size_t i = 0; i != n; ++i) {
+        const h2o_header_t *h = req->headers.entries + i;
+        hs[i] = *h;
+        hs[i].orig_name = NULL;
+        if (h2o_iovec_is_token(h->name)) {
+            hs[i].name = h->name; /* static */
+        } else {
+            COPY(names[i], *h->name);
+            hs[i].name = names + i;
+        }
+        COPY(hs[i].value, h->value);
+    }
+#undef COPY
+    s->headers = (h2o_headers_t){hs, n, n};
+    return s;
+}
+
 static void on_req_link_dispose(void *p)
 {
     struct req_link *link = p;
     if (link->lr != NULL) {
+        if (link->lr->table != NULL && link->lr->snapshot == NULL)
+            link->lr->snapshot = snapshot_of(link->lr->req); /* Lua may still read the lazy fields */
         link->lr->req = NULL;
         link->lr->link = NULL;
     }
@@ -307,16 +364,16 @@ static void set_str(lua_State *L, const char *key, const char *s, size_t len)
     lua_setfield(L, -2, key);
 }
 
-static void push_headers(lua_State *L, h2o_req_t *req)
+static void push_headers(lua_State *L, h2o_iovec_t authority, const h2o_headers_t *headers)
 {
-    lua_createtable(L, 0, (int)req->headers.size + 1);
+    lua_createtable(L, 0, (int)headers->size + 1);
     /* h2o keeps Host (HTTP/1) and :authority (HTTP/2) apart from the headers */
-    if (req->input.authority.len != 0) {
-        lua_pushlstring(L, req->input.authority.base, req->input.authority.len);
+    if (authority.len != 0) {
+        lua_pushlstring(L, authority.base, authority.len);
         lua_setfield(L, -2, "host");
     }
-    for (size_t i = 0; i != req->headers.size; ++i) {
-        h2o_header_t *h = req->headers.entries + i;
+    for (size_t i = 0; i != headers->size; ++i) {
+        const h2o_header_t *h = headers->entries + i;
         lua_pushlstring(L, h->name->base, h->name->len);
         lua_pushvalue(L, -1);
         if (lua_rawget(L, -3) == LUA_TNIL) {
@@ -337,7 +394,11 @@ static const char *protocol_name(int version)
     return version >= 0x200 ? "HTTP/2" : version == 0x100 ? "HTTP/1.0" : "HTTP/1.1";
 }
 
-/* Pushes the req table; returns 0, or a 400 message for a path that does not decode. */
+/*
+ * Pushes the req table; returns NULL, or a 400 message for a path that does not decode. The table
+ * holds method and path (the router reads them on every request); the other fields of the contract
+ * are made on first access (lua_host_req_index) and then kept in the table.
+ */
 static const char *push_req(lua_State *L, lua_req_t *lr)
 {
     h2o_req_t *req = lr->req;
@@ -349,35 +410,96 @@ static const char *push_req(lua_State *L, lua_req_t *lr)
     if (memchr(decoded, '\0', (size_t)n) != NULL || !form_utf8_valid(decoded, (size_t)n))
         return "the path is not valid UTF-8";
 
-    lua_createtable(L, 0, 16);
+    lua_createtable(L, 0, 8);
     set_str(L, "method", req->method.base, req->method.len);
     set_str(L, "path", decoded, (size_t)n);
-    set_str(L, "raw_path", req->path.base, req->path.len);
-    if (req->query_at != SIZE_MAX)
-        set_str(L, "query_string", req->path.base + req->query_at + 1, req->path.len - req->query_at - 1);
-    else
-        set_str(L, "query_string", "", 0);
-    push_headers(L, req);
-    lua_setfield(L, -2, "headers");
-    set_str(L, "body", req->entity.base != NULL ? req->entity.base : "", req->entity.len);
-    struct sockaddr_storage ss;
-    char addr[UTIL_ADDR_TEXT_MAX] = "";
-    socklen_t sslen = req->conn->callbacks->get_peername(req->conn, (void *)&ss);
-    lua_pushlstring(L, addr, sslen != 0 ? util_addr_text((void *)&ss, sslen, addr) : 0);
-    lua_setfield(L, -2, "remote_addr");
-    char client[CLIENT_ADDR_TEXT_MAX];
-    lua_pushlstring(L, client, worker_client_addr(lr->w, req, client));
-    lua_setfield(L, -2, "client_addr");
-    set_str(L, "id", lr->id, 16);
-    lua_pushinteger(L, lr->w->id);
-    lua_setfield(L, -2, "worker");
-    lua_pushstring(L, req->scheme == &H2O_URL_SCHEME_HTTPS ? "https" : "http");
-    lua_setfield(L, -2, "scheme");
-    lua_pushstring(L, protocol_name(req->version));
-    lua_setfield(L, -2, "version");
+
     lua_rawgeti(L, LUA_REGISTRYINDEX, lr->host->super.req_mt_ref);
     lua_setmetatable(L, -2);
+    lr->table = lua_topointer(L, -1);
+    lr->version = req->version;
+    lr->https = req->scheme == &H2O_URL_SCHEME_HTTPS;
+    lr->peer_len = req->conn->callbacks->get_peername(req->conn, (void *)&lr->peer);
     return NULL;
+}
+
+/* The lazy fields, by name: each pushes its value (from the h2o request, or its snapshot). */
+enum req_field {
+    F_RAW_PATH,
+    F_QUERY_STRING,
+    F_HEADERS,
+    F_BODY,
+    F_REMOTE_ADDR,
+    F_ID,
+    F_WORKER,
+    F_SCHEME,
+    F_VERSION,
+    F_CLIENT_ADDR
+};
+
+static int field_of(const char *k, size_t len)
+{
+    static const struct {
+        const char *name;
+        size_t len;
+    } names[] = {{H2O_STRLIT("raw_path")},    {H2O_STRLIT("query_string")}, {H2O_STRLIT("headers")}, {H2O_STRLIT("body")},
+                 {H2O_STRLIT("remote_addr")}, {H2O_STRLIT("id")},           {H2O_STRLIT("worker")},  {H2O_STRLIT("scheme")},
+                 {H2O_STRLIT("version")},     {H2O_STRLIT("client_addr")}};
+    for (int i = 0; i != (int)(sizeof(names) / sizeof(names[0])); ++i)
+        if (names[i].len == len && memcmp(names[i].name, k, len) == 0)
+            return i;
+    return -1;
+}
+
+int lua_host_req_index(lua_State *L)
+{
+    size_t klen;
+    const char *k = lua_type(L, 2) == LUA_TSTRING ? lua_tolstring(L, 2, &klen) : NULL;
+    lua_req_t *lr = running;
+    int f;
+    if (k == NULL || lr == NULL || lua_topointer(L, 1) != lr->table || (f = field_of(k, klen)) < 0)
+        return 0;
+    h2o_iovec_t path, authority, entity;
+    size_t query_at;
+    const h2o_headers_t *headers;
+    if (lr->req != NULL) {
+        path = lr->req->path, query_at = lr->req->query_at, authority = lr->req->input.authority;
+        entity = lr->req->entity, headers = &lr->req->headers;
+    } else if (lr->snapshot != NULL) {
+        path = lr->snapshot->path, query_at = lr->snapshot->query_at, authority = lr->snapshot->authority;
+        entity = lr->snapshot->entity, headers = &lr->snapshot->headers;
+    } else {
+        return 0; /* cannot happen: a request that went first left its snapshot */
+    }
+    switch ((enum req_field)f) {
+    case F_RAW_PATH: lua_pushlstring(L, path.base, path.len); break;
+    case F_QUERY_STRING:
+        if (query_at != SIZE_MAX)
+            lua_pushlstring(L, path.base + query_at + 1, path.len - query_at - 1);
+        else
+            lua_pushliteral(L, "");
+        break;
+    case F_HEADERS: push_headers(L, authority, headers); break;
+    case F_BODY: lua_pushlstring(L, entity.base != NULL ? entity.base : "", entity.len); break;
+    case F_REMOTE_ADDR: {
+        char addr[UTIL_ADDR_TEXT_MAX] = "";
+        lua_pushlstring(L, addr, lr->peer_len != 0 ? util_addr_text((void *)&lr->peer, lr->peer_len, addr) : 0);
+        break;
+    }
+    case F_ID: lua_pushlstring(L, lr->id, 16); break;
+    case F_WORKER: lua_pushinteger(L, lr->w->id); break;
+    case F_SCHEME: lua_pushstring(L, lr->https ? "https" : "http"); break;
+    case F_VERSION: lua_pushstring(L, protocol_name(lr->version)); break;
+    case F_CLIENT_ADDR: {
+        char client[CLIENT_ADDR_TEXT_MAX];
+        lua_pushlstring(L, client, worker_client_addr_of(lr->w, (void *)&lr->peer, lr->peer_len, headers, client));
+        break;
+    }
+    }
+    lua_pushvalue(L, 2);
+    lua_pushvalue(L, -2);
+    lua_rawset(L, 1);
+    return 1;
 }
 
 /* ---- running the coroutine ---- */
@@ -402,6 +524,7 @@ static void finish(lua_req_t *lr, int reusable)
         stream_end(lr->stream, reusable); /* the stream function returned, or failed: cut */
     if (lr->link != NULL)
         lr->link->lr = NULL;
+    free(lr->snapshot);
     free(lr->cookie);
     if (--host->super.inflight == 0 && lr->w->lua != &host->super)
         lua_host_close(&host->super); /* an old version whose last request just ended */
@@ -682,9 +805,10 @@ static int on_req(h2o_handler_t *self, h2o_req_t *req)
     lr->conn_id = req->conn->id;
     lr->is_head = req->method.len == 4 && memcmp(req->method.base, "HEAD", 4) == 0;
     worker_next_request_id(w, lr->id);
-    snprintf(lr->method, sizeof(lr->method), "%.*s", (int)(req->method.len < 15 ? req->method.len : 15), req->method.base);
+    size_t mlen = req->method.len < sizeof(lr->method) - 1 ? req->method.len : sizeof(lr->method) - 1;
+    memcpy(lr->method, req->method.base, mlen); /* lr is zeroed: the copies end with '\0' */
     size_t plen = req->query_at != SIZE_MAX ? req->query_at : req->path.len;
-    snprintf(lr->path, sizeof(lr->path), "%.*s", (int)(plen < 255 ? plen : 255), req->path.base);
+    memcpy(lr->path, req->path.base, plen < sizeof(lr->path) - 1 ? plen : sizeof(lr->path) - 1);
     struct req_link *link = h2o_mem_alloc_shared(&req->pool, sizeof(*link), on_req_link_dispose);
     link->lr = lr;
     lr->link = link;

@@ -52,6 +52,11 @@
  *   req.worker       the worker number, 0-based
  *   req.scheme       "http" or "https" (of the connection; the app may honour X-Forwarded-Proto)
  *   req.version      "HTTP/1.0", "HTTP/1.1" or "HTTP/2"
+ *   The table holds method and path when handle(req) starts; each other field is made on its first
+ *   access (lua_host_req_index) and then kept in the table, so pairs(req) lists only those read so
+ *   far. They are made while their request runs (a field first read from another request's code,
+ *   or after the request ended, is nil). A client gone early leaves them readable: the core keeps a
+ *   copy of its request until the handler ends.
  *   lazily, decoded on first access and cached in the table:
  *   req.query        table name -> value from query_string
  *   req.form         table name -> value from an application/x-www-form-urlencoded or a
@@ -194,6 +199,15 @@ struct worker *lua_req_worker(lua_req_t *lr);
 void lua_host_suspend(lua_req_t *lr);
 lua_State *lua_req_coroutine(lua_req_t *lr);
 void lua_host_resume(lua_req_t *lr, int nargs);
+
+/*
+ * The __index of the req metatable for the core's own fields (raw_path, query_string, headers,
+ * body, remote_addr, id, worker, scheme, version): with the table at 1 and the key at 2, pushes
+ * the field, stores it in the table (rawset) and returns 1; returns 0 (nothing pushed) for any other
+ * key, or when the table is not the req of the request running now. A module that sets the
+ * metatable's __index calls it first. Can't fail but for memory.
+ */
+int lua_host_req_index(lua_State *L);
 
 /* The h2o request, or NULL once its client is gone. */
 h2o_req_t *lua_req_h2o(lua_req_t *lr);

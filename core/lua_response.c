@@ -4,6 +4,7 @@
 #include <stdio.h>
 #include <string.h>
 
+#include "http_compress.h"
 #include "http_status.h"
 #include "util.h"
 #include "worker.h"
@@ -42,9 +43,13 @@ static void send_body(h2o_req_t *req, int status, const char *body, size_t len, 
     int is_head = h2o_memis(req->method.base, req->method.len, H2O_STRLIT("HEAD"));
     h2o_iovec_t buf = h2o_iovec_init(NULL, 0);
     if (!is_head && len != 0) {
-        buf.base = h2o_mem_alloc_pool(&req->pool, len);
-        memcpy(buf.base, body, len);
-        buf.len = len;
+        if (http_compress_reads_during_send(req)) {
+            buf = h2o_iovec_init(body, len); /* compressed before h2o_send returns: no copy */
+        } else {
+            buf.base = h2o_mem_alloc_pool(&req->pool, len);
+            memcpy(buf.base, body, len);
+            buf.len = len;
+        }
     }
     h2o_send(req, &buf, buf.len != 0 ? 1 : 0, H2O_SEND_STATE_FINAL);
 }

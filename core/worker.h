@@ -98,9 +98,15 @@ h2o_iovec_t worker_find_request_id(h2o_req_t *req);
  * Writes the address of the request's client into out and returns its length: the peer, or, when
  * the peer is one of TRUSTED_PROXIES, the client its X-Forwarded-For headers name
  * (client_addr_resolve); "" (0) when the peer has no IP address. req.client_addr and the access
- * log's client_addr. Can't fail; allocates from the request's pool only when the peer is trusted.
+ * log's client_addr. Can't fail; allocates nothing.
  */
 size_t worker_client_addr(const worker_t *w, h2o_req_t *req, char out[CLIENT_ADDR_TEXT_MAX]);
+
+/* The same from the peer's address and the request's headers (a request whose client went first
+ * keeps copies of both). Reads at most the last WORKER_XFF_MAX X-Forwarded-For headers. */
+#define WORKER_XFF_MAX 32
+size_t worker_client_addr_of(const worker_t *w, const struct sockaddr *peer, socklen_t peer_len, const h2o_headers_t *headers,
+                             char out[CLIENT_ADDR_TEXT_MAX]);
 
 /* The req->env key under which the Lua host leaves the application's route for the metrics. */
 #define WORKER_ENV_ROUTE "H2LUA_ROUTE"

@@ -1,5 +1,5 @@
 // Compression (COMPRESS, COMPRESS_LEVEL): text responses of 1 KB or more go out gzipped to a
-// client that accepts gzip, with Vary: Accept-Encoding — the application's (fixture /sized), its
+// client that accepts gzip (brotli, quality 1, to one that accepts br), with Vary: Accept-Encoding — the application's (fixture /sized), its
 // streams chunk by chunk (each chunk decodable as soon as it is sent: an endless stream's first
 // chunk is read while the stream still runs) and the static files (compressed once, the same
 // bytes and ETag at every request; brotli for clients that accept br, once its copy is made). Small bodies, compressed types, HEAD, clients without gzip and
@@ -13,21 +13,25 @@ import zlib from 'node:zlib';
 import { describeServer, startServer } from './support/server.mjs';
 
 const GZIP = { 'accept-encoding': 'gzip, deflate, br' };
+/** What a dynamic response goes out as, by what the client accepts. */
+const ENCODINGS = [['gzip', { 'accept-encoding': 'gzip' }], ['br', { 'accept-encoding': 'gzip, deflate, br' }]];
 const BOOTSTRAP_CSS = '/usr/share/javascript/bootstrap5/css/bootstrap.min.css';
 
-/** The decoded body of a response (gunzipped when it says gzip). */
+/** The decoded body of a response (gunzipped or brotli-decoded when it says so). */
 function decoded(res) {
-  return res.headers['content-encoding'] === 'gzip' ? zlib.gunzipSync(res.body) : res.body;
+  const enc = res.headers['content-encoding'];
+  return enc === 'gzip' ? zlib.gunzipSync(res.body) : enc === 'br' ? zlib.brotliDecompressSync(res.body) : res.body;
 }
 
 /**
  * GETs p with Accept-Encoding: gzip and reads the decoded body until it holds `want`; then drops
  * the connection. Resolves { headers, text } — it never waits for the end of the response.
  */
-function readUntil(port, p, want) {
+function readUntil(port, p, want, headers = GZIP) {
   return new Promise((resolve, reject) => {
-    const req = http.get({ host: '127.0.0.1', port, path: p, agent: false, headers: GZIP }, (res) => {
-      const body = res.headers['content-encoding'] === 'gzip' ? res.pipe(zlib.createGunzip()) : res;
+    const req = http.get({ host: '127.0.0.1', port, path: p, agent: false, headers }, (res) => {
+      const enc = res.headers['content-encoding'];
+      const body = enc === 'gzip' ? res.pipe(zlib.createGunzip()) : enc === 'br' ? res.pipe(zlib.createBrotliDecompress()) : res;
       let text = '';
       body.setEncoding('utf8');
       body.on('data', (d) => {
@@ -48,17 +52,19 @@ function readUntil(port, p, want) {
 }
 
 describeServer('compression of dynamic responses', {}, (h) => {
-  for (const type of ['html', 'css', 'js', 'json', 'svg', 'txt']) {
-    it(`a ${type} body of 4 KB is gzipped for a client that accepts gzip`, async () => {
-      const plain = await h.server.get(`/sized?type=${type}&bytes=4096`);
-      const res = await h.server.get(`/sized?type=${type}&bytes=4096`, { headers: GZIP });
-      assert.equal(res.status, 200);
-      assert.equal(res.headers['content-encoding'], 'gzip');
-      assert.match(res.headers.vary ?? '', /accept-encoding/i);
-      assert.ok(res.body.length < 1024, `${res.body.length} bytes on the wire`);
-      assert.ok(decoded(res).equals(plain.body), 'gunzipped, it is the body sent as it is');
-      assert.equal(plain.body.length, 4096);
-    });
+  for (const [enc, accept] of ENCODINGS) {
+    for (const type of ['html', 'css', 'js', 'json', 'svg', 'txt']) {
+      it(`a ${type} body of 4 KB goes out as ${enc} for a client that accepts ${accept['accept-encoding']}`, async () => {
+        const plain = await h.server.get(`/sized?type=${type}&bytes=4096`);
+        const res = await h.server.get(`/sized?type=${type}&bytes=4096`, { headers: accept });
+        assert.equal(res.status, 200);
+        assert.equal(res.headers['content-encoding'], enc);
+        assert.match(res.headers.vary ?? '', /accept-encoding/i);
+        assert.ok(res.body.length < 1024, `${res.body.length} bytes on the wire`);
+        assert.ok(decoded(res).equals(plain.body), 'decoded, it is the body sent as it is');
+        assert.equal(plain.body.length, 4096);
+      });
+    }
   }
 
   it('a client that does not accept gzip gets the body as it is, with Vary', async () => {
@@ -88,25 +94,27 @@ describeServer('compression of dynamic responses', {}, (h) => {
     assert.equal(res.body.length, 0);
   });
 
-  it('a stream is gzipped chunk by chunk: the first chunk of an endless stream is read while it runs', async () => {
-    const r = await readUntil(h.server.port, '/stream/forever?ms=1000', 'tick 1\n');
-    assert.equal(r.headers['content-encoding'], 'gzip');
-    assert.match(r.headers.vary ?? '', /accept-encoding/i);
-    assert.ok(r.text.startsWith('tick 1\n'), r.text);
-  });
+  for (const [enc, accept] of ENCODINGS) {
+    it(`a stream goes out as ${enc} chunk by chunk: the first chunk of an endless stream is read while it runs`, async () => {
+      const r = await readUntil(h.server.port, '/stream/forever?ms=1000', 'tick 1\n', accept);
+      assert.equal(r.headers['content-encoding'], enc);
+      assert.match(r.headers.vary ?? '', /accept-encoding/i);
+      assert.ok(r.text.startsWith('tick 1\n'), r.text);
+    });
 
-  it('server-sent events are gzipped event by event: the first event arrives while the stream runs', async () => {
-    const r = await readUntil(h.server.port, '/stream/sse?n=100000&ms=1000', 'data: tick 1\n\n');
-    assert.equal(r.headers['content-encoding'], 'gzip');
-    assert.match(r.headers['content-type'], /^text\/event-stream/);
-    assert.equal(r.text, 'data: tick 1\n\n');
-  });
+    it(`server-sent events go out as ${enc} event by event: the first event arrives while the stream runs`, async () => {
+      const r = await readUntil(h.server.port, '/stream/sse?n=100000&ms=1000', 'data: tick 1\n\n', accept);
+      assert.equal(r.headers['content-encoding'], enc);
+      assert.match(r.headers['content-type'], /^text\/event-stream/);
+      assert.equal(r.text, 'data: tick 1\n\n');
+    });
 
-  it('a finished stream decodes to what the handler sent', async () => {
-    const res = await h.server.get('/stream/chunks?n=3&ms=10', { headers: GZIP });
-    assert.equal(res.headers['content-encoding'], 'gzip');
-    assert.equal(decoded(res).toString(), 'chunk 1\nchunk 2\nchunk 3\n');
-  });
+    it(`a finished stream sent as ${enc} decodes to what the handler sent`, async () => {
+      const res = await h.server.get('/stream/chunks?n=3&ms=10', { headers: accept });
+      assert.equal(res.headers['content-encoding'], enc);
+      assert.equal(decoded(res).toString(), 'chunk 1\nchunk 2\nchunk 3\n');
+    });
+  }
 
   it('Bootstrap is sent gzipped, the same bytes and ETag at every request (compressed once)', async () => {
     const ONLY_GZIP = { 'accept-encoding': 'gzip' };
