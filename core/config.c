@@ -93,6 +93,16 @@ static const struct config_var {
      "on | off: compress text responses of 1 KB or more for clients that accept it (brotli or gzip; static files once)"},
     {"COMPRESS_LEVEL", VAR_INT, "1", NULL, 1, 9, 1, FIELD(compress_level), {0},
      "gzip level of dynamic responses (static files get 9)"},
+    {"WEBHOOK_URL", VAR_STR, NULL, NULL, 0, 0, 0, FIELD(webhook_url), {0},
+     "http:// or https:// URL the entries app posts every change to (signed JSON events; unset: none)"},
+    {"WEBHOOK_SECRET", VAR_SECRET, NULL, "required with WEBHOOK_URL", 16, 0, 0, FIELD(webhook_secret), {0},
+     "key of the events' X-Webhook-Signature (HMAC-SHA256), at least 16 characters"},
+    {"WEBHOOK_MAX_ATTEMPTS", VAR_INT, "12", NULL, 1, 1000, 1, FIELD(webhook_max_attempts), {0},
+     "deliveries tried per event before it is given up (logged and counted)"},
+    {"WEBHOOK_BACKOFF", VAR_INT, "2", NULL, 1, 3600, 1000, FIELD(webhook_backoff_ms), {0},
+     "seconds before an event's first retry; doubled each retry, with jitter"},
+    {"WEBHOOK_BACKOFF_MAX", VAR_INT, "300", NULL, 1, 86400, 1000, FIELD(webhook_backoff_max_ms), {0},
+     "most seconds between two tries of an event"},
     {"DATABASE_URL", VAR_DB, NULL, NULL, 0, 0, 0, NO_FIELD, {0},
      "host, host:port or mysql://user:pass@host:port/name of the primary"},
     {"DATABASE_READ_URL", VAR_DB, NULL, NULL, 0, 0, 0, NO_FIELD, {0}, "the same for a read replica"},
@@ -527,6 +537,22 @@ int config_load(config_t *cfg, const char *(*getenv_fn)(const char *name), char 
             ret = fail(errbuf, errlen, "TLS_KEY must be a readable file, got '%.200s'", cfg->tls_key);
             goto Error;
         }
+    }
+
+    if (cfg->webhook_url != NULL) {
+        if (strncmp(cfg->webhook_url, "http://", 7) != 0 && strncmp(cfg->webhook_url, "https://", 8) != 0) {
+            ret = fail(errbuf, errlen, "WEBHOOK_URL must start with http:// or https://, got '%.200s'", cfg->webhook_url);
+            goto Error;
+        }
+        if (cfg->webhook_secret == NULL) {
+            ret = fail(errbuf, errlen, "WEBHOOK_SECRET is required when WEBHOOK_URL is set (at least 16 characters)");
+            goto Error;
+        }
+    }
+    if (cfg->webhook_backoff_max_ms < cfg->webhook_backoff_ms) {
+        ret = fail(errbuf, errlen, "WEBHOOK_BACKOFF_MAX must be at least WEBHOOK_BACKOFF (%d s), got %d s",
+                   cfg->webhook_backoff_ms / 1000, cfg->webhook_backoff_max_ms / 1000);
+        goto Error;
     }
 
     if ((ret = load_db(&cfg->db, getenv_fn, "DATABASE_URL", errbuf, errlen)) != 0)

@@ -75,13 +75,18 @@ typedef struct config {
     int compress_level; /* zlib level (1-9) of dynamic responses */
     int req_timeout_ms;
     int drain_timeout_ms;
-    int lua_timeout_ms;    /* LUA_TIMEOUT: the watchdog's bound (lua_watchdog.h) */
-    size_t lua_memory_max; /* LUA_MEMORY_MAX in bytes: a Lua state's limit while a handler runs */
-    int timers_max;        /* TIMERS_MAX: h2lua.timer timers pending or running per worker */
-    config_db_t db;        /* the primary (writes) */
-    config_db_t db_read;   /* the replica; host NULL when none */
-    int db_tls;            /* CONFIG_DB_TLS_*, for the primary and the replica */
-    char *db_ca;           /* DATABASE_CA: PEM bundle path (verify-identity only), or NULL */
+    int lua_timeout_ms;         /* LUA_TIMEOUT: the watchdog's bound (lua_watchdog.h) */
+    size_t lua_memory_max;      /* LUA_MEMORY_MAX in bytes: a Lua state's limit while a handler runs */
+    int timers_max;             /* TIMERS_MAX: h2lua.timer timers pending or running per worker */
+    config_db_t db;             /* the primary (writes) */
+    config_db_t db_read;        /* the replica; host NULL when none */
+    int db_tls;                 /* CONFIG_DB_TLS_*, for the primary and the replica */
+    char *db_ca;                /* DATABASE_CA: PEM bundle path (verify-identity only), or NULL */
+    char *webhook_url;          /* WEBHOOK_URL: where the entries app posts its events; NULL: none */
+    char *webhook_secret;       /* WEBHOOK_SECRET: the events' HMAC key (set whenever webhook_url is) */
+    int webhook_max_attempts;   /* tries per event before it is given up */
+    int webhook_backoff_ms;     /* delay before the first retry, doubled each retry */
+    int webhook_backoff_max_ms; /* the most delay between two tries */
     int http_client_max;
     int db_pool_size;
     int db_queue_max;

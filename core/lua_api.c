@@ -300,13 +300,19 @@ static int l_hmac_sha256(lua_State *L)
 {
     size_t len;
     const char *data = luaL_checklstring(L, 1, &len);
+    size_t keylen = 0;
+    const char *key = luaL_optlstring(L, 2, NULL, &keylen);
     struct api_ctx *c = ctx_of(L);
     unsigned char mac[EVP_MAX_MD_SIZE];
     size_t outlen = 0;
+    luaL_argcheck(L, key == NULL || (keylen > 0 && strlen(key) == keylen), 2, "a key of 1 or more bytes, none of them NUL");
     /* the state's keyed context (keyed once with SECRET_KEY); util_hmac_sha256 is the rule */
-    if (c->hmac == NULL || EVP_MAC_init(c->hmac, NULL, 0, NULL) != 1 ||
-        EVP_MAC_update(c->hmac, (const unsigned char *)data, len) != 1 ||
-        EVP_MAC_final(c->hmac, mac, &outlen, sizeof(mac)) != 1) {
+    if (key != NULL) {
+        util_hmac_sha256(key, data, len, mac);
+        outlen = UTIL_HMAC_SHA256_LEN;
+    } else if (c->hmac == NULL || EVP_MAC_init(c->hmac, NULL, 0, NULL) != 1 ||
+               EVP_MAC_update(c->hmac, (const unsigned char *)data, len) != 1 ||
+               EVP_MAC_final(c->hmac, mac, &outlen, sizeof(mac)) != 1) {
         util_hmac_sha256(c->cfg->secret_key, data, len, mac);
         outlen = UTIL_HMAC_SHA256_LEN;
     }
@@ -674,6 +680,20 @@ static int open_module(lua_State *L)
     lua_setfield(L, -2, "database");
     lua_pushstring(L, H2LUA_VERSION);
     lua_setfield(L, -2, "version");
+    if (cfg->webhook_url != NULL) {
+        lua_createtable(L, 0, 5);
+        lua_pushstring(L, cfg->webhook_url);
+        lua_setfield(L, -2, "url");
+        lua_pushstring(L, cfg->webhook_secret);
+        lua_setfield(L, -2, "secret");
+        lua_pushinteger(L, cfg->webhook_max_attempts);
+        lua_setfield(L, -2, "max_attempts");
+        lua_pushnumber(L, cfg->webhook_backoff_ms / 1000.0);
+        lua_setfield(L, -2, "backoff");
+        lua_pushnumber(L, cfg->webhook_backoff_max_ms / 1000.0);
+        lua_setfield(L, -2, "backoff_max");
+        lua_setfield(L, -2, "webhook");
+    }
     lua_pushinteger(L, cfg->write_limit);
     lua_setfield(L, -2, "write_limit");
     lua_pushinteger(L, cfg->write_limit_window);

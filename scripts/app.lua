@@ -9,6 +9,7 @@ local web = require "lib.web"
 local devreload = require "lib.devreload"
 local api = require "handlers.api"
 local entries = require "handlers.entries"
+local entry = require "models.entry"
 local limits = require "handlers.limits"
 
 local views = view.load(h2lua.config.views_dir)
@@ -32,6 +33,8 @@ local function form(fn)
     end)
 end
 
+-- every change of an entry, delivered as a signed event to WEBHOOK_URL (see lib.webhook)
+if h2lua.config.webhook then entry.deliver_events(require("lib.webhook").new(h2lua.config.webhook):start()) end
 -- Writes per client (WRITE_LIMIT): past it 429 with Retry-After, before anything else runs.
 local limited = limits.writes()
 

@@ -35,6 +35,11 @@
 --   m.fields                    the columns, as lib.form fields; m.fields_of(name, ...) a few
 --   m.from_row(row)             a row of a SELECT of m.COLUMNS as a record (in place)
 --   m.table, m.primary_key, m.COLUMNS (the select list, for statements of your own)
+--   m.on_change                 nil, or function(tx, kind, record) called inside the transaction of
+--                               every change create/update/delete make (kind "created", "updated",
+--                               "deleted"; a deleted record is { [primary_key] = id }): what it writes
+--                               on tx commits or rolls back with the change (an outbox, an audit
+--                               log). With it, create and delete run in a transaction too.
 -- Keyset pages cost one statement each, the same however large the table is, and no statement
 -- counts the table: has_before / has_after tell whether a row exists before the first record /
 -- after the last (for an empty page: beyond the bound asked for).
@@ -172,22 +177,28 @@ function model.new(def)
         return args
     end
 
-    function m.create(values)
-        local args = insert_args(values)
-        if def.timestamps then
-            return db.transaction(function(tx)
-                local id = tx:query(INSERT, table.unpack(args, 1, #columns)).insert_id
-                return from_row(tx:query(FIND, id)[1])
-            end)
-        end
-        local res = db.query(INSERT, table.unpack(args, 1, #columns))
-        local rec = { [pk] = res.insert_id }
+    -- The record create stored under id, from its arguments.
+    local function record_of(id, args)
+        local rec = { [pk] = id }
         for i, c in ipairs(columns) do
             local v = args[i]
             if v == null then v = c.default end
             rec[c.name] = v
         end
         return rec
+    end
+
+    function m.create(values)
+        local args = insert_args(values)
+        if def.timestamps or m.on_change then
+            return db.transaction(function(tx)
+                local id = tx:query(INSERT, table.unpack(args, 1, #columns)).insert_id
+                local rec = def.timestamps and from_row(tx:query(FIND, id)[1]) or record_of(id, args)
+                if m.on_change then m.on_change(tx, "created", rec) end
+                return rec
+            end)
+        end
+        return record_of(db.query(INSERT, table.unpack(args, 1, #columns)).insert_id, args)
     end
 
     function m.update(id, values)
@@ -204,12 +215,20 @@ function model.new(def)
             end
             args[#columns + 1] = id
             tx:query(UPDATE, table.unpack(args, 1, #columns + 1))
-            if def.timestamps then return from_row(tx:query(FIND, id)[1]) end
+            if def.timestamps then rec = from_row(tx:query(FIND, id)[1]) end
+            if m.on_change then m.on_change(tx, "updated", rec) end
             return rec
         end)
     end
 
     function m.delete(id)
+        if m.on_change then
+            return db.transaction(function(tx)
+                local done = tx:query(DELETE, id).affected_rows > 0
+                if done then m.on_change(tx, "deleted", { [pk] = id }) end
+                return done
+            end)
+        end
         return db.query(DELETE, id).affected_rows > 0
     end
 

@@ -49,24 +49,52 @@ entry.page_before = m.page_before
 -- The entry with this id, or nil.
 entry.get = m.find
 
+-- The webhook outbox (lib.webhook), when the application delivers events (WEBHOOK_URL): every
+-- change then writes its event ("entry.created", ...) in the change's own transaction, and asks
+-- for a delivery once committed.
+local hooks
+function entry.deliver_events(h)
+    hooks = h
+    m.on_change = function(tx, kind, rec) h:enqueue(tx, "entry:" .. rec.id, "entry." .. kind, rec) end
+end
+
 -- Inserts a validated entry (values.title, values.description, values.status or false), counted
 -- in entries_created_total by client ("page" or "api"); returns the new entry.
 function entry.create(values, client)
     local e = m.create(values)
     created:inc(BY_CLIENT[client])
+    if hooks then hooks:kick() end
     return e
 end
 
 -- Changes the fields present in values (validated); returns the entry as saved, or nil when
 -- there is no such entry.
-entry.update = m.update
+function entry.update(id, values)
+    local e = m.update(id, values)
+    if hooks and e then hooks:kick() end
+    return e
+end
 
 -- Deletes the entry; false when there was none.
-entry.delete = m.delete
+function entry.delete(id)
+    local done = m.delete(id)
+    if hooks and done then hooks:kick() end
+    return done
+end
+
+local TOGGLE = "UPDATE entry SET status = NOT COALESCE(status, FALSE) WHERE id = ?"
 
 -- Flips the status (NULL counts as false); false when there is no such entry.
 function entry.toggle(id)
-    return db.query("UPDATE entry SET status = NOT COALESCE(status, FALSE) WHERE id = ?", id).affected_rows > 0
+    if not hooks then return db.query(TOGGLE, id).affected_rows > 0 end
+    local done = db.transaction(function(tx)
+        if tx:query(TOGGLE, id).affected_rows == 0 then return false end
+        hooks:enqueue(tx, "entry:" .. id, "entry.toggled", m.from_row(tx:query("SELECT " .. m.COLUMNS
+            .. " FROM entry WHERE id = ?", id)[1]))
+        return true
+    end)
+    if done then hooks:kick() end
+    return done
 end
 
 return entry

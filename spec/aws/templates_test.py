@@ -525,11 +525,46 @@ def check_s3_endpoint(stacks):
     return []
 
 
+def check_webhook(stacks):
+    """WebhookUrl: empty, the tasks know of no webhook; an https:// URL, the task gets it as
+    WEBHOOK_URL and a key generated in Secrets Manager as WEBHOOK_SECRET, which the execution role
+    may read and an output names; an http:// URL is refused (the tasks may only send HTTPS out)."""
+    problems = []
+    url = "https://hooks.example.com/h2lua"
+    pattern = stacks.templates["service"]["Parameters"].get("WebhookUrl", {}).get("AllowedPattern", "")
+    if not pattern or not re.fullmatch(pattern, url) or re.fullmatch(pattern, "http://hooks.example.com/h2lua") \
+            or not re.fullmatch(pattern, ""):
+        problems.append("WebhookUrl does not take exactly '' and https:// URLs")
+    for s, on in ((stacks.render(), False), (stacks.render({"service": {"WebhookUrl": url}}), True)):
+        c = container(s.templates)
+        env = {e["Name"]: e["Value"] for e in c.get("Environment", [])}
+        secrets = {e["Name"]: e["ValueFrom"] for e in c.get("Secrets", [])}
+        made = s.resources("service", "AWS::SecretsManager::Secret")
+        if not on:
+            if "WEBHOOK_URL" in env or "WEBHOOK_SECRET" in secrets or "WebhookSecret" in made:
+                problems.append("without WebhookUrl the task still gets a webhook")
+            continue
+        if target_name(s, "service", env.get("WEBHOOK_URL")) != "service.WebhookUrl":
+            problems.append("WebhookUrl does not reach the task as WEBHOOK_URL")
+        source = s.resolve("service", secrets.get("WEBHOOK_SECRET"))
+        if source.kind != "resource" or source.name != "WebhookSecret" or "WebhookSecret" not in made:
+            problems.append("WEBHOOK_SECRET is not the generated WebhookSecret")
+        role = s.props("service", "ExecutionRole")
+        readable = [s.resolve("service", r).name for p in role.get("Policies", [])
+                    for st in p["PolicyDocument"]["Statement"] for r in listed(st.get("Resource", []))
+                    if "secretsmanager:GetSecretValue" in str(st.get("Action"))]
+        if "WebhookSecret" not in readable:
+            problems.append("the execution role may not read WebhookSecret (tasks would not start)")
+        if "WebhookSecretArn" not in s.templates["service"].get("Outputs", {}):
+            problems.append("no output names the webhook secret for the receiver")
+    return problems
+
+
 CHECKS = [check_addresses, check_nat, check_https, check_database, check_registry, check_task,
           check_service, check_autoscaling, check_alarms, check_learner_lab_mode, check_exports,
           check_replica_source, check_engine_support, check_desired_count, check_front_hardening,
           check_deployment_safety, check_s3_endpoint, check_connections_at_deploy_peak, check_task_role,
-          check_trusted_proxies]
+          check_trusted_proxies, check_webhook]
 
 
 class Templates(unittest.TestCase):
@@ -692,6 +727,12 @@ FAULTS = {
         if e.get("Name") == "TRUSTED_PROXIES"]),
     "trusted_proxies_one_zone": (check_trusted_proxies, lambda t: [e["Value"]["Fn::Join"][1].pop() for e in container(
         t)["Environment"] if e.get("Name") == "TRUSTED_PROXIES"]),
+    "webhook_over_http": (check_webhook, lambda t: t["service"]["Parameters"]["WebhookUrl"].update(
+        AllowedPattern="^$|^https?://[^\\s,]+$")),
+    "webhook_secret_unreadable": (check_webhook, lambda t: props(t, "service", "ExecutionRole")["Policies"][0][
+        "PolicyDocument"]["Statement"][0]["Resource"].pop()),
+    "webhook_url_not_passed": (check_webhook, lambda t: container(t)["Environment"].remove(next(
+        e for e in container(t)["Environment"] if "WEBHOOK_URL" in json.dumps(e)))),
 }
 
 

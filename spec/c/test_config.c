@@ -173,6 +173,43 @@ static void test_database_tls(void)
     unlink(junk);
 }
 
+static void test_webhook(void)
+{
+#define BASE "SECRET_KEY", "0123456789abcdef", "SCRIPTS_DIR", ".", "VIEWS_DIR", "."
+    config_t cfg;
+    char err[512];
+    const char *none[] = {BASE, NULL};
+    CHECK(load(&cfg, err, none) == 0);
+    CHECK(cfg.webhook_url == NULL && cfg.webhook_max_attempts == 12 && cfg.webhook_backoff_ms == 2000 &&
+          cfg.webhook_backoff_max_ms == 300000);
+    config_free(&cfg);
+    const char *on[] = {BASE,
+                        "WEBHOOK_URL",
+                        "https://hooks.example/in",
+                        "WEBHOOK_SECRET",
+                        "fedcba9876543210",
+                        "WEBHOOK_BACKOFF",
+                        "1",
+                        "WEBHOOK_BACKOFF_MAX",
+                        "4",
+                        NULL};
+    CHECK(load(&cfg, err, on) == 0);
+    CHECK(strcmp(cfg.webhook_url, "https://hooks.example/in") == 0 && strcmp(cfg.webhook_secret, "fedcba9876543210") == 0);
+    CHECK(cfg.webhook_backoff_ms == 1000 && cfg.webhook_backoff_max_ms == 4000);
+    config_free(&cfg);
+    const char *scheme[] = {BASE, "WEBHOOK_URL", "ftp://x/y", "WEBHOOK_SECRET", "fedcba9876543210", NULL};
+    expect_error(scheme, "WEBHOOK_URL must start with http:// or https://, got 'ftp://x/y'");
+    const char *nosecret[] = {BASE, "WEBHOOK_URL", "http://127.0.0.1:9/", NULL};
+    expect_error(nosecret, "WEBHOOK_SECRET is required when WEBHOOK_URL is set");
+    const char *shortsecret[] = {BASE, "WEBHOOK_URL", "http://127.0.0.1:9/", "WEBHOOK_SECRET", "short", NULL};
+    expect_error(shortsecret, "WEBHOOK_SECRET must be at least 16");
+    const char *backoff[] = {BASE, "WEBHOOK_BACKOFF", "10", "WEBHOOK_BACKOFF_MAX", "5", NULL};
+    expect_error(backoff, "WEBHOOK_BACKOFF_MAX must be at least WEBHOOK_BACKOFF (10 s), got 5 s");
+    const char *attempts[] = {BASE, "WEBHOOK_MAX_ATTEMPTS", "0", NULL};
+    expect_error(attempts, "WEBHOOK_MAX_ATTEMPTS");
+#undef BASE
+}
+
 /* SHARED_STORES: names and sizes, and one message naming the variable for each mistake. */
 static void test_shared_stores(void)
 {
@@ -281,6 +318,7 @@ int main(void)
     test_development();
     test_db_url();
     test_database_tls();
+    test_webhook();
     test_shared_stores();
     test_trusted_proxies();
     test_write_limit();

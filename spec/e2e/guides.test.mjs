@@ -71,7 +71,7 @@ async function follow(doc, expected) {
 describe('the guides, followed', () => {
   it('docs/guide-resource.md: a second resource whose spec passes', async () => {
     await follow('docs/guide-resource.md', [
-      'db/migrations/0003_contact.sql', 'scripts/models/contact.lua', 'scripts/handlers/contacts.lua',
+      'db/migrations/0004_contact.sql', 'scripts/models/contact.lua', 'scripts/handlers/contacts.lua',
       'views/partials/contact_fields.etlua', 'views/contacts.etlua', 'views/contact_edit.etlua', 'scripts/app.lua',
       'spec/app/contacts_spec.lua', 'run',
     ]);
