@@ -350,7 +350,7 @@ describe('security', { skip: hasEntriesApp() ? false : 'the entries app has no w
 
     it('the tables are intact', async () => {
       const tables = (await db.root(`SHOW TABLES FROM \`${name}\``)).map((r) => Object.values(r)[0]).sort();
-      assert.deepEqual(tables, ['entry', 'schema_migrations']);
+      assert.deepEqual(tables, ['entry', 'schema_migrations', 'webhook_outbox']);
       const cols = (await db.root(`SHOW COLUMNS FROM \`${name}\`.entry`)).map((r) => r.Field);
       assert.deepEqual(cols, ['id', 'title', 'description', 'status']);
       assert.ok((await count()) > 20);
