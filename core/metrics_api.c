@@ -162,26 +162,26 @@ static int l_dec(lua_State *L)
     return add(L, -1, "metric:dec");
 }
 
-static int l_set(lua_State *L)
+/* set/observe: (self, v [, labels]) on a metric of that type; record takes v into the series */
+static int record_value(lua_State *L, int type, void (*record)(app_series_t *, double), const char *fn)
 {
     struct metric_ud *u = check_metric(L);
-    check_type(L, u, app_metric_type(u->m) == APP_METRIC_GAUGE, "metric:set");
-    double v = finite_arg(L, 2, "metric:set");
-    app_series_t *s = series_of(L, u, 3, 1, "metric:set");
+    check_type(L, u, app_metric_type(u->m) == type, fn);
+    double v = finite_arg(L, 2, fn);
+    app_series_t *s = series_of(L, u, 3, 1, fn);
     if (s != NULL)
-        app_series_set(s, v);
+        record(s, v);
     return 0;
+}
+
+static int l_set(lua_State *L)
+{
+    return record_value(L, APP_METRIC_GAUGE, app_series_set, "metric:set");
 }
 
 static int l_observe(lua_State *L)
 {
-    struct metric_ud *u = check_metric(L);
-    check_type(L, u, app_metric_type(u->m) == APP_METRIC_HISTOGRAM, "metric:observe");
-    double v = finite_arg(L, 2, "metric:observe");
-    app_series_t *s = series_of(L, u, 3, 1, "metric:observe");
-    if (s != NULL)
-        app_series_observe(s, v);
-    return 0;
+    return record_value(L, APP_METRIC_HISTOGRAM, app_series_observe, "metric:observe");
 }
 
 /* Pushes v as an integer when it is a whole number an integer holds exactly (5.4 writes 1, not 1.0). */
