@@ -7,6 +7,7 @@
 #include "app_metrics.h"
 #include "form.h"
 #include "log.h"
+#include "lua_host.h"
 #include "worker.h"
 
 #define METRIC_MT "h2lua.metric"
@@ -309,18 +310,7 @@ static int open_metrics(lua_State *L)
     static const luaL_Reg methods[] = {{"inc", l_inc},         {"dec", l_dec},     {"set", l_set},
                                        {"observe", l_observe}, {"value", l_value}, {NULL, NULL}};
     static const luaL_Reg funcs[] = {{"counter", l_counter}, {"gauge", l_gauge}, {"histogram", l_histogram}, {NULL, NULL}};
-    if (luaL_newmetatable(L, METRIC_MT)) {
-        lua_newtable(L);
-        luaL_setfuncs(L, methods, 0);
-        lua_setfield(L, -2, "__index");
-        lua_pushcfunction(L, l_gc);
-        lua_setfield(L, -2, "__gc");
-        lua_pushcfunction(L, l_tostring);
-        lua_setfield(L, -2, "__tostring");
-        lua_pushliteral(L, "h2lua.metric");
-        lua_setfield(L, -2, "__metatable");
-    }
-    lua_pop(L, 1);
+    lua_host_new_type(L, METRIC_MT, methods, l_gc, l_tostring);
     lua_newtable(L);
     lua_pushvalue(L, lua_upvalueindex(1));
     lua_pushvalue(L, lua_upvalueindex(2));
