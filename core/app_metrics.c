@@ -2,7 +2,6 @@
 
 #include <math.h>
 #include <pthread.h>
-#include <stdarg.h>
 #include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -84,16 +83,6 @@ void app_metrics_free(app_metrics_t *r)
     free(r);
 }
 
-static int fail(char *err, size_t errlen, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
-static int fail(char *err, size_t errlen, const char *fmt, ...)
-{
-    va_list ap;
-    va_start(ap, fmt);
-    vsnprintf(err, errlen, fmt, ap);
-    va_end(ap);
-    return APP_METRICS_EINVAL;
-}
-
 /* [a-zA-Z_][a-zA-Z0-9_]* of 1 to max bytes */
 static int is_name(const char *s, size_t max)
 {
@@ -160,39 +149,46 @@ static int check_shape(int type, const char *name, const char *help, size_t help
                        const double *buckets, size_t nbuckets, char *err, size_t errlen)
 {
     if (type < APP_METRIC_COUNTER || type > APP_METRIC_HISTOGRAM)
-        return fail(err, errlen, "unknown metric type");
+        return util_fail(APP_METRICS_EINVAL, err, errlen, "unknown metric type");
     if (!is_name(name, APP_METRICS_NAME_MAX))
-        return fail(err, errlen, "the name '%.*s' is not a metric name ([a-zA-Z_][a-zA-Z0-9_]*, at most %d bytes)", 160, name,
-                    APP_METRICS_NAME_MAX);
+        return util_fail(APP_METRICS_EINVAL, err, errlen,
+                         "the name '%.*s' is not a metric name ([a-zA-Z_][a-zA-Z0-9_]*, at most %d bytes)", 160, name,
+                         APP_METRICS_NAME_MAX);
     if (strncmp(name, "h2lua_", 6) == 0)
-        return fail(err, errlen, "the name '%s' starts with h2lua_, the prefix of the core's metrics", name);
+        return util_fail(APP_METRICS_EINVAL, err, errlen, "the name '%s' starts with h2lua_, the prefix of the core's metrics",
+                         name);
     if (strncmp(name, "__", 2) == 0)
-        return fail(err, errlen, "the name '%s' starts with __ (reserved by Prometheus)", name);
+        return util_fail(APP_METRICS_EINVAL, err, errlen, "the name '%s' starts with __ (reserved by Prometheus)", name);
     if (help_len > APP_METRICS_HELP_MAX || !form_utf8_valid(help, help_len) || memchr(help, '\0', help_len) != NULL)
-        return fail(err, errlen, "the help of '%s' must be UTF-8 text of at most %d bytes", name, APP_METRICS_HELP_MAX);
+        return util_fail(APP_METRICS_EINVAL, err, errlen, "the help of '%s' must be UTF-8 text of at most %d bytes", name,
+                         APP_METRICS_HELP_MAX);
     if (nlabels > APP_METRICS_MAX_LABELS)
-        return fail(err, errlen, "'%s' has more than %d labels", name, APP_METRICS_MAX_LABELS);
+        return util_fail(APP_METRICS_EINVAL, err, errlen, "'%s' has more than %d labels", name, APP_METRICS_MAX_LABELS);
     for (size_t i = 0; i < nlabels; ++i) {
         const char *l = labels[i];
         if (!is_name(l, APP_METRICS_LABEL_MAX))
-            return fail(err, errlen, "the label '%.*s' of '%s' is not a label name ([a-zA-Z_][a-zA-Z0-9_]*, at most %d bytes)",
-                        80, l, name, APP_METRICS_LABEL_MAX);
+            return util_fail(APP_METRICS_EINVAL, err, errlen,
+                             "the label '%.*s' of '%s' is not a label name ([a-zA-Z_][a-zA-Z0-9_]*, at most %d bytes)", 80, l,
+                             name, APP_METRICS_LABEL_MAX);
         if (strncmp(l, "__", 2) == 0 || strcmp(l, "Service") == 0 || strcmp(l, name) == 0 ||
             (type == APP_METRIC_HISTOGRAM &&
              (strcmp(l, "le") == 0 || has_suffix(l, name, "_count") || has_suffix(l, name, "_sum"))))
-            return fail(err, errlen, "the label name '%s' of '%s' is reserved", l, name);
+            return util_fail(APP_METRICS_EINVAL, err, errlen, "the label name '%s' of '%s' is reserved", l, name);
         for (size_t j = 0; j < i; ++j)
             if (strcmp(labels[j], l) == 0)
-                return fail(err, errlen, "the label '%s' of '%s' is named twice", l, name);
+                return util_fail(APP_METRICS_EINVAL, err, errlen, "the label '%s' of '%s' is named twice", l, name);
     }
     if (type == APP_METRIC_HISTOGRAM) {
         if (nbuckets < 1 || nbuckets > APP_METRICS_MAX_BUCKETS)
-            return fail(err, errlen, "the histogram '%s' needs 1 to %d buckets", name, APP_METRICS_MAX_BUCKETS);
+            return util_fail(APP_METRICS_EINVAL, err, errlen, "the histogram '%s' needs 1 to %d buckets", name,
+                             APP_METRICS_MAX_BUCKETS);
         for (size_t i = 0; i < nbuckets; ++i) {
             if (!isfinite(buckets[i]))
-                return fail(err, errlen, "the buckets of '%s' must be finite numbers (+Inf is implied)", name);
+                return util_fail(APP_METRICS_EINVAL, err, errlen,
+                                 "the buckets of '%s' must be finite numbers (+Inf is implied)", name);
             if (i > 0 && !(buckets[i] > buckets[i - 1]))
-                return fail(err, errlen, "the buckets of '%s' must be in ascending order, each once", name);
+                return util_fail(APP_METRICS_EINVAL, err, errlen, "the buckets of '%s' must be in ascending order, each once",
+                                 name);
         }
     }
     return 0;
@@ -233,9 +229,9 @@ int app_metrics_declare(app_metrics_t *r, int type, const char *name, const char
             if (!same_shape(m, type, labels, nlabels, buckets, nbuckets)) {
                 char was[512];
                 describe(m, was, sizeof(was));
-                ret = fail(err, errlen,
-                           "'%s' is already %s; a metric keeps its type, labels and buckets for the life of the process", name,
-                           was);
+                ret = util_fail(APP_METRICS_EINVAL, err, errlen,
+                                "'%s' is already %s; a metric keeps its type, labels and buckets for the life of the process",
+                                name, was);
                 goto Done;
             }
             if (strlen(m->help) != help_len || memcmp(m->help, help, help_len) != 0) {
@@ -248,13 +244,13 @@ int app_metrics_declare(app_metrics_t *r, int type, const char *name, const char
         if (histogram_series_named(m, name) ||
             (type == APP_METRIC_HISTOGRAM && (has_suffix(m->name, name, "_bucket") || has_suffix(m->name, name, "_sum") ||
                                               has_suffix(m->name, name, "_count")))) {
-            ret = fail(err, errlen, "'%s' and the %s '%s' would have series of the same name", name, type_names[m->type],
-                       m->name);
+            ret = util_fail(APP_METRICS_EINVAL, err, errlen, "'%s' and the %s '%s' would have series of the same name", name,
+                            type_names[m->type], m->name);
             goto Done;
         }
     }
     if (r->n == APP_METRICS_MAX) {
-        ret = fail(err, errlen, "more than %d application metrics", APP_METRICS_MAX);
+        ret = util_fail(APP_METRICS_EINVAL, err, errlen, "more than %d application metrics", APP_METRICS_MAX);
         goto Done;
     }
     *out = r->metrics[r->n++] = metric_new(type, name, help, help_len, labels, nlabels, buckets, nbuckets, &r->lock);

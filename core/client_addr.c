@@ -2,7 +2,6 @@
 
 #include <arpa/inet.h>
 #include <netinet/in.h>
-#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -84,23 +83,15 @@ int client_addr_is_trusted(const client_addr_trust_t *t, const client_addr_ip_t 
     return 0;
 }
 
-static int fail(char *errbuf, size_t errlen, const char *fmt, ...)
-{
-    va_list ap;
-    va_start(ap, fmt);
-    vsnprintf(errbuf, errlen, fmt, ap);
-    va_end(ap);
-    return -1;
-}
-
 /* Parses "addr" or "addr/bits" of len bytes into *net; 0, or -1 with the reason in errbuf. */
 static int parse_net(const char *s, size_t len, client_addr_net_t *net, char *errbuf, size_t errlen)
 {
     const char *slash = memchr(s, '/', len);
     size_t alen = slash != NULL ? (size_t)(slash - s) : len;
     if (client_addr_parse_ip(s, alen, &net->ip) != 0)
-        return fail(errbuf, errlen, "TRUSTED_PROXIES must be CIDRs separated by commas (e.g. 10.0.1.0/24,fd00::/8), got '%.*s'",
-                    (int)(len > 64 ? 64 : len), s);
+        return util_fail(-1, errbuf, errlen,
+                         "TRUSTED_PROXIES must be CIDRs separated by commas (e.g. 10.0.1.0/24,fd00::/8), got '%.*s'",
+                         (int)(len > 64 ? 64 : len), s);
     int v4 = memcmp(net->ip.b, mapped_prefix, 12) == 0, max = v4 ? 32 : 128;
     int bits = max;
     if (slash != NULL) {
@@ -111,15 +102,17 @@ static int parse_net(const char *s, size_t len, client_addr_net_t *net, char *er
             for (bits = 0; p < end; ++p)
                 bits = *p >= '0' && *p <= '9' ? bits * 10 + (*p - '0') : 1000;
         if (bits < 0 || bits > max)
-            return fail(errbuf, errlen, "TRUSTED_PROXIES: the prefix length of '%.*s' must be from 0 to %d", (int)len, s, max);
+            return util_fail(-1, errbuf, errlen, "TRUSTED_PROXIES: the prefix length of '%.*s' must be from 0 to %d", (int)len,
+                             s, max);
     }
     net->bits = v4 ? 96 + bits : bits;
     client_addr_net_t host_bits = *net;
     for (int i = net->bits; i < 128; ++i)
         host_bits.ip.b[i / 8] &= (uint8_t) ~(0x80 >> (i % 8));
     if (memcmp(host_bits.ip.b, net->ip.b, 16) != 0)
-        return fail(errbuf, errlen,
-                    "TRUSTED_PROXIES: '%.*s' has bits set past its prefix length (a network is e.g. 10.0.1.0/24)", (int)len, s);
+        return util_fail(-1, errbuf, errlen,
+                         "TRUSTED_PROXIES: '%.*s' has bits set past its prefix length (a network is e.g. 10.0.1.0/24)",
+                         (int)len, s);
     return 0;
 }
 
@@ -146,12 +139,13 @@ int client_addr_parse_trust(const char *spec, client_addr_trust_t *out, char *er
             ++p;
         if (len == 0 || (*p != ',' && *p != '\0')) {
             free(nets);
-            return fail(errbuf, errlen,
-                        "TRUSTED_PROXIES must be CIDRs separated by commas (e.g. 10.0.1.0/24,fd00::/8), got '%.64s'", spec);
+            return util_fail(-1, errbuf, errlen,
+                             "TRUSTED_PROXIES must be CIDRs separated by commas (e.g. 10.0.1.0/24,fd00::/8), got '%.64s'",
+                             spec);
         }
         if (n == CLIENT_ADDR_NETS_MAX) {
             free(nets);
-            return fail(errbuf, errlen, "TRUSTED_PROXIES: at most %d networks", CLIENT_ADDR_NETS_MAX);
+            return util_fail(-1, errbuf, errlen, "TRUSTED_PROXIES: at most %d networks", CLIENT_ADDR_NETS_MAX);
         }
         if (parse_net(start, len, &nets[n], errbuf, errlen) != 0) {
             free(nets);

@@ -3,7 +3,6 @@
 #include <ctype.h>
 #include <errno.h>
 #include <limits.h>
-#include <stdarg.h>
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
@@ -178,16 +177,6 @@ void config_print_help(FILE *out)
     }
 }
 
-static int fail(char *errbuf, size_t errlen, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
-static int fail(char *errbuf, size_t errlen, const char *fmt, ...)
-{
-    va_list ap;
-    va_start(ap, fmt);
-    vsnprintf(errbuf, errlen, fmt, ap);
-    va_end(ap);
-    return CONFIG_EINVAL;
-}
-
 /* Parses a whole decimal integer within [min, max]. Returns 0 or -1. */
 static int parse_int(const char *s, long min, long max, long *out)
 {
@@ -212,7 +201,8 @@ static int get_int(const char *(*getenv_fn)(const char *), const struct config_v
         return 0;
     }
     if (parse_int(s, v->min, v->max, out) != 0)
-        return fail(errbuf, errlen, "%s must be an integer from %ld to %ld, got '%.40s'", v->name, v->min, v->max, s);
+        return util_fail(CONFIG_EINVAL, errbuf, errlen, "%s must be an integer from %ld to %ld, got '%.40s'", v->name, v->min,
+                         v->max, s);
     return 0;
 }
 
@@ -273,12 +263,12 @@ static int parse_hostport(config_db_t *db, const char *s, size_t len, const char
     if (len > 0 && s[0] == '[') {
         const char *close = memchr(s, ']', len);
         if (close == NULL)
-            return fail(errbuf, errlen, "%s: unterminated '[' in the host", var);
+            return util_fail(CONFIG_EINVAL, errbuf, errlen, "%s: unterminated '[' in the host", var);
         host = s + 1;
         hostlen = (size_t)(close - host);
         if (close + 1 < s + len) {
             if (close[1] != ':')
-                return fail(errbuf, errlen, "%s: expected ':' after ']'", var);
+                return util_fail(CONFIG_EINVAL, errbuf, errlen, "%s: expected ':' after ']'", var);
             port = close + 2;
         }
     } else {
@@ -289,22 +279,22 @@ static int parse_hostport(config_db_t *db, const char *s, size_t len, const char
         }
     }
     if (hostlen == 0)
-        return fail(errbuf, errlen, "%s: the host is empty", var);
+        return util_fail(CONFIG_EINVAL, errbuf, errlen, "%s: the host is empty", var);
     for (size_t i = 0; i < hostlen; ++i) {
         unsigned char c = (unsigned char)host[i];
         if (!(isalnum(c) || c == '.' || c == '-' || c == '_' || c == ':'))
-            return fail(errbuf, errlen, "%s: invalid character in the host name", var);
+            return util_fail(CONFIG_EINVAL, errbuf, errlen, "%s: invalid character in the host name", var);
     }
     if (port != NULL) {
         char buf[8];
         size_t plen = (size_t)(s + len - port);
         long v;
         if (plen == 0 || plen >= sizeof(buf))
-            return fail(errbuf, errlen, "%s: the port must be an integer from 1 to 65535", var);
+            return util_fail(CONFIG_EINVAL, errbuf, errlen, "%s: the port must be an integer from 1 to 65535", var);
         memcpy(buf, port, plen);
         buf[plen] = '\0';
         if (parse_int(buf, 1, 65535, &v) != 0)
-            return fail(errbuf, errlen, "%s: the port must be an integer from 1 to 65535", var);
+            return util_fail(CONFIG_EINVAL, errbuf, errlen, "%s: the port must be an integer from 1 to 65535", var);
         db->port = (int)v;
     }
     replace(&db->host, util_strndup(host, hostlen));
@@ -316,18 +306,18 @@ int config_parse_db_url(config_db_t *db, const char *url, char *errbuf, size_t e
     static const char var[] = "DATABASE_URL";
     size_t len = strlen(url);
     if (len == 0)
-        return fail(errbuf, errlen, "%s is empty", var);
+        return util_fail(CONFIG_EINVAL, errbuf, errlen, "%s is empty", var);
     if (len > 2048)
-        return fail(errbuf, errlen, "%s is longer than 2048 characters", var);
+        return util_fail(CONFIG_EINVAL, errbuf, errlen, "%s is longer than 2048 characters", var);
     for (size_t i = 0; i < len; ++i)
         if ((unsigned char)url[i] <= ' ' || url[i] == 0x7f)
-            return fail(errbuf, errlen, "%s must not contain spaces or control characters", var);
+            return util_fail(CONFIG_EINVAL, errbuf, errlen, "%s must not contain spaces or control characters", var);
 
     const char *sep = strstr(url, "://");
     if (sep == NULL)
         return parse_hostport(db, url, len, var, errbuf, errlen);
     if (!((sep - url == 5 && strncmp(url, "mysql", 5) == 0) || (sep - url == 7 && strncmp(url, "mariadb", 7) == 0)))
-        return fail(errbuf, errlen, "%s must start with mysql:// (or be a host name)", var);
+        return util_fail(CONFIG_EINVAL, errbuf, errlen, "%s must start with mysql:// (or be a host name)", var);
 
     const char *p = sep + 3, *end = url + len;
     const char *slash = memchr(p, '/', (size_t)(end - p));
@@ -344,12 +334,12 @@ int config_parse_db_url(config_db_t *db, const char *url, char *errbuf, size_t e
         const char *colon = memchr(p, ':', (size_t)(at - p));
         char *user = pct_dup(p, (size_t)((colon != NULL ? colon : at) - p));
         if (user == NULL)
-            return fail(errbuf, errlen, "%s: invalid %%-escape in the user name", var);
+            return util_fail(CONFIG_EINVAL, errbuf, errlen, "%s: invalid %%-escape in the user name", var);
         replace(&db->user, user);
         if (colon != NULL) {
             char *pw = pct_dup(colon + 1, (size_t)(at - colon - 1));
             if (pw == NULL)
-                return fail(errbuf, errlen, "%s: invalid %%-escape in the password", var);
+                return util_fail(CONFIG_EINVAL, errbuf, errlen, "%s: invalid %%-escape in the password", var);
             if (db->password != NULL)
                 util_secure_free(db->password);
             db->password = pw;
@@ -365,7 +355,8 @@ int config_parse_db_url(config_db_t *db, const char *url, char *errbuf, size_t e
         if (name_end > name) {
             for (const char *q = name; q < name_end; ++q)
                 if (!(isalnum((unsigned char)*q) || *q == '_' || *q == '$' || *q == '-'))
-                    return fail(errbuf, errlen, "%s: the database name may hold only letters, digits, '_', '-' and '$'", var);
+                    return util_fail(CONFIG_EINVAL, errbuf, errlen,
+                                     "%s: the database name may hold only letters, digits, '_', '-' and '$'", var);
             replace(&db->name, util_strndup(name, (size_t)(name_end - name)));
         }
     }
@@ -384,19 +375,20 @@ static int check_db_tls(const config_t *cfg, char *errbuf, size_t errlen)
 {
     if (cfg->db_ca == NULL) {
         if (cfg->db_tls == CONFIG_DB_TLS_VERIFY_IDENTITY)
-            return fail(errbuf, errlen,
-                        "DATABASE_CA is required with DATABASE_TLS=verify-identity (a PEM bundle of the CA that signs the "
-                        "database's certificate, e.g. the RDS bundle)");
+            return util_fail(CONFIG_EINVAL, errbuf, errlen,
+                             "DATABASE_CA is required with DATABASE_TLS=verify-identity (a PEM bundle of the CA that signs the "
+                             "database's certificate, e.g. the RDS bundle)");
         return 0;
     }
     if (cfg->db_tls != CONFIG_DB_TLS_VERIFY_IDENTITY)
-        return fail(errbuf, errlen,
-                    "DATABASE_CA is used only with DATABASE_TLS=verify-identity (the CA and the host name are checked "
-                    "together), got DATABASE_TLS=%s",
-                    config_db_tls_name(cfg->db_tls));
+        return util_fail(CONFIG_EINVAL, errbuf, errlen,
+                         "DATABASE_CA is used only with DATABASE_TLS=verify-identity (the CA and the host name are checked "
+                         "together), got DATABASE_TLS=%s",
+                         config_db_tls_name(cfg->db_tls));
     FILE *fp = fopen(cfg->db_ca, "rb");
     if (fp == NULL)
-        return fail(errbuf, errlen, "DATABASE_CA must be a readable file, got '%.200s' (%s)", cfg->db_ca, strerror(errno));
+        return util_fail(CONFIG_EINVAL, errbuf, errlen, "DATABASE_CA must be a readable file, got '%.200s' (%s)", cfg->db_ca,
+                         strerror(errno));
     static const char begin[] = "-----BEGIN CERTIFICATE-----";
     enum { HEAD = 65536 }; /* the first certificate of a bundle starts near its top */
     char *head = util_malloc(HEAD);
@@ -405,7 +397,8 @@ static int check_db_tls(const config_t *cfg, char *errbuf, size_t errlen)
     free(head);
     fclose(fp);
     if (!found)
-        return fail(errbuf, errlen, "DATABASE_CA must be a PEM bundle of certificates ('%s'), got '%.200s'", begin, cfg->db_ca);
+        return util_fail(CONFIG_EINVAL, errbuf, errlen, "DATABASE_CA must be a PEM bundle of certificates ('%s'), got '%.200s'",
+                         begin, cfg->db_ca);
     return 0;
 }
 
@@ -463,7 +456,7 @@ static int load_var(config_t *cfg, const struct config_var *v, const char *(*get
     case VAR_SECRET:
         *(char **)field = get_str(getenv_fn, v);
         if (v->kind == VAR_SECRET && *(char **)field != NULL && strlen(*(char **)field) < (size_t)v->min)
-            return fail(errbuf, errlen, "%s must be at least %ld characters long", v->name, v->min);
+            return util_fail(CONFIG_EINVAL, errbuf, errlen, "%s must be at least %ld characters long", v->name, v->min);
         return 0;
     case VAR_CHOICE: {
         int n = 0;
@@ -483,7 +476,7 @@ static int load_var(config_t *cfg, const struct config_var *v, const char *(*get
                      : i == n - 1 ? " or "
                                   : ", ",
                      v->choices[i]);
-        return fail(errbuf, errlen, "%s must be %s, got '%.40s'", v->name, list, s);
+        return util_fail(CONFIG_EINVAL, errbuf, errlen, "%s must be %s, got '%.40s'", v->name, list, s);
     }
     default: return 0; /* VAR_DB: load_db */
     }
@@ -499,7 +492,8 @@ int config_load(config_t *cfg, const char *(*getenv_fn)(const char *name), char 
             goto Error;
         if (v->field == FIELD(secret_key) && cfg->secret_key == NULL) {
             if (cfg->app_env == CONFIG_ENV_PRODUCTION) {
-                ret = fail(errbuf, errlen, "SECRET_KEY is required when APP_ENV=production (at least 16 characters)");
+                ret = util_fail(CONFIG_EINVAL, errbuf, errlen,
+                                "SECRET_KEY is required when APP_ENV=production (at least 16 characters)");
                 goto Error;
             }
             cfg->secret_key = util_random_hex(32);
@@ -512,8 +506,8 @@ int config_load(config_t *cfg, const char *(*getenv_fn)(const char *name), char 
     }
 
     if ((cfg->tls_cert == NULL) != (cfg->tls_key == NULL)) {
-        ret = fail(errbuf, errlen, "%s is set but %s is not: give both or neither",
-                   cfg->tls_cert != NULL ? "TLS_CERT" : "TLS_KEY", cfg->tls_cert != NULL ? "TLS_KEY" : "TLS_CERT");
+        ret = util_fail(CONFIG_EINVAL, errbuf, errlen, "%s is set but %s is not: give both or neither",
+                        cfg->tls_cert != NULL ? "TLS_CERT" : "TLS_KEY", cfg->tls_cert != NULL ? "TLS_KEY" : "TLS_CERT");
         goto Error;
     }
 
@@ -524,34 +518,37 @@ int config_load(config_t *cfg, const char *(*getenv_fn)(const char *name), char 
     for (size_t i = 0; i < sizeof(dirs) / sizeof(dirs[0]); ++i) {
         const char *dir = *(char **)((char *)cfg + dirs[i].off);
         if (access(dir, R_OK | X_OK) != 0) {
-            ret = fail(errbuf, errlen, "%s must be a readable directory, got '%.200s' (%s)", dirs[i].var, dir, strerror(errno));
+            ret = util_fail(CONFIG_EINVAL, errbuf, errlen, "%s must be a readable directory, got '%.200s' (%s)", dirs[i].var,
+                            dir, strerror(errno));
             goto Error;
         }
     }
     if (cfg->tls_cert != NULL) {
         if (access(cfg->tls_cert, R_OK) != 0) {
-            ret = fail(errbuf, errlen, "TLS_CERT must be a readable file, got '%.200s'", cfg->tls_cert);
+            ret = util_fail(CONFIG_EINVAL, errbuf, errlen, "TLS_CERT must be a readable file, got '%.200s'", cfg->tls_cert);
             goto Error;
         }
         if (access(cfg->tls_key, R_OK) != 0) {
-            ret = fail(errbuf, errlen, "TLS_KEY must be a readable file, got '%.200s'", cfg->tls_key);
+            ret = util_fail(CONFIG_EINVAL, errbuf, errlen, "TLS_KEY must be a readable file, got '%.200s'", cfg->tls_key);
             goto Error;
         }
     }
 
     if (cfg->webhook_url != NULL) {
         if (strncmp(cfg->webhook_url, "http://", 7) != 0 && strncmp(cfg->webhook_url, "https://", 8) != 0) {
-            ret = fail(errbuf, errlen, "WEBHOOK_URL must start with http:// or https://, got '%.200s'", cfg->webhook_url);
+            ret = util_fail(CONFIG_EINVAL, errbuf, errlen, "WEBHOOK_URL must start with http:// or https://, got '%.200s'",
+                            cfg->webhook_url);
             goto Error;
         }
         if (cfg->webhook_secret == NULL) {
-            ret = fail(errbuf, errlen, "WEBHOOK_SECRET is required when WEBHOOK_URL is set (at least 16 characters)");
+            ret = util_fail(CONFIG_EINVAL, errbuf, errlen,
+                            "WEBHOOK_SECRET is required when WEBHOOK_URL is set (at least 16 characters)");
             goto Error;
         }
     }
     if (cfg->webhook_backoff_max_ms < cfg->webhook_backoff_ms) {
-        ret = fail(errbuf, errlen, "WEBHOOK_BACKOFF_MAX must be at least WEBHOOK_BACKOFF (%d s), got %d s",
-                   cfg->webhook_backoff_ms / 1000, cfg->webhook_backoff_max_ms / 1000);
+        ret = util_fail(CONFIG_EINVAL, errbuf, errlen, "WEBHOOK_BACKOFF_MAX must be at least WEBHOOK_BACKOFF (%d s), got %d s",
+                        cfg->webhook_backoff_ms / 1000, cfg->webhook_backoff_max_ms / 1000);
         goto Error;
     }
 
@@ -616,7 +613,7 @@ int config_parse_shared_stores(const char *spec, config_shared_store_t **out, si
     for (;;) {
         const char *end = p + strcspn(p, ","), *colon = memchr(p, ':', (size_t)(end - p));
         if (colon == NULL) {
-            ret = fail(errbuf, errlen, "%s, got '%.80s'", usage, spec);
+            ret = util_fail(CONFIG_EINVAL, errbuf, errlen, "%s, got '%.80s'", usage, spec);
             break;
         }
         size_t nlen = (size_t)(colon - p);
@@ -624,19 +621,20 @@ int config_parse_shared_stores(const char *spec, config_shared_store_t **out, si
         for (size_t i = 0; good && i < nlen; ++i)
             good = isalnum((unsigned char)p[i]) || p[i] == '_';
         if (!good) {
-            ret = fail(errbuf, errlen,
-                       "SHARED_STORES: a store name is 1 to %d letters, digits or '_', not starting with a digit, got '%.*s'",
-                       CONFIG_SHARED_STORE_NAME_MAX, (int)(nlen > 80 ? 80 : nlen), p);
+            ret = util_fail(
+                CONFIG_EINVAL, errbuf, errlen,
+                "SHARED_STORES: a store name is 1 to %d letters, digits or '_', not starting with a digit, got '%.*s'",
+                CONFIG_SHARED_STORE_NAME_MAX, (int)(nlen > 80 ? 80 : nlen), p);
             break;
         }
         for (size_t i = 0; i < count && good; ++i)
             good = !(strlen(list[i].name) == nlen && memcmp(list[i].name, p, nlen) == 0);
         if (!good) {
-            ret = fail(errbuf, errlen, "SHARED_STORES: the store '%.*s' is declared twice", (int)nlen, p);
+            ret = util_fail(CONFIG_EINVAL, errbuf, errlen, "SHARED_STORES: the store '%.*s' is declared twice", (int)nlen, p);
             break;
         }
         if (count == CONFIG_SHARED_STORES_MAX) {
-            ret = fail(errbuf, errlen, "SHARED_STORES: at most %d stores", CONFIG_SHARED_STORES_MAX);
+            ret = util_fail(CONFIG_EINVAL, errbuf, errlen, "SHARED_STORES: at most %d stores", CONFIG_SHARED_STORES_MAX);
             break;
         }
         /* the size: digits and one optional unit */
@@ -657,13 +655,14 @@ int config_parse_shared_stores(const char *spec, config_shared_store_t **out, si
             ++q;
         }
         if (digits == 0 || q != end) {
-            ret = fail(errbuf, errlen, "%s, got '%.*s' for '%.*s'", usage, (int)(end - colon - 1 > 40 ? 40 : end - colon - 1),
-                       colon + 1, (int)nlen, p);
+            ret = util_fail(CONFIG_EINVAL, errbuf, errlen, "%s, got '%.*s' for '%.*s'", usage,
+                            (int)(end - colon - 1 > 40 ? 40 : end - colon - 1), colon + 1, (int)nlen, p);
             break;
         }
         if (over || size > (unsigned long long)CONFIG_SHARED_STORE_MAX >> shift || (size << shift) < CONFIG_SHARED_STORE_MIN) {
-            ret = fail(errbuf, errlen, "SHARED_STORES: the size of '%.*s' must be from 16k to 16g, got '%.*s'", (int)nlen, p,
-                       (int)(end - colon - 1 > 40 ? 40 : end - colon - 1), colon + 1);
+            ret = util_fail(CONFIG_EINVAL, errbuf, errlen,
+                            "SHARED_STORES: the size of '%.*s' must be from 16k to 16g, got '%.*s'", (int)nlen, p,
+                            (int)(end - colon - 1 > 40 ? 40 : end - colon - 1), colon + 1);
             break;
         }
         list[count].name = util_strndup(p, nlen);
@@ -700,8 +699,8 @@ int config_parse_write_limit(const char *spec, int *limit, int *window, char *er
         ok = digits > 0 && *p == '\0';
     }
     if (!ok || n < 1 || n > 1000000 || s < 1 || s > 86400)
-        return fail(
-            errbuf, errlen,
+        return util_fail(
+            CONFIG_EINVAL, errbuf, errlen,
             "WRITE_LIMIT must be N/SECONDS (N from 1 to 1000000 writes per SECONDS from 1 to 86400) or off, got '%.40s'", spec);
     *limit = (int)n;
     *window = (int)s;

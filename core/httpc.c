@@ -321,11 +321,17 @@ static void fail(httpc_op_t *op, const char *fmt, const char *detail)
     finish_later(op);
 }
 
-static const char *io_error(const char *errstr)
+/* Fails op on a receive that libh2o ended with errstr (an error, not the end of the stream): its
+ * I/O timeout is the read timeout, anything else "receive failed: <errstr><after>". */
+static void fail_receive(httpc_op_t *op, const char *errstr, const char *after)
 {
-    if (errstr != NULL && strcmp(errstr, "I/O timeout") == 0)
-        return "read timeout";
-    return NULL;
+    if (strcmp(errstr, "I/O timeout") == 0) {
+        fail(op, "read timeout", NULL);
+    } else {
+        char msg[sizeof(op->err_buf)];
+        snprintf(msg, sizeof(msg), "receive failed: %s%s", errstr, after);
+        fail(op, "%s", msg);
+    }
 }
 
 static int body_append(httpc_op_t *op, const char *p, size_t n)
@@ -354,11 +360,7 @@ static int on_body(h2o_http1client_t *client, const char *errstr)
     httpc_op_t *op = client->data;
     if (errstr != NULL && errstr != h2o_http1client_error_is_eos) {
         op->client = NULL; /* libh2o closes it */
-        const char *t = io_error(errstr);
-        if (t != NULL)
-            fail(op, "%s", t);
-        else
-            fail(op, "receive failed: %s (the connection ended before the whole body)", errstr);
+        fail_receive(op, errstr, " (the connection ended before the whole body)");
         return -1;
     }
     h2o_buffer_t *in = client->sock->input;
@@ -384,11 +386,7 @@ static h2o_http1client_body_cb on_head(h2o_http1client_t *client, const char *er
     httpc_op_t *op = client->data;
     if (errstr != NULL && errstr != h2o_http1client_error_is_eos) {
         op->client = NULL;
-        const char *t = io_error(errstr);
-        if (t != NULL)
-            fail(op, "%s", t);
-        else
-            fail(op, "receive failed: %s", errstr);
+        fail_receive(op, errstr, "");
         return NULL;
     }
     op->status = status;

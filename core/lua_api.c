@@ -512,6 +512,19 @@ static int push_multipart(lua_State *L, const char *boundary, size_t blen, const
     return lua_host_raise_http_error(L, multipart_status(err), msg);
 }
 
+/* Pushes the table of the form data s (len bytes; NULL: none), as req.form and req.query decode it;
+ * raises http_error(400, "malformed <what>: <why>") when it is malformed. */
+static void push_form_or_400(lua_State *L, const char *s, size_t len, int max_fields, const char *what)
+{
+    if (s == NULL)
+        s = "", len = 0;
+    if (push_form(L, s, len, max_fields) == 2) {
+        char msg[128];
+        snprintf(msg, sizeof(msg), "malformed %s: %s", what, lua_tostring(L, -1));
+        lua_host_raise_http_error(L, 400, msg);
+    }
+}
+
 /* req[key] = the value at idx (counted before key is pushed), raw. */
 static void cache(lua_State *L, const char *key, int idx)
 {
@@ -545,19 +558,13 @@ static int req_form_or_files(lua_State *L, const char *k)
         cache(L, "files", -2);
         return 1;
     }
-    const char *s = "";
+    const char *s = NULL;
     if (ct != NULL && strncasecmp(ct, "application/x-www-form-urlencoded", 33) == 0 &&
         (ct[33] == '\0' || ct[33] == ';' || ct[33] == ' ')) {
         lua_getfield(L, 1, "body");
         s = lua_tolstring(L, -1, &len);
-        if (s == NULL)
-            s = "", len = 0;
     }
-    if (push_form(L, s, len, c->cfg->max_form_fields) == 2) {
-        char msg[128];
-        snprintf(msg, sizeof(msg), "malformed form: %s", lua_tostring(L, -1));
-        return lua_host_raise_http_error(L, 400, msg);
-    }
+    push_form_or_400(L, s, len, c->cfg->max_form_fields, "form");
     cache(L, "form", -2);
     return 1;
 }
@@ -579,13 +586,7 @@ static int req_index(lua_State *L)
         size_t len = 0;
         lua_getfield(L, 1, "query_string");
         const char *s = lua_tolstring(L, -1, &len);
-        if (s == NULL)
-            s = "", len = 0;
-        if (push_form(L, s, len, c->cfg->max_form_fields) == 2) {
-            char msg[128];
-            snprintf(msg, sizeof(msg), "malformed query string: %s", lua_tostring(L, -1));
-            return lua_host_raise_http_error(L, 400, msg);
-        }
+        push_form_or_400(L, s, len, c->cfg->max_form_fields, "query string");
     } else if (strcmp(k, "cookies") == 0) {
         lua_getfield(L, 1, "headers");
         lua_getfield(L, -1, "cookie");

@@ -170,6 +170,14 @@ int lua_host_open(lua_host_t **out, const struct config *cfg, struct worker *wor
  */
 int lua_host_raise_http_error(lua_State *L, int status, const char *message);
 
+/*
+ * Creates the metatable `name` of a userdata type a module makes, unless L has it already: __index
+ * is a new table of `methods`, __gc and __tostring are gc and tostring where not NULL, and
+ * __metatable is `name`, so that Lua code can neither read nor replace the metatable. Leaves the
+ * stack as it found it. Can't fail (out of memory raises, as lua_* do).
+ */
+void lua_host_new_type(lua_State *L, const char *name, const luaL_Reg *methods, lua_CFunction gc, lua_CFunction tostring);
+
 /* Closes the state; the caller guarantees no request or task is running on it. */
 void lua_host_close(lua_host_t *host);
 

@@ -7,6 +7,7 @@
 #include "app_metrics.h"
 #include "form.h"
 #include "log.h"
+#include "lua_host.h"
 #include "worker.h"
 
 #define METRIC_MT "h2lua.metric"
@@ -162,26 +163,26 @@ static int l_dec(lua_State *L)
     return add(L, -1, "metric:dec");
 }
 
-static int l_set(lua_State *L)
+/* set/observe: (self, v [, labels]) on a metric of that type; record takes v into the series */
+static int record_value(lua_State *L, int type, void (*record)(app_series_t *, double), const char *fn)
 {
     struct metric_ud *u = check_metric(L);
-    check_type(L, u, app_metric_type(u->m) == APP_METRIC_GAUGE, "metric:set");
-    double v = finite_arg(L, 2, "metric:set");
-    app_series_t *s = series_of(L, u, 3, 1, "metric:set");
+    check_type(L, u, app_metric_type(u->m) == type, fn);
+    double v = finite_arg(L, 2, fn);
+    app_series_t *s = series_of(L, u, 3, 1, fn);
     if (s != NULL)
-        app_series_set(s, v);
+        record(s, v);
     return 0;
+}
+
+static int l_set(lua_State *L)
+{
+    return record_value(L, APP_METRIC_GAUGE, app_series_set, "metric:set");
 }
 
 static int l_observe(lua_State *L)
 {
-    struct metric_ud *u = check_metric(L);
-    check_type(L, u, app_metric_type(u->m) == APP_METRIC_HISTOGRAM, "metric:observe");
-    double v = finite_arg(L, 2, "metric:observe");
-    app_series_t *s = series_of(L, u, 3, 1, "metric:observe");
-    if (s != NULL)
-        app_series_observe(s, v);
-    return 0;
+    return record_value(L, APP_METRIC_HISTOGRAM, app_series_observe, "metric:observe");
 }
 
 /* Pushes v as an integer when it is a whole number an integer holds exactly (5.4 writes 1, not 1.0). */
@@ -309,18 +310,7 @@ static int open_metrics(lua_State *L)
     static const luaL_Reg methods[] = {{"inc", l_inc},         {"dec", l_dec},     {"set", l_set},
                                        {"observe", l_observe}, {"value", l_value}, {NULL, NULL}};
     static const luaL_Reg funcs[] = {{"counter", l_counter}, {"gauge", l_gauge}, {"histogram", l_histogram}, {NULL, NULL}};
-    if (luaL_newmetatable(L, METRIC_MT)) {
-        lua_newtable(L);
-        luaL_setfuncs(L, methods, 0);
-        lua_setfield(L, -2, "__index");
-        lua_pushcfunction(L, l_gc);
-        lua_setfield(L, -2, "__gc");
-        lua_pushcfunction(L, l_tostring);
-        lua_setfield(L, -2, "__tostring");
-        lua_pushliteral(L, "h2lua.metric");
-        lua_setfield(L, -2, "__metatable");
-    }
-    lua_pop(L, 1);
+    lua_host_new_type(L, METRIC_MT, methods, l_gc, l_tostring);
     lua_newtable(L);
     lua_pushvalue(L, lua_upvalueindex(1));
     lua_pushvalue(L, lua_upvalueindex(2));

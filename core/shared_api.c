@@ -3,6 +3,7 @@
 #include <stdarg.h>
 #include <stdio.h>
 
+#include "lua_host.h"
 #include "shared_store.h"
 #include "worker.h"
 
@@ -294,15 +295,7 @@ static int open_shared(lua_State *L)
         {NULL, NULL},
     };
     const shared_store_list_t *list = lua_touserdata(L, lua_upvalueindex(1));
-    if (luaL_newmetatable(L, STORE_MT)) {
-        luaL_newlib(L, methods);
-        lua_setfield(L, -2, "__index");
-        lua_pushcfunction(L, l_tostring);
-        lua_setfield(L, -2, "__tostring");
-        lua_pushliteral(L, "h2lua.shared.store");
-        lua_setfield(L, -2, "__metatable");
-    }
-    lua_pop(L, 1);
+    lua_host_new_type(L, STORE_MT, methods, NULL, l_tostring);
     size_t n = list != NULL ? list->n : 0;
     lua_createtable(L, 0, (int)n);
     for (size_t i = 0; i < n; ++i) {

@@ -226,6 +226,19 @@ static void remove_entry(shared_store_t *s, entry_t *e, entry_t **slot, entry_t 
     *garbage = e;
 }
 
+/* The entry of key and its slot, or NULL; an expired entry of key is taken out onto the garbage
+ * list first, so NULL also means "expired". */
+static entry_t *find_live(shared_store_t *s, uint64_t h, const char *key, size_t klen, uint64_t now, entry_t ***slot,
+                          entry_t **garbage)
+{
+    entry_t *e = find(s, h, key, klen, slot);
+    if (e != NULL && expired(e, now)) {
+        remove_entry(s, e, *slot, garbage);
+        return NULL;
+    }
+    return e;
+}
+
 /* Evicts least recently used entries until `need` more bytes fit (the caller checked that they fit
  * an empty store). Sets *forcible when a valid entry went. */
 static void make_room(shared_store_t *s, size_t need, uint64_t now, entry_t **garbage, int *forcible)
@@ -342,11 +355,7 @@ int shared_store_get(shared_store_t *s, const char *key, size_t klen, shared_sto
     entry_t *garbage = NULL, **slot;
     int ret = 0;
     pthread_mutex_lock(&s->lock);
-    entry_t *e = find(s, h, key, klen, &slot);
-    if (e != NULL && expired(e, now)) {
-        remove_entry(s, e, slot, &garbage);
-        e = NULL;
-    }
+    entry_t *e = find_live(s, h, key, klen, now, &slot, &garbage);
     if (e == NULL) {
         ret = SHARED_STORE_ENOTFOUND;
     } else {
@@ -392,11 +401,7 @@ int shared_store_set(shared_store_t *s, const char *key, size_t klen, const shar
     e->expires = expiry(now, ttl);
     int ret = 0;
     pthread_mutex_lock(&s->lock);
-    entry_t *old = find(s, h, key, klen, &slot);
-    if (old != NULL && expired(old, now)) {
-        remove_entry(s, old, slot, &garbage);
-        old = NULL;
-    }
+    entry_t *old = find_live(s, h, key, klen, now, &slot, &garbage);
     if (mode == SHARED_STORE_ADD && old != NULL) {
         ret = SHARED_STORE_EEXISTS;
     } else if (mode == SHARED_STORE_REPLACE && old == NULL) {
@@ -429,11 +434,7 @@ int shared_store_incr(shared_store_t *s, const char *key, size_t klen, const sha
     int ret;
     for (;;) {
         pthread_mutex_lock(&s->lock);
-        entry_t *e = find(s, h, key, klen, &slot);
-        if (e != NULL && expired(e, now)) {
-            remove_entry(s, e, slot, &garbage);
-            e = NULL;
-        }
+        entry_t *e = find_live(s, h, key, klen, now, &slot, &garbage);
         if (e != NULL) {
             if (e->type == SHARED_STORE_NUMBER || e->type == SHARED_STORE_INTEGER) {
                 add_number(e, delta);
@@ -496,11 +497,7 @@ static int ttl_op(shared_store_t *s, const char *key, size_t klen, double *ttl, 
     entry_t *garbage = NULL, **slot;
     int ret = 0;
     pthread_mutex_lock(&s->lock);
-    entry_t *e = find(s, h, key, klen, &slot);
-    if (e != NULL && expired(e, now)) {
-        remove_entry(s, e, slot, &garbage);
-        e = NULL;
-    }
+    entry_t *e = find_live(s, h, key, klen, now, &slot, &garbage);
     if (e == NULL)
         ret = SHARED_STORE_ENOTFOUND;
     else if (get)

@@ -16,6 +16,10 @@ void *util_realloc(void *p, size_t sz);
 char *util_strdup(const char *s);
 char *util_strndup(const char *s, size_t n);
 
+/* Writes the message (printf's fmt, ...) to err, errlen bytes with the NUL (cut to fit), and returns
+ * code: the one way a module's parser says why it failed (`return util_fail(CONFIG_EINVAL, ...)`). */
+int util_fail(int code, char *err, size_t errlen, const char *fmt, ...) __attribute__((format(printf, 4, 5)));
+
 /* Wipes the NUL-terminated string before freeing it (passwords, keys). */
 void util_secure_free(char *s);
 

@@ -11,21 +11,12 @@ import { promisify } from 'node:util';
 import { startMariaDB } from './support/mariadb.mjs';
 import { APP_DIRS, waitReady } from './support/client.mjs';
 import { BIN, ROOT, startServer } from './support/server.mjs';
+import { fencedBlocks } from './support/fences.mjs';
 
 const run = promisify(execFile);
 const DOC = path.join(ROOT, 'docs/lua-api.md');
 
-/** The fenced blocks of the page: { info, code, line }. */
-function blocks(text) {
-  const out = [];
-  const re = /^```([^\n]*)\n([\s\S]*?)^```$/gm;
-  for (let m; (m = re.exec(text)) !== null;) {
-    out.push({ info: m[1].trim(), code: m[2], line: text.slice(0, m.index).split('\n').length });
-  }
-  return out;
-}
-
-const DOC_BLOCKS = blocks(fs.readFileSync(DOC, 'utf8'));
+const DOC_BLOCKS = fencedBlocks(fs.readFileSync(DOC, 'utf8'));
 const EXAMPLES = DOC_BLOCKS.filter((b) => b.info === 'lua example').map((b, i) => {
   const req = /^-- request: (GET|POST) ?(.*)$/m.exec(b.code);
   const expect = /^-- expect: (\d{3}) ?(.*)$/m.exec(b.code);

@@ -35,6 +35,7 @@ import path from 'node:path';
 import { startMariaDB } from './support/mariadb.mjs';
 import { APP_DIRS, waitReady } from './support/client.mjs';
 import { BIN, ROOT, sanitizerReport, startServer } from './support/server.mjs';
+import { fencedBlocks } from './support/fences.mjs';
 
 const PAGES = [
   'README.md',
@@ -46,16 +47,6 @@ const STAGES = /^ALL_STAGES=\(([^)]*)\)$/m.exec(fs.readFileSync(path.join(ROOT, 
 const METRICS_TOKEN = 'docs-metrics-token-0123456789';
 const DB_NAME = 'flaskcrud_docs_commands';
 const LOOKS_LIKE_A_COMMAND = /^(\$ |sudo |apt-get |ops\/|build(-asan)?\/h2lua\b|h2lua (serve|migrate|healthcheck)\b|curl |node --test|kill -)/;
-
-/** The fenced blocks of a page: { info, code, line }. */
-function blocks(text) {
-  const out = [];
-  const re = /^```([^\n]*)\n([\s\S]*?)^```$/gm;
-  for (let m; (m = re.exec(text)) !== null;) {
-    out.push({ info: m[1].trim(), code: m[2], line: text.slice(0, m.index).split('\n').length });
-  }
-  return out;
-}
 
 /** What is wrong with a `norun:` reason, or null. */
 function reasonProblem(reason) {
@@ -79,7 +70,7 @@ function classify() {
     const text = fs.readFileSync(path.join(ROOT, page), 'utf8');
     const fences = text.split('\n').filter((l) => l.startsWith('```')).length;
     if (fences % 2 !== 0) all.push({ page, line: 0, kind: 'bad', problem: `${fences} fence lines: one is not closed` });
-    for (const b of blocks(text)) {
+    for (const b of fencedBlocks(text)) {
       const at = { page, line: b.line, code: b.code, info: b.info };
       const lang = b.info.split(/\s+/)[0];
       const rest = b.info.slice(lang.length).trim();

@@ -11,22 +11,13 @@ import os from 'node:os';
 import path from 'node:path';
 import { promisify } from 'node:util';
 import { BIN, ROOT } from './support/server.mjs';
+import { fencedBlocks } from './support/fences.mjs';
 
 const run = promisify(execFile);
 
-/** The fenced blocks of a page: { info, code, line }. */
-function blocks(text) {
-  const out = [];
-  const re = /^```([^\n]*)\n([\s\S]*?)^```$/gm;
-  for (let m; (m = re.exec(text)) !== null;) {
-    out.push({ info: m[1].trim(), code: m[2], line: text.slice(0, m.index).split('\n').length });
-  }
-  return out;
-}
-
 /** The steps of a guide: { kind: 'file' | 'insert' | 'run', file, code, line }. */
 export function steps(doc) {
-  return blocks(fs.readFileSync(path.join(ROOT, doc), 'utf8')).flatMap((b) => {
+  return fencedBlocks(fs.readFileSync(path.join(ROOT, doc), 'utf8')).flatMap((b) => {
     const m = /^\w+ (file|insert)=(\S+)$/.exec(b.info);
     if (m) return [{ kind: m[1], file: m[2], code: b.code, line: b.line }];
     if (b.info === 'sh run guide') return [{ kind: 'run', code: b.code, line: b.line }];
