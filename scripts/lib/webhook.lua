@@ -18,12 +18,17 @@
 -- random from its upper half (jitter), until max_attempts tries have failed: then the event is
 -- given up (state 'failed', logged at error level and counted), and the subject's next event goes.
 --
--- Each round a dispatcher claims due events — the oldest pending event of each subject, so that a
--- subject's events go one after the other — with SELECT ... FOR UPDATE SKIP LOCKED and leases them
--- (lease_until) in one short transaction, so that dispatchers on other workers and other app
--- servers never claim them too; it posts them outside any transaction and records each outcome.
+-- Each round a dispatcher finds due events — the oldest pending event of each subject, so that a
+-- subject's events go one after the other — with a plain read, then claims them by primary key with
+-- SELECT ... FOR UPDATE SKIP LOCKED and leases them (lease_until) in one short transaction, so
+-- that dispatchers on other workers and other app servers never claim them too; it posts them
+-- outside any transaction and records each outcome.
 -- A dispatcher that dies holding a lease (a crash, a lost database) leaves its events to be
 -- claimed again when the lease ends: an event can arrive twice, with the same id, never zero times.
+-- A post that fails also pauses this worker's dispatcher (no round, not even one a commit asks
+-- for) for the backoff of its consecutive failures, jittered like an event's: a receiver that is
+-- down costs the database one round per pause, not one per commit. The first post that succeeds
+-- ends it.
 
 local h2lua = require "h2lua"
 local cjson = require "cjson"
@@ -36,7 +41,8 @@ local metrics = require "h2lua.metrics"
 local webhook = {}
 webhook.__index = webhook
 
-local format, min, random, floor = string.format, math.min, math.random, math.floor
+local format, rep, min, random, floor = string.format, string.rep, math.min, math.random, math.floor
+local unpack = table.unpack
 local tostring, ipairs, pcall, setmetatable = tostring, ipairs, pcall, setmetatable
 
 local BATCH = 16          -- events claimed by one round
@@ -49,12 +55,20 @@ local VERSION = h2lua.config.version
 local outcomes = metrics.counter("webhook_deliveries_total",
     "Webhook posts by outcome: delivered, retry (failed, tried again later), failed (given up).", { "outcome" })
 
-local CLAIM = [[
-SELECT o.id, o.event_id, o.subject, o.payload, o.attempts FROM webhook_outbox o
+-- The due events a round may claim: the oldest pending event of each subject, if due and not
+-- leased. A plain read (no locks): the claim below then locks just these rows, by primary key, so
+-- that a round takes no gap lock that a change inserting its event would wait on (a locking read
+-- of these ranges made changes and rounds deadlock: the change then failed with a 503).
+local DUE = [[
+SELECT o.id FROM webhook_outbox o
 WHERE o.state = 'pending' AND o.next_attempt_at <= NOW(3)
   AND (o.lease_until IS NULL OR o.lease_until < NOW(3))
   AND o.id = (SELECT MIN(p.id) FROM webhook_outbox p WHERE p.subject = o.subject AND p.state = 'pending')
-ORDER BY o.id LIMIT ? FOR UPDATE SKIP LOCKED]]
+ORDER BY o.id LIMIT ?]]
+
+-- Locks those of the due rows (ids) that nobody has claimed or delivered since.
+local CLAIM = "SELECT id, event_id, subject, payload, attempts FROM webhook_outbox WHERE id IN (%s)"
+    .. " AND state = 'pending' AND (lease_until IS NULL OR lease_until < NOW(3)) ORDER BY id FOR UPDATE SKIP LOCKED"
 
 -- opts: url, secret (required); max_attempts (12), backoff (2 s), backoff_max (300 s).
 function webhook.new(opts)
@@ -68,6 +82,9 @@ function webhook.new(opts)
         backoff_max = opts.backoff_max or 300,
         running = false,
         again = false,
+        kicked = false,
+        failures = 0,     -- posts failed in a row, by this worker
+        paused_until = 0, -- h2lua.now() before which this worker runs no round
     }, webhook)
 end
 
@@ -140,35 +157,56 @@ function webhook:record(row, ok, why)
     end
 end
 
--- One round: claims due events and posts them in order. Returns the number claimed.
+-- "?, ?, ..." for n values, and the ids of rows[from..]
+local function ids_of(rows, from)
+    local ids = {}
+    for i = from, #rows do ids[#ids + 1] = rows[i].id end
+    return rep("?", #ids, ", "), ids
+end
+
+-- One round: claims due events and posts them in order. Returns the number claimed, and whether
+-- a post failed.
 function webhook:round()
+    local due = db.query(DUE, BATCH)
+    if #due == 0 then return 0, false end
     local rows = db.transaction(function(tx)
-        local rows = tx:query(CLAIM, BATCH)
-        for _, row in ipairs(rows) do
-            tx:query("UPDATE webhook_outbox SET lease_until = NOW(3) + INTERVAL ? SECOND WHERE id = ?", LEASE, row.id)
+        local due_marks, due_ids = ids_of(due, 1)
+        local rows = tx:query(format(CLAIM, due_marks), unpack(due_ids))
+        if #rows > 0 then
+            local marks, ids = ids_of(rows, 1)
+            tx:query("UPDATE webhook_outbox SET lease_until = NOW(3) + INTERVAL ? SECOND WHERE id IN (" .. marks .. ")",
+                LEASE, unpack(ids))
         end
         return rows
     end)
     local started = os.time()
     for i, row in ipairs(rows) do
-        -- a receiver that fails or is slow gets one post a round: the rest are given back
+        -- a receiver that fails or is slow gets one post a round: the rest are given back at once
         if i > 1 and (rows.stop or os.time() - started > LEASE / 2) then
-            db.query("UPDATE webhook_outbox SET lease_until = NULL WHERE id = ?", row.id)
+            local marks, ids = ids_of(rows, i)
+            db.query("UPDATE webhook_outbox SET lease_until = NULL WHERE id IN (" .. marks .. ")", unpack(ids))
+            break
+        end
+        local ok, why = self:post(row)
+        self:record(row, ok, why)
+        if ok then
+            self.failures = 0
         else
-            local ok, why = self:post(row)
-            self:record(row, ok, why)
-            if not ok then rows.stop = true end
+            rows.stop = true
+            self.failures = self.failures + 1
+            self.paused_until = h2lua.now() + self:delay(self.failures)
         end
     end
     return #rows, rows.stop
 end
 
--- Runs rounds while they find work; one runner per worker at a time.
+-- Runs rounds while they find work; one runner per worker at a time, none while paused.
 function webhook:run()
     if self.running then
         self.again = true
         return
     end
+    if h2lua.now() < self.paused_until then return end
     self.running = true
     repeat
         self.again = false
@@ -178,7 +216,7 @@ function webhook:run()
         elseif n > 0 and not stopped then
             self.again = true
         end
-    until not self.again
+    until not self.again or h2lua.now() < self.paused_until
     self.running = false
 end
 
@@ -195,9 +233,17 @@ function webhook:start()
     return self
 end
 
--- Asks this worker for a round as soon as the caller's request is done with the loop.
+-- Asks this worker for a round as soon as the caller's request is done with the loop (one timer
+-- for the commits of a moment; nothing while the dispatcher is paused: its poll ends the pause).
+local function kicked(self)
+    self.kicked = false
+    self:run()
+end
+
 function webhook:kick()
-    timer.at(0, self.run, self)
+    if self.kicked or h2lua.now() < self.paused_until then return end
+    self.kicked = true
+    if not timer.at(0, kicked, self) then self.kicked = false end
 end
 
 return webhook

@@ -2,7 +2,8 @@
 // database post every acknowledged change to a local receiver that is down, then answers 500, then
 // is slow, then is up. Every change arrives, signed, in order per entry, and is taken once; the
 // pages answer while the receiver is down or slow; an event the receiver keeps refusing is given up
-// after WEBHOOK_MAX_ATTEMPTS and the entry's next event goes.
+// after WEBHOOK_MAX_ATTEMPTS and the entry's next event goes; a receiver that fails pauses the
+// dispatcher, so that a burst of changes does not bring one post (and one round) each.
 import { after, before, describe, it } from 'node:test';
 import assert from 'node:assert/strict';
 import crypto from 'node:crypto';
@@ -292,5 +293,58 @@ describe('webhooks: an event the receiver keeps refusing is given up after WEBHO
     const failed = (await metric(server, 'webhook_deliveries_total')).find((l) => l.includes('outcome="failed"'));
     assert.ok(failed && Number(failed.split(' ').pop()) === 1, `failed counted: ${failed}`);
     assert.match(server.stdout + server.stderr, /webhook given up/);
+  });
+});
+
+describe('webhooks: a receiver that fails pauses the dispatcher, so a burst of changes does not bring a post each', () => {
+  let db;
+  let receiver;
+  let server;
+  const NAME = 'flaskcrud_webhooks_pause';
+  const WORKERS = 2;
+  const MIN_PAUSE_S = 0.5; // the first pause: the upper half of WEBHOOK_BACKOFF (1 s)
+
+  before(async () => {
+    db = await startMariaDB();
+    receiver = new Receiver(await freePort());
+    await receiver.up('error');
+    await db.freshDatabase(NAME);
+    server = await startApp(db, NAME, {
+      WORKERS: String(WORKERS),
+      WRITE_LIMIT: 'off', // the burst comes from one client, faster than a person
+      WEBHOOK_URL: `http://127.0.0.1:${receiver.port}/hook`,
+      WEBHOOK_SECRET: SECRET,
+      WEBHOOK_BACKOFF: '1',
+      WEBHOOK_BACKOFF_MAX: '2',
+    });
+  });
+
+  after(async () => {
+    await server?.stop();
+    await receiver?.down();
+    await db?.destroy();
+  });
+
+  it('150 changes while the receiver answers 500: at most one post per worker and pause; then all are delivered', async () => {
+    const c = new Client(server);
+    const N = 150;
+    const t0 = Date.now();
+    for (let i = 0; i < N; i++) {
+      const res = await c.json('POST', '/api/entries', { title: `burst ${i}`, description: 'x' });
+      assert.equal(res.status, 201, res.text);
+    }
+    const seconds = (Date.now() - t0) / 1000;
+    const posts = receiver.arrivals.length;
+    // every post that fails pauses its worker at least MIN_PAUSE_S; one more post each may start
+    // as the burst ends
+    const bound = WORKERS * (2 + Math.ceil(seconds / MIN_PAUSE_S));
+    console.log(`# ${N} changes in ${seconds.toFixed(2)} s with the receiver failing: ${posts} posts (bound ${bound})`);
+    assert.ok(posts >= 1, 'the receiver was tried');
+    assert.ok(posts <= bound, `${posts} posts in ${seconds} s: more than one per worker and pause (${bound})`);
+    receiver.mode = 'up';
+    await until(() => new Set(receiver.taken.map((a) => a.id)).size >= N, 60000,
+      () => `taken ${new Set(receiver.taken.map((a) => a.id)).size} of ${N}`);
+    const rows = await db.root(`SELECT state, COUNT(*) AS n FROM \`${NAME}\`.webhook_outbox GROUP BY state`);
+    assert.deepEqual(rows.map((r) => [r.state, Number(r.n)]), [['delivered', N]]);
   });
 });
