@@ -1,6 +1,7 @@
 #include "db_pool.h"
 
 #include <arpa/inet.h>
+#include <errmsg.h>
 #include <errno.h>
 #include <netdb.h>
 #include <pthread.h>
@@ -81,6 +82,7 @@ struct db_conn {
     unsigned nparams;         /* how many */
     struct stmt_entry *entry; /* its entry while it is prepared or executed */
     MYSQL_STMT *closing;      /* the evicted statement being closed (C_STMT_CLOSE) */
+    int closing_stale;        /* it was closed because its columns changed: 1 run again, -1 fail */
     MYSQL_STMT *stored;       /* a statement whose rows were handed to a callback: freed before the next use */
     MYSQL_RES *res;
     MYSQL *cret;
@@ -428,6 +430,12 @@ static void stmt_entry_free(struct stmt_entry *e)
  */
 static void stmt_cache_empty(db_conn_t *c)
 {
+    if (c->entry != NULL && !h2o_linklist_is_linked(&c->entry->lru)) { /* being prepared: not in the cache yet */
+        if (c->entry->stmt != NULL)
+            mysql_stmt_close(c->entry->stmt);
+        stmt_entry_free(c->entry);
+    }
+    c->entry = NULL;
     while (!h2o_linklist_is_empty(&c->stmts)) {
         struct stmt_entry *e = H2O_STRUCT_FROM_MEMBER(struct stmt_entry, lru, c->stmts.next);
         h2o_linklist_unlink(&e->lru);
@@ -437,16 +445,9 @@ static void stmt_cache_empty(db_conn_t *c)
     }
     c->nstmts = 0;
     c->stored = NULL;
-    if (c->entry != NULL && !h2o_linklist_is_linked(&c->entry->lru)) { /* being prepared: not in the cache yet */
-        if (c->entry->stmt != NULL)
-            mysql_stmt_close(c->entry->stmt);
-        stmt_entry_free(c->entry);
-        c->entry = NULL;
-    }
     /* a close cut short inside Connector/C (its one packet did not fit the socket) leaves the
      * statement half-closed: it is left to the process's end rather than freed twice */
     c->closing = NULL;
-    c->entry = NULL;
 }
 
 /* Frees the rows of the last prepared statement (kept in Connector/C until now; nothing is sent). */
@@ -1118,9 +1119,51 @@ static void stmt_execute(db_conn_t *c)
         stmt_executed(c);
 }
 
+/*
+ * The statement ran but its result has other columns than when it was prepared (a table altered
+ * by DDL in between: CR_NEW_STMT_METADATA): its rows are left unread on the connection. The
+ * statement is closed without blocking (which reads them away), then prepared and run again
+ * when that changes nothing (db_retry_classify: a read), else it fails with the error.
+ */
+static void stmt_stale(db_conn_t *c)
+{
+    struct stmt_entry *e = c->entry;
+    h2o_linklist_unlink(&e->lru);
+    --c->nstmts;
+    c->entry = NULL;
+    c->closing = e->stmt;
+    c->closing_stale = db_retry_classify(c->sql, c->sql_len) == DB_STMT_READ ? 1 : -1;
+    stmt_entry_free(e);
+    c->state = C_STMT_CLOSE;
+    int w = mysql_stmt_close_start(&c->bret, c->closing);
+    if (w != 0)
+        arm(c, w);
+    else
+        stmt_closed(c);
+}
+
+/*
+ * 1 when the columns of the result just announced are named otherwise than when the statement was
+ * prepared (a column renamed by DDL: Connector/C updates their types, not their names).
+ */
+static int stmt_renamed(db_conn_t *c, MYSQL_STMT *st)
+{
+    const MYSQL_FIELD *now = c->mysql->fields, *then = st->fields;
+    if (now == NULL || then == NULL || c->mysql->field_count != st->field_count)
+        return 0;
+    for (unsigned i = 0; i < st->field_count; ++i)
+        if (now[i].name_length != then[i].name_length || memcmp(now[i].name, then[i].name, now[i].name_length) != 0)
+            return 1;
+    return 0;
+}
+
 static void stmt_executed(db_conn_t *c)
 {
     MYSQL_STMT *st = c->entry->stmt;
+    if ((c->iret != 0 && mysql_stmt_errno(st) == CR_NEW_STMT_METADATA) || (c->iret == 0 && stmt_renamed(c, st))) {
+        stmt_stale(c);
+        return;
+    }
     if (c->iret != 0) {
         stmt_error(c, DB_PHASE_SENT); /* db_retry: CR_SERVER_GONE_ERROR says it was not sent */
         return;
@@ -1198,6 +1241,13 @@ static void stmt_prepare(db_conn_t *c)
 static void stmt_closed(db_conn_t *c)
 {
     c->closing = NULL; /* a failed close: the connection is gone, which the prepare finds */
+    if (c->closing_stale < 0) {
+        c->closing_stale = 0;
+        query_failed(c, DB_PHASE_SENT, CR_NEW_STMT_METADATA,
+                     "a table changed while the statement ran: its result was not read");
+        return;
+    }
+    c->closing_stale = 0;
     stmt_prepare(c);
 }
 

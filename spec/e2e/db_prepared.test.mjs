@@ -111,7 +111,8 @@ describe('prepared statements', () => {
     assert.deepEqual(rows[0].dt6, ['string', hex('2024-02-29 12:34:56.000001')]);
     assert.deepEqual(rows[0].ts, ['string', hex('2038-01-19 03:14:07.99')]);
     assert.deepEqual(rows[2].i, ['null']);
-    assert.deepEqual(rows[0].bi, ['string', hex('-9223372036854775808')]);
+    // a BIGINT never rounded: its digits (LuaJIT) or an integer (Lua 5.4)
+    assert.ok(rows[0].bi[1] === hex('-9223372036854775808') || rows[0].bi[1] === '-9223372036854775808', rows[0].bi);
   });
 
   it('a string with quotes, backslashes, NULs and ? is stored and read back exactly, never spliced', async () => {
@@ -204,6 +205,16 @@ describe('prepared statements', () => {
     await db.root(`ALTER TABLE \`${name}\`.altered DROP COLUMN a`);
     const three = await run(prep, q);
     assert.deepEqual(Object.keys(three[0].rows[0]).sort(), ['b', 'id']);
+    await db.root(`ALTER TABLE \`${name}\`.altered CHANGE COLUMN b c VARCHAR(5)`);
+    const four = await run(prep, q);
+    assert.deepEqual(four[0].rows[0].c, ['string', hex('7')]);
+    assert.deepEqual(Object.keys(four[0].rows[0]).sort(), ['c', 'id']);
+    // in a transaction too, and without a reconnect: the same connection all along
+    await db.root(`ALTER TABLE \`${name}\`.altered ADD COLUMN d INT DEFAULT 8`);
+    const steps = [{ sql: 'SELECT CONNECTION_ID() AS conn' }, ...q, { sql: 'SELECT CONNECTION_ID() AS conn' }];
+    const five = await run(prep, steps, { tx: true });
+    assert.deepEqual(five[1].rows[0].d, ['number', '8', one[0].rows[0].id[2]]);
+    assert.deepEqual(five[2].rows[0].conn, five[0].rows[0].conn);
   });
 
   it('a statement the server does not prepare runs as text, and the same errors as text', async () => {
@@ -224,7 +235,7 @@ describe('prepared statements', () => {
       assert.equal(await bad(server, [{ sql: 'SELECT ?, ?', args: [I(1)] }]), 500);
       assert.equal(await bad(server, [{ sql: 'SELECT ?', args: [I(1), I(2)] }]), 500);
       assert.equal(await bad(server, [{ sql: 'SELEKT ?', args: [I(1)] }]), 500);
-      assert.equal(await bad(server, [{ sql: 'SELECT ? AS x', args: [F('Infinity')] }]), 500);
+      assert.equal(await bad(server, [{ sql: 'SELECT ? AS x', args: [F('inf')] }]), 500);
     }
     // not preparable (ER_UNSUPPORTED_PS): run as text, the same answer; tried once per connection
     for (const server of [text, prep]) {
@@ -239,8 +250,9 @@ describe('prepared statements', () => {
     }
     assert.equal((await status(db, 'Com_stmt_prepare')) - p0, 1, 'remembered on the connection');
     const errs = (server) => server.errorLog().map((l) => l.msg).filter((m) => /more \? placeholders|more arguments|not finite|SELEKT|h2lua_none/.test(m ?? ''));
-    await text.waitFor(() => new Set(errs(text)).size >= 5, 5000, 'text errors');
-    await prep.waitFor(() => new Set(errs(prep)).size >= 5, 5000, 'prepared errors');
+    await text.waitFor(() => errs(text).some((m) => /h2lua_none/.test(m)), 5000, 'text errors');
+    await prep.waitFor(() => errs(prep).some((m) => /h2lua_none/.test(m)), 5000, 'prepared errors');
+    assert.equal(new Set(errs(text)).size, 5, JSON.stringify([...new Set(errs(text))]));
     assert.deepEqual([...new Set(errs(prep))].sort(), [...new Set(errs(text))].sort());
     // and the server is fine after them
     const ok = await run(prep, [{ sql: 'SELECT ? AS x', args: [I(3)] }]);
