@@ -60,7 +60,7 @@ describe('prepared statements', () => {
   let prep; // the default cache
   const servers = [];
   const start = async (env) => {
-    const s = await startServer({ env: { ...DBAPP, DATABASE_URL: db.url(name), WORKERS: '1', ...env } });
+    const s = await startServer({ env: { ...DBAPP, DATABASE_URL: db.url(name), WORKERS: '1', DB_STMT_CACHE: '64', ...env } });
     servers.push(s);
     await waitReady(s);
     return s;
