@@ -28,6 +28,12 @@
  * reconnect. COM_RESET_CONNECTION on every release was not chosen: two more round trips (the
  * reset, then the init command) on every statement.
  *
+ * Prepared statements (db_conn_execute, DB_STMT_CACHE > 0): each connection keeps a bounded cache
+ * of server-side statements keyed by their text, least recently used closed first with the
+ * non-blocking close. The pool's own COM_STMT_PREPARE is not a change of the session (the server's
+ * tracking reports SQL PREPARE, not the protocol's): a connection keeps its cache from holder to
+ * holder, and loses it with its session (closed, or replaced in place for a retry).
+ *
  * Dead connections and restarts (the rule is db_retry.h's; docs/database.md says it for operators):
  *   - An idle connection's socket is watched: when the server closes it (restart, wait_timeout,
  *     KILL), it is closed at once. Acquiring checks the socket once more (a non-blocking peek).
