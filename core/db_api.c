@@ -191,9 +191,9 @@ static void bind_columns(const MYSQL_FIELD *fields, unsigned nf, MYSQL_BIND *bin
 /* Pushes the rows of a prepared statement (stored: fetching sends nothing), as push_result. */
 static void push_stmt_rows(lua_State *L, MYSQL_STMT *st)
 {
-    MYSQL_RES *meta = mysql_stmt_result_metadata(st);
-    unsigned nf = mysql_num_fields(meta);
-    MYSQL_FIELD *fields = mysql_fetch_fields(meta);
+    /* the statement's own columns (Connector/C keeps their types and max_length up to date) */
+    unsigned nf = st->field_count;
+    const MYSQL_FIELD *fields = st->fields;
     lua_checkstack(L, (int)nf + 8);
     int names = lua_gettop(L) + 1;
     for (unsigned i = 0; i < nf; ++i)
@@ -228,10 +228,13 @@ static void push_stmt_rows(lua_State *L, MYSQL_STMT *st)
             if (cols[i].is_null) {
                 PUSH_NULL(L);
             } else if (bind[i].buffer_type == MYSQL_TYPE_LONGLONG) {
-                char num[24];
-                int k = bind[i].is_unsigned ? snprintf(num, sizeof(num), "%llu", (unsigned long long)cols[i].i)
-                                            : snprintf(num, sizeof(num), "%lld", cols[i].i);
-                lua_compat_push_int64(L, num, (size_t)k);
+                if (bind[i].is_unsigned && cols[i].i < 0) { /* past LLONG_MAX: its digits, as the text's */
+                    char num[24];
+                    int k = snprintf(num, sizeof(num), "%llu", (unsigned long long)cols[i].i);
+                    lua_pushlstring(L, num, (size_t)k);
+                } else {
+                    lua_compat_push_int64_value(L, cols[i].i);
+                }
             } else if (bind[i].buffer_type == MYSQL_TYPE_DOUBLE) {
                 lua_pushnumber(L, cols[i].d);
             } else if (is_float_type(fields[i].type)) {
@@ -248,7 +251,6 @@ static void push_stmt_rows(lua_State *L, MYSQL_STMT *st)
         free(cols[i].buf);
     free(cols);
     free(bind);
-    mysql_free_result(meta);
     lua_replace(L, names);
     lua_settop(L, names);
 }
