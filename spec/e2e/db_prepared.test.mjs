@@ -269,6 +269,19 @@ describe('prepared statements', () => {
     assert.equal(Number(rows[0].n), 1);
   });
 
+  it('db.read on a replica runs prepared statements there, with the same rows', async () => {
+    const s = await start({ DATABASE_READ_URL: db.url(name) });
+    const q = [{ sql: 'SELECT id, title FROM entry WHERE id > ? ORDER BY id LIMIT ?', args: [I(0), I(3)], read: true }];
+    const e0 = await status(db, 'Com_stmt_execute');
+    const a = await run(s, q);
+    const b = await run(s, q);
+    assert.ok((await status(db, 'Com_stmt_execute')) - e0 >= 2);
+    assert.deepEqual(b, a);
+    assert.deepEqual(await run(text, q), a);
+    await s.stop({ signal: 'SIGKILL' });
+    servers.splice(servers.indexOf(s), 1);
+  });
+
   it('exits 0 on SIGTERM without a sanitizer report', async () => {
     await prep.stopClean();
     servers.splice(servers.indexOf(prep), 1);
