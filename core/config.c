@@ -122,6 +122,8 @@ static const struct config_var {
      "seconds a query may take (queueing included) before it fails with 503"},
     {"DB_CONNECT_TIMEOUT", VAR_INT, "3", NULL, 1, 600, 1000, FIELD(db_connect_timeout_ms), {0},
      "seconds to connect to the database"},
+    {"DB_STMT_CACHE", VAR_INT, "64", NULL, 0, 100000, 1, FIELD(db_stmt_cache), {0},
+     "prepared statements kept per database connection (0: statements sent as text)"},
     {"REPLICA_MAX_LAG", VAR_INT, "5", NULL, 0, 86400, 1, FIELD(replica_max_lag_s), {0},
      "seconds of replication lag past which reads go to the primary"},
     {"READ_YOUR_WRITES_S", VAR_INT, "5", NULL, 0, 86400, 1, FIELD(read_your_writes_s), {0},

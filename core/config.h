@@ -91,6 +91,7 @@ typedef struct config {
     int db_pool_size;
     int db_queue_max;
     int db_timeout_ms;
+    int db_stmt_cache; /* DB_STMT_CACHE: prepared statements kept per connection, 0: text protocol */
     int db_connect_timeout_ms;
     int replica_max_lag_s;
     int read_your_writes_s;

@@ -38,6 +38,102 @@ static void push_bound(lua_State *L, int sql_idx)
     luaL_pushresult(&b);
 }
 
+/*
+ * The values of a prepared statement's placeholders, bound by type (db_conn_execute): nil and
+ * db.null as NULL, booleans as TINY 1/0, integers as LONGLONG, other numbers as DOUBLE, strings
+ * as STRING with their length. One allocation: the binds, then the numbers, lengths and bytes.
+ */
+struct params {
+    unsigned n;
+    MYSQL_BIND *bind;
+};
+
+union param_value {
+    long long i;
+    double d;
+    signed char b;
+};
+
+/*
+ * Checks the call's arguments (sql at sql_idx, values after it) as sql_bind would, raising its
+ * errors in its order, then returns them bound by type (never NULL; freed with free()).
+ */
+static struct params *collect_params(lua_State *L, int sql_idx)
+{
+    size_t len;
+    const char *sql = luaL_checklstring(L, sql_idx, &len);
+    size_t nargs = (size_t)(lua_gettop(L) - sql_idx), nph = sql_bind_count(sql, len);
+    for (size_t i = 0; i < nargs && i < nph; ++i) {
+        const char *err = sql_bind_check_value(L, sql_idx + 1 + (int)i);
+        if (err != NULL)
+            luaL_error(L, "db: %s", err);
+    }
+    if (nph > nargs)
+        luaL_error(L, "db: more ? placeholders than arguments");
+    if (nph < nargs)
+        luaL_error(L, "db: more arguments than ? placeholders");
+    size_t bytes = 0;
+    for (size_t i = 0; i < nargs; ++i)
+        if (lua_type(L, sql_idx + 1 + (int)i) == LUA_TSTRING)
+            bytes += lua_rawlen(L, sql_idx + 1 + (int)i);
+    size_t head = sizeof(struct params) + nargs * (sizeof(MYSQL_BIND) + sizeof(union param_value) + sizeof(unsigned long));
+    struct params *p = util_malloc(head + bytes + 1);
+    memset(p, 0, head);
+    p->n = (unsigned)nargs;
+    p->bind = (MYSQL_BIND *)(p + 1);
+    union param_value *val = (union param_value *)(p->bind + nargs);
+    unsigned long *lens = (unsigned long *)(val + nargs);
+    char *out = (char *)(lens + nargs);
+    for (size_t i = 0; i < nargs; ++i) {
+        int idx = sql_idx + 1 + (int)i;
+        MYSQL_BIND *b = &p->bind[i];
+        switch (lua_type(L, idx)) {
+        case LUA_TBOOLEAN:
+            val[i].b = (signed char)lua_toboolean(L, idx);
+            b->buffer_type = MYSQL_TYPE_TINY;
+            b->buffer = &val[i].b;
+            break;
+        case LUA_TNUMBER:
+            if (lua_isinteger(L, idx)) {
+                val[i].i = (long long)lua_tointeger(L, idx);
+                b->buffer_type = MYSQL_TYPE_LONGLONG;
+                b->buffer = &val[i].i;
+            } else {
+                val[i].d = lua_tonumber(L, idx);
+                b->buffer_type = MYSQL_TYPE_DOUBLE;
+                b->buffer = &val[i].d;
+            }
+            break;
+        case LUA_TSTRING: {
+            size_t n;
+            const char *str = lua_tolstring(L, idx, &n);
+            memcpy(out, str, n);
+            lens[i] = (unsigned long)n;
+            b->buffer_type = MYSQL_TYPE_STRING;
+            b->buffer = out;
+            b->buffer_length = (unsigned long)n;
+            b->length = &lens[i];
+            out += n;
+            break;
+        }
+        default: b->buffer_type = MYSQL_TYPE_NULL; break; /* nil, db.null */
+        }
+    }
+    return p;
+}
+
+/* Pushes the value a bind of collect_params holds, as the Lua value it came from. */
+static void push_param(lua_State *L, const MYSQL_BIND *b)
+{
+    switch (b->buffer_type) {
+    case MYSQL_TYPE_TINY: lua_pushboolean(L, *(const signed char *)b->buffer); break;
+    case MYSQL_TYPE_LONGLONG: lua_pushinteger(L, (lua_Integer) * (const long long *)b->buffer); break;
+    case MYSQL_TYPE_DOUBLE: lua_pushnumber(L, *(const double *)b->buffer); break;
+    case MYSQL_TYPE_STRING: lua_pushlstring(L, b->buffer, b->buffer_length); break;
+    default: PUSH_NULL(L); break;
+    }
+}
+
 /* ---- results ---- */
 
 static int is_integer_type(enum enum_field_types t)
@@ -51,8 +147,120 @@ static int is_float_type(enum enum_field_types t)
     return t == MYSQL_TYPE_FLOAT || t == MYSQL_TYPE_DOUBLE || t == MYSQL_TYPE_DECIMAL || t == MYSQL_TYPE_NEWDECIMAL;
 }
 
+/* The value of column i of the row a prepared statement just fetched, as push_result gives it for text. */
+struct column {
+    long long i;
+    double d;
+    my_bool is_null, error;
+    unsigned long len;
+    char *buf;
+    unsigned long cap;
+};
+
+/*
+ * Binds the result columns of a prepared statement so that each reads as the text protocol gives
+ * it: integers as 64-bit integers (their digits then read as the text's), DOUBLE as a double (the
+ * text's shortest digits read back: the same number), everything else as Connector/C's text for
+ * it (DECIMAL's digits, FLOAT's shortest digits, dates and times with the column's fractional
+ * digits, strings, BLOB, BIT and ENUM bytes).
+ */
+static void bind_columns(const MYSQL_FIELD *fields, unsigned nf, MYSQL_BIND *bind, struct column *cols)
+{
+    for (unsigned i = 0; i < nf; ++i) {
+        MYSQL_BIND *b = &bind[i];
+        if (is_integer_type(fields[i].type)) {
+            b->buffer_type = MYSQL_TYPE_LONGLONG;
+            b->buffer = &cols[i].i;
+            b->is_unsigned = (fields[i].flags & UNSIGNED_FLAG) != 0;
+        } else if (fields[i].type == MYSQL_TYPE_DOUBLE) {
+            b->buffer_type = MYSQL_TYPE_DOUBLE;
+            b->buffer = &cols[i].d;
+        } else {
+            cols[i].cap = (fields[i].max_length > 63 ? fields[i].max_length : 63) + 1;
+            cols[i].buf = util_malloc(cols[i].cap);
+            b->buffer_type = MYSQL_TYPE_STRING;
+            b->buffer = cols[i].buf;
+            b->buffer_length = cols[i].cap;
+        }
+        b->is_null = &cols[i].is_null;
+        b->error = &cols[i].error;
+        b->length = &cols[i].len;
+    }
+}
+
+/* Pushes the rows of a prepared statement (stored: fetching sends nothing), as push_result. */
+static void push_stmt_rows(lua_State *L, MYSQL_STMT *st)
+{
+    /* the statement's own columns (Connector/C keeps their types and max_length up to date) */
+    unsigned nf = st->field_count;
+    const MYSQL_FIELD *fields = st->fields;
+    lua_checkstack(L, (int)nf + 8);
+    int names = lua_gettop(L) + 1;
+    for (unsigned i = 0; i < nf; ++i)
+        lua_pushlstring(L, fields[i].name, fields[i].name_length);
+    lua_createtable(L, (int)mysql_stmt_num_rows(st), 0);
+    MYSQL_BIND *bind = util_malloc(nf * sizeof(*bind) + 1);
+    struct column *cols = util_malloc(nf * sizeof(*cols) + 1);
+    memset(bind, 0, nf * sizeof(*bind));
+    memset(cols, 0, nf * sizeof(*cols));
+    bind_columns(fields, nf, bind, cols);
+    mysql_stmt_bind_result(st, bind);
+    lua_Integer n = 0;
+    int rc;
+    while ((rc = mysql_stmt_fetch(st)) == 0 || rc == MYSQL_DATA_TRUNCATED) {
+        if (rc == MYSQL_DATA_TRUNCATED) {
+            /* a value longer than the column's max_length said (a conversion): fetched again whole */
+            for (unsigned i = 0; i < nf; ++i) {
+                if (cols[i].buf == NULL || cols[i].is_null || cols[i].len < cols[i].cap)
+                    continue;
+                free(cols[i].buf);
+                cols[i].cap = cols[i].len + 1;
+                cols[i].buf = util_malloc(cols[i].cap);
+                bind[i].buffer = cols[i].buf;
+                bind[i].buffer_length = cols[i].cap;
+                mysql_stmt_fetch_column(st, &bind[i], i, 0);
+            }
+            mysql_stmt_bind_result(st, bind);
+        }
+        lua_createtable(L, 0, (int)nf);
+        for (unsigned i = 0; i < nf; ++i) {
+            lua_pushvalue(L, names + (int)i);
+            if (cols[i].is_null) {
+                PUSH_NULL(L);
+            } else if (bind[i].buffer_type == MYSQL_TYPE_LONGLONG) {
+                if (bind[i].is_unsigned && cols[i].i < 0) { /* past LLONG_MAX: its digits, as the text's */
+                    char num[24];
+                    int k = snprintf(num, sizeof(num), "%llu", (unsigned long long)cols[i].i);
+                    lua_pushlstring(L, num, (size_t)k);
+                } else {
+                    lua_compat_push_int64_value(L, cols[i].i);
+                }
+            } else if (bind[i].buffer_type == MYSQL_TYPE_DOUBLE) {
+                lua_pushnumber(L, cols[i].d);
+            } else if (is_float_type(fields[i].type)) {
+                cols[i].buf[cols[i].len < cols[i].cap ? cols[i].len : cols[i].cap - 1] = '\0';
+                lua_pushnumber(L, strtod(cols[i].buf, NULL));
+            } else {
+                lua_pushlstring(L, cols[i].buf, cols[i].len);
+            }
+            lua_rawset(L, -3);
+        }
+        lua_rawseti(L, -2, ++n);
+    }
+    for (unsigned i = 0; i < nf; ++i)
+        free(cols[i].buf);
+    free(cols);
+    free(bind);
+    lua_replace(L, names);
+    lua_settop(L, names);
+}
+
 static void push_result(lua_State *L, db_result_t *r)
 {
+    if (r->stmt != NULL) {
+        push_stmt_rows(L, r->stmt);
+        return;
+    }
     if (r->res == NULL) {
         lua_createtable(L, 0, 2);
         lua_pushinteger(L, (lua_Integer)r->affected_rows);
@@ -112,6 +320,7 @@ struct db_op {
     struct tx *tx;       /* the transaction of OP_IN_TX and OP_END_TX */
     char *sql;
     size_t len;
+    struct params *params; /* set: sql has `?` placeholders and runs as a prepared statement */
 };
 
 /* A write succeeded: the response carries the read-your-writes cookie when routing wants one. */
@@ -124,6 +333,7 @@ static void route_wrote(lua_req_t *lr)
 
 static void op_free(struct db_op *op)
 {
+    free(op->params);
     free(op->sql);
     free(op);
 }
@@ -168,9 +378,48 @@ static void resume_error(struct db_op *op, int err, const char *msg)
 
 static void op_complete(struct db_op *op, int err, const char *msg, db_result_t *result);
 
+static void on_done(void *data, int err, const char *msg, db_result_t *result);
+
+/*
+ * The server does not prepare the op's statement: its values are spliced into its text by the
+ * binder (sql_bind.h), on the coroutine's stack, and the text is sent on the same connection.
+ */
+static int op_send_text(struct db_op *op, const char **msg)
+{
+    lua_State *co = lua_req_coroutine(op->lr);
+    int top = lua_gettop(co);
+    lua_checkstack(co, (int)op->params->n + 8);
+    for (unsigned i = 0; i < op->params->n; ++i)
+        push_param(co, &op->params->bind[i]);
+    luaL_Buffer b;
+    luaL_buffinit(co, &b);
+    const char *err = sql_bind(co, &b, op->sql, op->len, top + 1, (int)op->params->n);
+    if (err != NULL) {
+        lua_settop(co, top);
+        *msg = err;
+        return DB_EQUERY;
+    }
+    luaL_pushresult(&b);
+    size_t len;
+    const char *text = lua_tolstring(co, -1, &len);
+    free(op->sql);
+    op->sql = util_strndup(text, len);
+    op->len = len;
+    lua_settop(co, top);
+    free(op->params);
+    op->params = NULL;
+    return db_conn_query(op->conn, op->sql, op->len, op->stmt, on_done, op, msg);
+}
+
 static void on_done(void *data, int err, const char *msg, db_result_t *result)
 {
-    op_complete(data, err, msg, result);
+    struct db_op *op = data;
+    if (err == DB_ETEXT) {
+        if ((err = op_send_text(op, &msg)) == 0)
+            return;
+        result = NULL;
+    }
+    op_complete(op, err, msg, result);
 }
 
 /* Sends the op's statement on its connection: 0 (on_done follows), or a negative code with msg. */
@@ -179,7 +428,9 @@ static int op_send(struct db_op *op, db_conn_t *conn, const char **msg)
     op->conn = conn;
     if (op->kind == OP_BEGIN)
         db_conn_set_transaction(conn, 1);
-    int err = db_conn_query(conn, op->sql, op->len, op->stmt, on_done, op, msg);
+    int err = op->params != NULL
+                  ? db_conn_execute(conn, op->sql, op->len, op->params->bind, op->params->n, op->stmt, on_done, op, msg)
+                  : db_conn_query(conn, op->sql, op->len, op->stmt, on_done, op, msg);
     if (err != 0)
         op_release(op, 1);
     return err;
@@ -245,15 +496,20 @@ static void op_complete(struct db_op *op, int err, const char *msg, db_result_t 
         op_free(op);
         return;
     }
-    op_release(op, err != 0);
     if (err != 0) {
+        op_release(op, 1);
         op_fail(op, err, msg);
         return;
     }
     lua_State *co = lua_req_coroutine(op->lr);
-    if (!op->replica && (op->kind == OP_END_TX || (op->kind == OP_QUERY && result->res == NULL)))
+    if (!op->replica && (op->kind == OP_END_TX || (op->kind == OP_QUERY && result->res == NULL && result->stmt == NULL)))
         route_wrote(op->lr);
+    if (op->kind != OP_BEGIN && op->kind != OP_END_TX)
+        push_result(co, result); /* first: a prepared statement's rows are read before the release */
+    op_release(op, 0);
     lua_pushboolean(co, 1);
+    if (op->kind != OP_BEGIN && op->kind != OP_END_TX)
+        lua_insert(co, -2); /* ok, rows */
     if (op->kind == OP_BEGIN) {
         struct tx *tx = lua_newuserdatauv(co, sizeof(*tx), 0);
         tx->conn = op->conn;
@@ -262,8 +518,6 @@ static void op_complete(struct db_op *op, int err, const char *msg, db_result_t 
     } else if (op->kind == OP_END_TX) {
         lua_pushboolean(co, 1);
         lua_req_hold(op->lr, -1);
-    } else {
-        push_result(co, result);
     }
     lua_pushnil(co);
     lua_req_t *lr = op->lr;
@@ -344,6 +598,22 @@ static int run_op(lua_State *L, struct db_op *op, db_pool_t *pool)
     return lua_yield(L, 0);
 }
 
+/*
+ * Binds the call's arguments (sql at sql_idx): with DB_STMT_CACHE on, returns them bound by type
+ * and pushes sql as it is (a prepared statement); else returns NULL and pushes the text with every
+ * value spliced in (sql_bind.h). Raises the binder's errors either way, before anything is sent.
+ */
+static struct params *bind_args(lua_State *L, worker_t *w, int sql_idx)
+{
+    if (w->cfg->db_stmt_cache == 0) {
+        push_bound(L, sql_idx);
+        return NULL;
+    }
+    struct params *p = collect_params(L, sql_idx);
+    lua_pushvalue(L, sql_idx);
+    return p;
+}
+
 static struct db_op *new_op(lua_req_t *lr, enum op_kind kind, db_stmt_kind_t stmt)
 {
     struct db_op *op = util_malloc(sizeof(*op));
@@ -360,12 +630,13 @@ static int query_common(lua_State *L, int read)
     worker_t *w = lua_req_worker(lr);
     pool_or_error(L, w, read);
     db_pool_t *pool = read ? db_route_read_pool(w, lua_req_h2o(lr)) : w->db;
-    push_bound(L, 1);
+    struct params *params = bind_args(L, w, 1);
     size_t len;
     const char *sql = lua_tolstring(L, -1, &len);
     /* db.read promises a statement that changes nothing; db.query's SELECTs are found by their text */
     struct db_op *op = new_op(lr, OP_QUERY, read ? DB_STMT_READ : db_retry_classify(sql, len));
     op->replica = pool != w->db;
+    op->params = params;
     return run_op(L, op, pool);
 }
 
@@ -400,8 +671,9 @@ static int l_tx_query(lua_State *L)
 {
     lua_req_t *lr = request_or_error(L, "tx:query");
     struct tx *tx = check_open_tx(L);
-    push_bound(L, 2);
+    struct params *params = bind_args(L, lua_req_worker(lr), 2);
     struct db_op *op = new_op(lr, OP_IN_TX, DB_STMT_IN_TX);
+    op->params = params;
     op->tx = tx;
     op->conn = tx->conn;
     return run_op(L, op, NULL);

@@ -1,9 +1,12 @@
 /*
  * db_api — the module `h2lua.db` the application requires, backed by the worker's db_pool:
  *
- *   db.query(sql, ...)    runs sql on the primary; `?` placeholders are replaced by the
- *                         arguments, each quoted and escaped by the core (sql_bind.h: nil/db.null
- *                         -> NULL, booleans -> 1/0, numbers as numbers, strings quoted). A SELECT returns an
+ *   db.query(sql, ...)    runs sql on the primary; `?` placeholders take the arguments (nil/db.null
+ *                         -> NULL, booleans -> 1/0, numbers, strings): bound by type to a server-side
+ *                         prepared statement (db_conn_execute, DB_STMT_CACHE > 0), or quoted and
+ *                         escaped into the text by the core (sql_bind.h: DB_STMT_CACHE=0, and for
+ *                         what the server does not prepare); the binder's errors either way, raised
+ *                         before anything is sent. The rows are the same either way. A SELECT returns an
  *                         array of rows keyed by column name (integer columns as Lua integers,
  *                         DECIMAL/FLOAT/DOUBLE as numbers, NULL as db.null, the rest as strings);
  *                         other statements return { affected_rows = n, insert_id = n }.

@@ -1,6 +1,7 @@
 #include "db_pool.h"
 
 #include <arpa/inet.h>
+#include <errmsg.h>
 #include <errno.h>
 #include <netdb.h>
 #include <pthread.h>
@@ -31,6 +32,23 @@ enum conn_state {
     C_SEND,       /* mysql_send_query_start/cont */
     C_READ,       /* mysql_read_query_result_start/cont */
     C_STORE,      /* mysql_store_result_start/cont */
+    C_STMT_CLOSE, /* mysql_stmt_close_start/cont: the least recently used statement leaves the cache */
+    C_PREPARE,    /* mysql_stmt_prepare_start/cont */
+    C_EXECUTE,    /* mysql_stmt_execute_start/cont */
+    C_STMT_STORE, /* mysql_stmt_store_result_start/cont */
+};
+
+/*
+ * A statement of a connection's cache, keyed by its text: prepared (stmt set), or remembered as
+ * one the server would not prepare (text set: the holder sends it as text).
+ */
+struct stmt_entry {
+    h2o_linklist_t lru; /* in db_conn.stmts, the most recently used last */
+    uint64_t hash;
+    char *sql;
+    size_t len;
+    MYSQL_STMT *stmt;
+    int text;
 };
 
 struct db_conn {
@@ -57,6 +75,15 @@ struct db_conn {
     db_stmt_kind_t kind;
     char *sql;
     size_t sql_len;
+    h2o_linklist_t stmts;     /* the statement cache (struct stmt_entry), emptied with the session */
+    unsigned nstmts;          /* entries in stmts */
+    int prepared;             /* the running statement is run by db_conn_execute */
+    MYSQL_BIND *params;       /* its parameters (the caller's, valid until its callback) */
+    unsigned nparams;         /* how many */
+    struct stmt_entry *entry; /* its entry while it is prepared or executed */
+    MYSQL_STMT *closing;      /* the evicted statement being closed (C_STMT_CLOSE) */
+    int closing_stale;        /* it was closed because its columns changed: 1 run again, -1 fail */
+    MYSQL_STMT *stored;       /* a statement whose rows were handed to a callback: freed before the next use */
     MYSQL_RES *res;
     MYSQL *cret;
     int iret;
@@ -116,6 +143,8 @@ static void conn_close(db_conn_t *c);
 static void conn_available(db_conn_t *c);
 static void conn_check(db_conn_t *c);
 static void query_send(db_conn_t *c);
+static void stmt_begin(db_conn_t *c);
+static void stmt_cache_empty(db_conn_t *c);
 static void query_finish(db_conn_t *c, int err, const char *msg, db_result_t *result);
 static void step(db_conn_t *c, int ready);
 static void on_readable(h2o_socket_t *sock, const char *err);
@@ -389,6 +418,47 @@ static void arm(db_conn_t *c, int status)
     }
 }
 
+static void stmt_entry_free(struct stmt_entry *e)
+{
+    free(e->sql);
+    free(e);
+}
+
+/*
+ * Empties the statement cache once the session is closed: mysql_close detached every statement
+ * from the connection, so closing them frees memory and sends nothing.
+ */
+static void stmt_cache_empty(db_conn_t *c)
+{
+    if (c->entry != NULL && !h2o_linklist_is_linked(&c->entry->lru)) { /* being prepared: not in the cache yet */
+        if (c->entry->stmt != NULL)
+            mysql_stmt_close(c->entry->stmt);
+        stmt_entry_free(c->entry);
+    }
+    c->entry = NULL;
+    while (!h2o_linklist_is_empty(&c->stmts)) {
+        struct stmt_entry *e = H2O_STRUCT_FROM_MEMBER(struct stmt_entry, lru, c->stmts.next);
+        h2o_linklist_unlink(&e->lru);
+        if (e->stmt != NULL)
+            mysql_stmt_close(e->stmt);
+        stmt_entry_free(e);
+    }
+    c->nstmts = 0;
+    c->stored = NULL;
+    /* a close cut short inside Connector/C (its one packet did not fit the socket) leaves the
+     * statement half-closed: it is left to the process's end rather than freed twice */
+    c->closing = NULL;
+}
+
+/* Frees the rows of the last prepared statement (kept in Connector/C until now; nothing is sent). */
+static void stmt_free_stored(db_conn_t *c)
+{
+    if (c->stored != NULL) {
+        mysql_stmt_free_result(c->stored);
+        c->stored = NULL;
+    }
+}
+
 /* Closes the MySQL session and the watched socket, keeping the db_conn_t. */
 static void conn_drop_session(db_conn_t *c)
 {
@@ -409,6 +479,7 @@ static void conn_drop_session(db_conn_t *c)
         mysql_close(c->mysql);
         c->mysql = NULL;
     }
+    stmt_cache_empty(c);
 }
 
 /* ---- connecting ---- */
@@ -459,7 +530,10 @@ static void connect_done(db_conn_t *c)
     if (c->retrying) {
         c->retrying = 0;
         c->state = C_LEASED;
-        query_send(c);
+        if (c->prepared)
+            stmt_begin(c);
+        else
+            query_send(c);
         return;
     }
     --pool->nconnecting;
@@ -550,6 +624,7 @@ static void conn_open(db_pool_t *pool)
     db_conn_t *c = util_malloc(sizeof(*c));
     memset(c, 0, sizeof(*c));
     c->pool = pool;
+    h2o_linklist_init_anchor(&c->stmts);
     h2o_linklist_insert(&pool->conns, &c->all_link);
     ++pool->nconns;
     ++pool->nconnecting;
@@ -750,6 +825,7 @@ static int session_is_changed(db_conn_t *c)
 
 void db_conn_release(db_conn_t *c)
 {
+    stmt_free_stored(c);
     if (c->broken || c->in_tx || c->state != C_LEASED || session_is_changed(c)) {
         conn_close(c);
         return;
@@ -771,11 +847,16 @@ static void query_finish(db_conn_t *c, int err, const char *msg, db_result_t *re
         h2o_timeout_unlink(&c->timeout);
     free(c->sql);
     c->sql = NULL;
-    if (c->state == C_SEND || c->state == C_READ || c->state == C_STORE)
+    if (c->state == C_SEND || c->state == C_READ || c->state == C_STORE || c->state == C_STMT_CLOSE || c->state == C_PREPARE ||
+        c->state == C_EXECUTE || c->state == C_STMT_STORE)
         c->state = C_LEASED;
+    if (c->entry != NULL && h2o_linklist_is_linked(&c->entry->lru))
+        c->entry = NULL; /* one being prepared stays c's until the session is dropped */
+    c->prepared = 0;
+    c->params = NULL;
     if (server_status(c) & SERVER_SESSION_STATE_CHANGED)
         c->session_changed = 1;
-    if (err != 0)
+    if (err != 0 && err != DB_ETEXT)
         ++c->pool->errors;
     else
         c->checked_epoch = c->pool->epoch;
@@ -803,11 +884,11 @@ static void query_retry(db_conn_t *c, const char *why)
     conn_connect(c);
 }
 
-static void query_error(db_conn_t *c, db_stmt_phase_t phase)
+/* The statement failed with the server's or Connector/C's error err (text what). */
+static void query_failed(db_conn_t *c, db_stmt_phase_t phase, unsigned err, const char *what)
 {
-    unsigned err = mysql_errno(c->mysql);
     char msg[400];
-    snprintf(msg, sizeof(msg), "(%u) %s", err, mysql_error(c->mysql));
+    snprintf(msg, sizeof(msg), "(%u) %s", err, what);
     if (db_retry_is_connection_error(err)) {
         disarm(c);
         if (!c->retried && db_retry_allowed(c->kind, phase, err)) {
@@ -825,6 +906,11 @@ static void query_error(db_conn_t *c, db_stmt_phase_t phase)
         pool_suspect(c->pool);
     }
     query_finish(c, db_retry_is_transient_error(err) ? DB_EUNAVAILABLE : DB_EQUERY, msg, NULL);
+}
+
+static void query_error(db_conn_t *c, db_stmt_phase_t phase)
+{
+    query_failed(c, phase, mysql_errno(c->mysql), mysql_error(c->mysql));
 }
 
 static void on_query_timeout(h2o_timeout_entry_t *entry)
@@ -845,7 +931,7 @@ static void query_read(db_conn_t *c)
         return;
     }
     if (mysql_field_count(c->mysql) == 0) {
-        db_result_t r = {NULL, mysql_affected_rows(c->mysql), mysql_insert_id(c->mysql)};
+        db_result_t r = {NULL, NULL, mysql_affected_rows(c->mysql), mysql_insert_id(c->mysql)};
         query_finish(c, 0, NULL, &r);
         return;
     }
@@ -870,6 +956,11 @@ static void query_sent(db_conn_t *c)
     else
         query_read(c);
 }
+
+static void stmt_closed(db_conn_t *c);
+static void stmt_prepared(db_conn_t *c);
+static void stmt_executed(db_conn_t *c);
+static void stmt_stored(db_conn_t *c);
 
 static void step(db_conn_t *c, int ready)
 {
@@ -907,11 +998,35 @@ static void step(db_conn_t *c, int ready)
         if (c->res == NULL) {
             query_error(c, DB_PHASE_SENT);
         } else {
-            db_result_t r = {c->res, 0, 0};
+            db_result_t r = {c->res, NULL, 0, 0};
             c->res = NULL;
             query_finish(c, 0, NULL, &r);
             mysql_free_result(r.res);
         }
+        break;
+    case C_STMT_CLOSE:
+        if ((st = mysql_stmt_close_cont(&c->bret, c->closing, ready)) != 0)
+            arm(c, st);
+        else
+            stmt_closed(c);
+        break;
+    case C_PREPARE:
+        if ((st = mysql_stmt_prepare_cont(&c->iret, c->entry->stmt, ready)) != 0)
+            arm(c, st);
+        else
+            stmt_prepared(c);
+        break;
+    case C_EXECUTE:
+        if ((st = mysql_stmt_execute_cont(&c->iret, c->entry->stmt, ready)) != 0)
+            arm(c, st);
+        else
+            stmt_executed(c);
+        break;
+    case C_STMT_STORE:
+        if ((st = mysql_stmt_store_result_cont(&c->iret, c->entry->stmt, ready)) != 0)
+            arm(c, st);
+        else
+            stmt_stored(c);
         break;
     default: break;
     }
@@ -945,6 +1060,7 @@ int db_conn_query(db_conn_t *c, const char *sql, size_t len, db_stmt_kind_t kind
         *msg = "the database connection was lost";
         return DB_EUNAVAILABLE;
     }
+    stmt_free_stored(c);
     c->sql = util_strndup(sql, len);
     c->sql_len = len;
     c->kind = kind;
@@ -953,6 +1069,256 @@ int db_conn_query(db_conn_t *c, const char *sql, size_t len, db_stmt_kind_t kind
     c->qdata = data;
     ++c->pool->queries;
     query_send(c);
+    return 0;
+}
+
+/* ---- prepared statements ---- */
+
+static uint64_t stmt_hash(const char *s, size_t len)
+{
+    uint64_t h = 14695981039346656037ULL; /* FNV-1a */
+    for (size_t i = 0; i < len; ++i)
+        h = (h ^ (unsigned char)s[i]) * 1099511628211ULL;
+    return h;
+}
+
+/* Makes e the cache's most recently used entry (c->nstmts counts it when new). */
+static void stmt_cache_touch(db_conn_t *c, struct stmt_entry *e)
+{
+    if (h2o_linklist_is_linked(&e->lru))
+        h2o_linklist_unlink(&e->lru);
+    else
+        ++c->nstmts;
+    h2o_linklist_insert(&c->stmts, &e->lru);
+}
+
+/* The running statement is to be sent as text by its holder (DB_ETEXT). */
+static void stmt_as_text(db_conn_t *c)
+{
+    query_finish(c, DB_ETEXT, "the server does not prepare this statement", NULL);
+}
+
+static void stmt_error(db_conn_t *c, db_stmt_phase_t phase)
+{
+    MYSQL_STMT *st = c->entry->stmt;
+    query_failed(c, phase, mysql_stmt_errno(st), mysql_stmt_error(st));
+}
+
+static void stmt_execute(db_conn_t *c)
+{
+    MYSQL_STMT *st = c->entry->stmt;
+    if (c->nparams > 0 && mysql_stmt_bind_param(st, c->params) != 0) {
+        stmt_error(c, DB_PHASE_UNSENT);
+        return;
+    }
+    c->state = C_EXECUTE;
+    int w = mysql_stmt_execute_start(&c->iret, st);
+    if (w != 0)
+        arm(c, w);
+    else
+        stmt_executed(c);
+}
+
+/*
+ * The statement ran but its result has other columns than when it was prepared (a table altered
+ * by DDL in between: CR_NEW_STMT_METADATA): its rows are left unread on the connection. The
+ * statement is closed without blocking (which reads them away), then prepared and run again
+ * when that changes nothing (db_retry_classify: a read), else it fails with the error.
+ */
+static void stmt_stale(db_conn_t *c)
+{
+    struct stmt_entry *e = c->entry;
+    h2o_linklist_unlink(&e->lru);
+    --c->nstmts;
+    c->entry = NULL;
+    c->closing = e->stmt;
+    c->closing_stale = db_retry_classify(c->sql, c->sql_len) == DB_STMT_READ ? 1 : -1;
+    stmt_entry_free(e);
+    c->state = C_STMT_CLOSE;
+    int w = mysql_stmt_close_start(&c->bret, c->closing);
+    if (w != 0)
+        arm(c, w);
+    else
+        stmt_closed(c);
+}
+
+/*
+ * 1 when the columns of the result just announced are named otherwise than when the statement was
+ * prepared (a column renamed by DDL: Connector/C updates their types, not their names).
+ */
+static int stmt_renamed(db_conn_t *c, MYSQL_STMT *st)
+{
+    const MYSQL_FIELD *now = c->mysql->fields, *then = st->fields;
+    if (now == NULL || then == NULL || c->mysql->field_count != st->field_count)
+        return 0;
+    for (unsigned i = 0; i < st->field_count; ++i)
+        if (now[i].name_length != then[i].name_length || memcmp(now[i].name, then[i].name, now[i].name_length) != 0)
+            return 1;
+    return 0;
+}
+
+static void stmt_executed(db_conn_t *c)
+{
+    MYSQL_STMT *st = c->entry->stmt;
+    if ((c->iret != 0 && mysql_stmt_errno(st) == CR_NEW_STMT_METADATA) || (c->iret == 0 && stmt_renamed(c, st))) {
+        stmt_stale(c);
+        return;
+    }
+    if (c->iret != 0) {
+        stmt_error(c, DB_PHASE_SENT); /* db_retry: CR_SERVER_GONE_ERROR says it was not sent */
+        return;
+    }
+    if (mysql_stmt_field_count(st) == 0) {
+        db_result_t r = {NULL, NULL, mysql_stmt_affected_rows(st), mysql_stmt_insert_id(st)};
+        query_finish(c, 0, NULL, &r);
+        return;
+    }
+    c->state = C_STMT_STORE;
+    int w = mysql_stmt_store_result_start(&c->iret, st);
+    if (w != 0)
+        arm(c, w);
+    else
+        stmt_stored(c);
+}
+
+static void stmt_stored(db_conn_t *c)
+{
+    MYSQL_STMT *st = c->entry->stmt;
+    if (c->iret != 0) {
+        stmt_error(c, DB_PHASE_SENT);
+        return;
+    }
+    c->stored = st; /* freed when c is used or released again: the callback may release (and close) c */
+    db_result_t r = {NULL, st, 0, 0};
+    query_finish(c, 0, NULL, &r);
+}
+
+static void stmt_prepared(db_conn_t *c)
+{
+    struct stmt_entry *e = c->entry;
+    if (c->iret != 0) {
+        unsigned err = mysql_stmt_errno(e->stmt);
+        if (db_retry_is_connection_error(err)) {
+            stmt_error(c, DB_PHASE_UNSENT); /* preparing runs nothing */
+            return;
+        }
+        /* refused (not preparable, or an error the text shows best): the text protocol from now
+         * on; a failed prepare leaves nothing on the server, so this close sends nothing */
+        mysql_stmt_close(e->stmt);
+        e->stmt = NULL;
+        e->text = 1;
+    } else if (mysql_stmt_param_count(e->stmt) != c->nparams) {
+        e->text = 1; /* the server counted the placeholders otherwise: the binder's count holds */
+    }
+    stmt_cache_touch(c, e);
+    if (e->text) {
+        stmt_as_text(c);
+        return;
+    }
+    stmt_execute(c);
+}
+
+static void stmt_prepare(db_conn_t *c)
+{
+    struct stmt_entry *e = util_malloc(sizeof(*e));
+    memset(e, 0, sizeof(*e));
+    e->hash = stmt_hash(c->sql, c->sql_len);
+    e->sql = util_strndup(c->sql, c->sql_len);
+    e->len = c->sql_len;
+    if ((e->stmt = mysql_stmt_init(c->mysql)) == NULL)
+        util_malloc((size_t)-1); /* the one out-of-memory path */
+    my_bool one = 1;
+    mysql_stmt_attr_set(e->stmt, STMT_ATTR_UPDATE_MAX_LENGTH, &one);
+    c->entry = e;
+    c->state = C_PREPARE;
+    int w = mysql_stmt_prepare_start(&c->iret, e->stmt, c->sql, (unsigned long)c->sql_len);
+    if (w != 0)
+        arm(c, w);
+    else
+        stmt_prepared(c);
+}
+
+static void stmt_closed(db_conn_t *c)
+{
+    c->closing = NULL; /* a failed close: the connection is gone, which the prepare finds */
+    if (c->closing_stale < 0) {
+        c->closing_stale = 0;
+        query_failed(c, DB_PHASE_SENT, CR_NEW_STMT_METADATA,
+                     "a table changed while the statement ran: its result was not read");
+        return;
+    }
+    c->closing_stale = 0;
+    stmt_prepare(c);
+}
+
+/* Runs c->sql as a prepared statement: from the cache, or prepared now (the oldest one evicted). */
+static void stmt_begin(db_conn_t *c)
+{
+    db_pool_t *pool = c->pool;
+    if (db_session_untracked_change(c->sql, c->sql_len))
+        c->session_changed = 1;
+    c->timeout.cb = on_query_timeout;
+    h2o_timeout_link(pool->loop, &pool->query_timeout, &c->timeout);
+    uint64_t h = stmt_hash(c->sql, c->sql_len);
+    for (h2o_linklist_t *l = c->stmts.prev; l != &c->stmts; l = l->prev) {
+        struct stmt_entry *e = H2O_STRUCT_FROM_MEMBER(struct stmt_entry, lru, l);
+        if (e->hash == h && e->len == c->sql_len && memcmp(e->sql, c->sql, c->sql_len) == 0) {
+            stmt_cache_touch(c, e);
+            if (e->text) {
+                stmt_as_text(c);
+                return;
+            }
+            c->entry = e;
+            stmt_execute(c);
+            return;
+        }
+    }
+    if (c->nstmts >= (unsigned)pool->cfg->db_stmt_cache) {
+        struct stmt_entry *old = H2O_STRUCT_FROM_MEMBER(struct stmt_entry, lru, c->stmts.next);
+        h2o_linklist_unlink(&old->lru);
+        --c->nstmts;
+        MYSQL_STMT *st = old->stmt;
+        stmt_entry_free(old);
+        if (st != NULL) {
+            c->closing = st;
+            c->state = C_STMT_CLOSE;
+            int w = mysql_stmt_close_start(&c->bret, st);
+            if (w != 0)
+                arm(c, w);
+            else
+                stmt_closed(c);
+            return;
+        }
+    }
+    stmt_prepare(c);
+}
+
+static void on_defer_stmt_begin(h2o_timeout_entry_t *entry)
+{
+    stmt_begin(H2O_STRUCT_FROM_MEMBER(db_conn_t, defer, entry));
+}
+
+int db_conn_execute(db_conn_t *c, const char *sql, size_t len, MYSQL_BIND *params, unsigned nparams, db_stmt_kind_t kind,
+                    db_query_cb cb, void *data, const char **msg)
+{
+    if (c->broken) {
+        *msg = "the database connection was lost";
+        return DB_EUNAVAILABLE;
+    }
+    stmt_free_stored(c);
+    c->sql = util_strndup(sql, len);
+    c->sql_len = len;
+    c->kind = kind;
+    c->retried = 0;
+    c->qcb = cb;
+    c->qdata = data;
+    c->prepared = 1;
+    c->params = params;
+    c->nparams = nparams;
+    ++c->pool->queries;
+    c->state = C_EXECUTE; /* from the next turn of the loop: no callback runs inside this call */
+    c->defer.cb = on_defer_stmt_begin;
+    h2o_timeout_link(c->pool->loop, &c->pool->ctx->zero_timeout, &c->defer);
     return 0;
 }
 

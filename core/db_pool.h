@@ -28,6 +28,12 @@
  * reconnect. COM_RESET_CONNECTION on every release was not chosen: two more round trips (the
  * reset, then the init command) on every statement.
  *
+ * Prepared statements (db_conn_execute, DB_STMT_CACHE > 0): each connection keeps a bounded cache
+ * of server-side statements keyed by their text, least recently used closed first with the
+ * non-blocking close. The pool's own COM_STMT_PREPARE is not a change of the session (the server's
+ * tracking reports SQL PREPARE, not the protocol's): a connection keeps its cache from holder to
+ * holder, and loses it with its session (closed, or replaced in place for a retry).
+ *
  * Dead connections and restarts (the rule is db_retry.h's; docs/database.md says it for operators):
  *   - An idle connection's socket is watched: when the server closes it (restart, wait_timeout,
  *     KILL), it is closed at once. Acquiring checks the socket once more (a non-blocking peek).
@@ -67,11 +73,14 @@ enum {
     DB_EUNAVAILABLE = -1, /* no connection can be had or it was lost or timed out: answer 503 */
     DB_EQUERY = -2,       /* the server refused the statement (syntax, constraint...): a bug, answer 500 */
     DB_ECLOSED = -3,      /* db_pool_close ran: free what the callback's data holds, use nothing else */
+    DB_ETEXT = -4,        /* db_conn_execute: the server does not prepare this statement: send it as text */
 };
 
 /* The outcome of a statement. `res` is owned by the callee and freed after the callback returns. */
 typedef struct db_result {
-    MYSQL_RES *res;         /* the rows, or NULL for statements without a result set */
+    MYSQL_RES *res;         /* the rows of a text statement, or NULL */
+    MYSQL_STMT *stmt;       /* the rows of a prepared one (stored: mysql_stmt_fetch sends nothing), or NULL;
+                             * readable until the connection is used again or released */
     uint64_t affected_rows; /* for statements without a result set */
     uint64_t insert_id;
 } db_result_t;
@@ -119,6 +128,20 @@ int db_pool_acquire(db_pool_t *pool, db_conn_t **conn, db_acquire_cb cb, void *d
  */
 int db_conn_query(db_conn_t *conn, const char *sql, size_t len, db_stmt_kind_t kind, db_query_cb cb, void *data,
                   const char **msg);
+
+/*
+ * Runs sql (with `?` placeholders, copied) as a server-side prepared statement with the values of
+ * params[0..nparams) (the caller's: valid until cb is called). Each connection keeps up to
+ * DB_STMT_CACHE statements keyed by their text, the least recently used closed first (without
+ * blocking); the cache is emptied when the session is closed, also for a retry, which prepares
+ * again on the fresh connection. The rows come back as result->stmt. A statement the server
+ * refuses to prepare (not preparable, or an error: the text protocol's answer is the one to give),
+ * or whose placeholders it counts otherwise than nparams, is remembered as such in the cache and
+ * fails with DB_ETEXT, now and next time: the caller then sends it as text with db_conn_query on the
+ * same connection. Otherwise as db_conn_query. Called only when DB_STMT_CACHE > 0.
+ */
+int db_conn_execute(db_conn_t *conn, const char *sql, size_t len, MYSQL_BIND *params, unsigned nparams, db_stmt_kind_t kind,
+                    db_query_cb cb, void *data, const char **msg);
 
 /*
  * Gives the connection back. A broken connection, or one released while a transaction is open

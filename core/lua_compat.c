@@ -3,6 +3,7 @@
 #include <errno.h>
 #include <math.h>
 #include <stdint.h>
+#include <stdio.h>
 #include <stdlib.h>
 
 #define EXACT_MAX 9007199254740992.0 /* 2^53: doubles are exact integers up to here */
@@ -256,9 +257,16 @@ void lua_compat_push_int64(lua_State *L, const char *s, size_t len)
         lua_pushlstring(L, s, len);
         return;
     }
+    lua_compat_push_int64_value(L, v);
+}
+
+void lua_compat_push_int64_value(lua_State *L, long long v)
+{
 #if H2LUA_LUAJIT
     if ((double)v >= PRINT_MAX || (double)v <= -PRINT_MAX) {
-        lua_pushlstring(L, s, len);
+        char s[24];
+        int n = snprintf(s, sizeof(s), "%lld", v);
+        lua_pushlstring(L, s, (size_t)n);
         return;
     }
     lua_pushnumber(L, (lua_Number)v);

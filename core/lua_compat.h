@@ -96,5 +96,7 @@ void lua_compat_push_preload(lua_State *L);
  * as the string of its digits. Text that is not an integer is pushed as a string.
  */
 void lua_compat_push_int64(lua_State *L, const char *s, size_t len);
+/* The same for an integer already read (a binary-protocol column): pushed as its digits would be. */
+void lua_compat_push_int64_value(lua_State *L, long long v);
 
 #endif

@@ -25,6 +25,34 @@ static void add_string_literal(luaL_Buffer *b, const char *s, size_t len)
     luaL_addchar(b, '\'');
 }
 
+const char *sql_bind_check_value(lua_State *L, int idx)
+{
+    switch (lua_type(L, idx)) {
+    case LUA_TNIL:
+    case LUA_TBOOLEAN:
+    case LUA_TSTRING: return NULL;
+    case LUA_TLIGHTUSERDATA: return lua_touserdata(L, idx) == &sql_bind_null ? NULL : "a light userdata cannot be bound";
+    case LUA_TNUMBER:
+        return lua_isinteger(L, idx) || isfinite(lua_tonumber(L, idx)) ? NULL : "a number that is not finite cannot be bound";
+    default: return "only nil, db.null, booleans, numbers and strings can be bound";
+    }
+}
+
+size_t sql_bind_count(const char *sql, size_t len)
+{
+    size_t n = 0, i = 0;
+    while (i < len) {
+        size_t j = sql_bind_skip_quoted(sql, len, i);
+        if (j != i) {
+            i = j;
+        } else {
+            n += sql[i] == '?';
+            ++i;
+        }
+    }
+    return n;
+}
+
 const char *sql_bind_literal(lua_State *L, luaL_Buffer *b, int idx)
 {
     char num[64];

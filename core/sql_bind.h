@@ -33,6 +33,15 @@ extern const char sql_bind_null;
 const char *sql_bind_literal(lua_State *L, luaL_Buffer *b, int idx);
 
 /*
+ * NULL when the Lua value at stack index idx can be bound, else the message sql_bind_literal gives
+ * for it. Can't fail.
+ */
+const char *sql_bind_check_value(lua_State *L, int idx);
+
+/* How many `?` placeholders sql[0..len) holds outside quotes and comments (sql_bind's rule). */
+size_t sql_bind_count(const char *sql, size_t len);
+
+/*
  * Appends to b the SQL text of sql[0..len) with the i-th `?` outside quotes and comments replaced
  * by the literal of the Lua value at absolute stack index first + i (i from 0). Returns NULL, or a
  * message: "more ? placeholders than arguments", "more arguments than ? placeholders", or the

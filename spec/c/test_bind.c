@@ -261,6 +261,33 @@ static void test_first_argument(void)
     lua_settop(L, 0);
 }
 
+/* The prepared path's checks (db_api) raise the binder's messages: the count and the values agree. */
+static void test_count_and_check(void)
+{
+    static const char *sqls[] = {"SELECT ?",          "SELECT '?', ?",  "SELECT ? -- ?\n, ?", "SELECT /* ? */ ?",
+                                 "SELECT /*! ? */ ?", "SELECT `?` # ?", "SELECT 1--?",        "SELECT \"?\\\"?\""};
+    static const size_t want[] = {1, 1, 2, 1, 2, 0, 1, 0};
+    for (size_t i = 0; i < sizeof(sqls) / sizeof(sqls[0]); ++i)
+        CHECK(sql_bind_count(sqls[i], strlen(sqls[i])) == want[i]);
+    lua_pushnil(L);
+    lua_pushboolean(L, 1);
+    lua_pushinteger(L, 3);
+    lua_pushnumber(L, 0.5);
+    lua_pushstring(L, "x");
+    lua_pushlightuserdata(L, (void *)&sql_bind_null);
+    for (int i = 1; i <= 6; ++i)
+        CHECK(sql_bind_check_value(L, i) == NULL);
+    lua_settop(L, 0);
+    const char *err;
+    lua_newtable(L);
+    CHECK((err = sql_bind_check_value(L, 1)) != NULL && strstr(err, "only nil, db.null") != NULL);
+    lua_pushnumber(L, HUGE_VAL);
+    CHECK((err = sql_bind_check_value(L, 2)) != NULL && strcmp(err, "a number that is not finite cannot be bound") == 0);
+    lua_pushlightuserdata(L, (void *)&err);
+    CHECK((err = sql_bind_check_value(L, 3)) != NULL && strstr(err, "light userdata") != NULL);
+    lua_settop(L, 0);
+}
+
 int main(void)
 {
     L = luaL_newstate();
@@ -277,6 +304,7 @@ int main(void)
     test_unsupported_types();
     test_argument_count();
     test_first_argument();
+    test_count_and_check();
     lua_close(L);
     return CHECK_DONE();
 }

@@ -54,6 +54,8 @@ const INVALID = [
   ['DATABASE_URL', 'mysql://u:p@db:notaport/x'],
   ['DATABASE_PORT', 'x'],
   ['DB_POOL_SIZE', '0'],
+  ['DB_STMT_CACHE', '-1'],
+  ['DB_STMT_CACHE', 'many'],
   ['SHARED_STORES', 'cache'],
   ['SHARED_STORES', 'cache:'],
   ['SHARED_STORES', 'cache:10x'],

@@ -37,8 +37,9 @@ export function baseEnv() {
     VIEWS_DIR: path.join(FIXTURES, 'views'),
     DRAIN_TIMEOUT: '10',
   };
-  // sanitizer settings of the caller (ops/test sets them for the ASan build) pass through
-  for (const k of ['ASAN_OPTIONS', 'UBSAN_OPTIONS', 'LSAN_OPTIONS']) {
+  // sanitizer settings of the caller (ops/test sets them for the ASan build) pass through, and
+  // DB_STMT_CACHE (DB_STMT_CACHE=0 runs a suite on the text protocol; a test's own env still wins)
+  for (const k of ['ASAN_OPTIONS', 'UBSAN_OPTIONS', 'LSAN_OPTIONS', 'DB_STMT_CACHE']) {
     if (process.env[k] !== undefined) env[k] = process.env[k];
   }
   return env;
