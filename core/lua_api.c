@@ -1,6 +1,7 @@
 #include "lua_api.h"
 
 #include "lua_compat.h"
+#include <limits.h>
 #include <openssl/core_names.h>
 #include <openssl/crypto.h>
 #include <openssl/evp.h>
@@ -305,7 +306,9 @@ static int l_hmac_sha256(lua_State *L)
     struct api_ctx *c = ctx_of(L);
     unsigned char mac[EVP_MAX_MD_SIZE];
     size_t outlen = 0;
-    luaL_argcheck(L, key == NULL || (keylen > 0 && strlen(key) == keylen), 2, "a key of 1 or more bytes, none of them NUL");
+    /* util_hmac_sha256 hands OpenSSL the key's length as an int: a longer key would be cut */
+    luaL_argcheck(L, key == NULL || (keylen > 0 && keylen <= INT_MAX && strlen(key) == keylen), 2,
+                  "a key of 1 to 2^31-1 bytes, none of them NUL");
     /* the state's keyed context (keyed once with SECRET_KEY); util_hmac_sha256 is the rule */
     if (key != NULL) {
         util_hmac_sha256(key, data, len, mac);

@@ -8,15 +8,17 @@
 // serves normal requests, and exits cleanly without a sanitizer report. A handler that never
 // returns to the loop trips the watchdog (LUA_TIMEOUT): a log line and /healthz 503.
 // h2lua.shared (which never yields) is called from every one of those contexts and while app.lua
-// loads; so are req.client_addr and lib.limit.
+// loads; so are req.client_addr and lib.limit, and h2lua.hmac_sha256 with a key (odd keys and data
+// beside: a table is refused whatever its __tostring does).
 // Runs on the release build (LuaJIT) and the ASan build (Lua 5.4); expectations that differ
 // between the VMs say so.
 // timing: the watchdog's LUA_TIMEOUT bound; ops/test runs this file alone.
 import { after, before, describe, it } from 'node:test';
 import assert from 'node:assert/strict';
+import { createHmac } from 'node:crypto';
 import path from 'node:path';
 import { startMariaDB } from './support/mariadb.mjs';
-import { FIXTURES, ROOT, request, sanitizerReport, sleep, startServer } from './support/server.mjs';
+import { FIXTURES, ROOT, SECRET_KEY, request, sanitizerReport, sleep, startServer } from './support/server.mjs';
 import { waitReady } from './support/faults.mjs';
 
 const APP = {
@@ -130,6 +132,67 @@ for (const c of [...NO_YIELD, ...YIELDS, ...APP_COROUTINES, 'tostring', 'xpcall_
 CASES['/call/len/limit'] = { status: 200, body: { 'lua5.4': 'ok:127.0.0.1', luajit: 'ok:nil' } };
 CASES['/call/pairs_mm/limit'] = { status: 200, body: { 'lua5.4': 'ok:127.0.0.1', luajit: 'ok:no __pairs' } };
 CASES['/limit/loaded'] = { status: 200, body: 'ok:true' };
+
+// h2lua.hmac_sha256 never yields: every context may call it, with a key (RFC 4231, test case 2) and
+// keyed with SECRET_KEY, in a request, in a timer and while app.lua loads; a table as its key raises
+// there (its __tostring is never called)
+const hmac = (key, data) => createHmac('sha256', key).update(data).digest('hex');
+const HMAC_DATA = 'what do ya want for nothing?';
+const HMAC_JEFE = '5bdcc146bf60754e6a042426089575c75a003f089d2739839dec58b964ec3843';
+assert.equal(hmac('Jefe', HMAC_DATA), HMAC_JEFE);
+const HMAC_BOTH = `${HMAC_JEFE}:${hmac(SECRET_KEY, HMAC_DATA)}`;
+const HMAC_BAD = /#2 .*string expected, got table/;
+for (const kind of ['call', 'timer']) {
+  for (const c of [...NO_YIELD, ...YIELDS, ...APP_COROUTINES, 'tostring', 'xpcall_handler']) {
+    CASES[`/${kind}/${c}/hmac`] = { status: 200, body: `ok:${HMAC_BOTH}` };
+    // the message handler's error is replaced by xpcall's own: r stays nil
+    CASES[`/${kind}/${c}/hmac_bad`] = c === 'xpcall_handler' ? { status: 200, body: 'ok:nil' } : E500(HMAC_BAD);
+  }
+  // LuaJIT runs neither __len nor __pairs
+  CASES[`/${kind}/len/hmac`] = { status: 200, body: { 'lua5.4': `ok:${HMAC_BOTH}`, luajit: 'ok:nil' } };
+  CASES[`/${kind}/pairs_mm/hmac`] = { status: 200, body: { 'lua5.4': `ok:${HMAC_BOTH}`, luajit: 'ok:no __pairs' } };
+  CASES[`/${kind}/len/hmac_bad`] = { status: { 'lua5.4': 500, luajit: 200 }, body: 'ok:nil', log: HMAC_BAD };
+  CASES[`/${kind}/pairs_mm/hmac_bad`] = { status: { 'lua5.4': 500, luajit: 200 }, body: 'ok:no __pairs', log: HMAC_BAD };
+}
+const LOAD_CONTEXTS = ['gsub', 'sort', 'sort_lt', 'tostring', 'format', 'xpcall_handler', 'index', 'newindex', 'eq', 'lt', 'le'];
+LOAD_CONTEXTS.push('concat', 'call', 'len', 'gmatch_for', 'iterator', 'pairs_mm', 'app_wrap', 'app_resume');
+CASES['/hmac/load'] = {
+  status: 200,
+  body: Object.fromEntries(
+    ['lua5.4', 'luajit'].map((vm) => [
+      vm,
+      LOAD_CONTEXTS.map((c) => `${c}=${vm === 'luajit' && c === 'len' ? 'nil' : vm === 'luajit' && c === 'pairs_mm' ? 'no __pairs' : HMAC_BOTH}`).join(';'),
+    ]),
+  ),
+};
+// odd keys and data: a table is refused whatever its __tostring does; a number is its text; nil or
+// no key is SECRET_KEY; an empty key or one with a NUL is refused; long ones and NULs in the data
+// are MACed whole
+const MB8 = 8 * 1024 * 1024;
+const BAD_HMAC = {
+  'key-tostring-raises': E500(HMAC_BAD),
+  'key-tostring-number': E500(HMAC_BAD),
+  'key-tostring-table': E500(HMAC_BAD),
+  'key-tostring-string': E500(HMAC_BAD),
+  'key-boolean': E500(/#2 .*string expected, got boolean/),
+  'key-function': E500(/#2 .*string expected, got function/),
+  'key-number': { status: 200, body: `ok:${hmac('42', HMAC_DATA)}` },
+  'key-nil': { status: 200, body: `ok:${hmac(SECRET_KEY, HMAC_DATA)}` },
+  'key-none': { status: 200, body: `ok:${hmac(SECRET_KEY, HMAC_DATA)}` },
+  'key-empty': E500(/#2 .*a key of 1 to 2\^31-1 bytes, none of them NUL/),
+  'key-nul': E500(/#2 .*a key of 1 to 2\^31-1 bytes, none of them NUL/),
+  'key-nul-last': E500(/#2 .*a key of 1 to 2\^31-1 bytes, none of them NUL/),
+  'key-huge': { status: 200, body: `ok:${hmac('k'.repeat(MB8), HMAC_DATA)}` },
+  'data-tostring-raises': E500(/#1 .*string expected, got table/),
+  'data-tostring-number': E500(/#1 .*string expected, got table/),
+  'data-tostring-table': E500(/#1 .*string expected, got table/),
+  'data-number': { status: 200, body: `ok:${hmac('Jefe', '42')}` },
+  'data-nil': E500(/#1 .*string expected, got nil/),
+  'data-none': E500(/#1 .*string expected, got no value/),
+  'data-huge': { status: 200, body: `ok:${hmac('Jefe', 'd'.repeat(MB8))}` },
+  'data-nul': { status: 200, body: `ok:${hmac('Jefe', 'a\0b\0')}` },
+};
+for (const [c, want] of Object.entries(BAD_HMAC)) CASES[`/bad-arg/hmac-${c}`] = want;
 
 // h2lua.log and h2lua.metrics never yield: every context may call them (a message handler too)
 const LOG_METRIC_CONTEXTS = [...NO_YIELD, ...YIELDS, ...APP_COROUTINES, 'tostring', 'xpcall_handler'];
