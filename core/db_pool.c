@@ -962,6 +962,16 @@ static void stmt_prepared(db_conn_t *c);
 static void stmt_executed(db_conn_t *c);
 static void stmt_stored(db_conn_t *c);
 
+/* A statement step just started (w: what mysql_stmt_*_start returned): wait for the socket, or
+ * go on at once when it finished without waiting. */
+static void stmt_step(db_conn_t *c, int w, void (*done)(db_conn_t *c))
+{
+    if (w != 0)
+        arm(c, w);
+    else
+        done(c);
+}
+
 static void step(db_conn_t *c, int ready)
 {
     int st;
@@ -1112,11 +1122,7 @@ static void stmt_execute(db_conn_t *c)
         return;
     }
     c->state = C_EXECUTE;
-    int w = mysql_stmt_execute_start(&c->iret, st);
-    if (w != 0)
-        arm(c, w);
-    else
-        stmt_executed(c);
+    stmt_step(c, mysql_stmt_execute_start(&c->iret, st), stmt_executed);
 }
 
 /*
@@ -1135,11 +1141,7 @@ static void stmt_stale(db_conn_t *c)
     c->closing_stale = db_retry_classify(c->sql, c->sql_len) == DB_STMT_READ ? 1 : -1;
     stmt_entry_free(e);
     c->state = C_STMT_CLOSE;
-    int w = mysql_stmt_close_start(&c->bret, c->closing);
-    if (w != 0)
-        arm(c, w);
-    else
-        stmt_closed(c);
+    stmt_step(c, mysql_stmt_close_start(&c->bret, c->closing), stmt_closed);
 }
 
 /*
@@ -1174,11 +1176,7 @@ static void stmt_executed(db_conn_t *c)
         return;
     }
     c->state = C_STMT_STORE;
-    int w = mysql_stmt_store_result_start(&c->iret, st);
-    if (w != 0)
-        arm(c, w);
-    else
-        stmt_stored(c);
+    stmt_step(c, mysql_stmt_store_result_start(&c->iret, st), stmt_stored);
 }
 
 static void stmt_stored(db_conn_t *c)
@@ -1231,11 +1229,7 @@ static void stmt_prepare(db_conn_t *c)
     mysql_stmt_attr_set(e->stmt, STMT_ATTR_UPDATE_MAX_LENGTH, &one);
     c->entry = e;
     c->state = C_PREPARE;
-    int w = mysql_stmt_prepare_start(&c->iret, e->stmt, c->sql, (unsigned long)c->sql_len);
-    if (w != 0)
-        arm(c, w);
-    else
-        stmt_prepared(c);
+    stmt_step(c, mysql_stmt_prepare_start(&c->iret, e->stmt, c->sql, (unsigned long)c->sql_len), stmt_prepared);
 }
 
 static void stmt_closed(db_conn_t *c)
@@ -1282,11 +1276,7 @@ static void stmt_begin(db_conn_t *c)
         if (st != NULL) {
             c->closing = st;
             c->state = C_STMT_CLOSE;
-            int w = mysql_stmt_close_start(&c->bret, st);
-            if (w != 0)
-                arm(c, w);
-            else
-                stmt_closed(c);
+            stmt_step(c, mysql_stmt_close_start(&c->bret, st), stmt_closed);
             return;
         }
     }
