@@ -1014,30 +1014,10 @@ static void step(db_conn_t *c, int ready)
             mysql_free_result(r.res);
         }
         break;
-    case C_STMT_CLOSE:
-        if ((st = mysql_stmt_close_cont(&c->bret, c->closing, ready)) != 0)
-            arm(c, st);
-        else
-            stmt_closed(c);
-        break;
-    case C_PREPARE:
-        if ((st = mysql_stmt_prepare_cont(&c->iret, c->entry->stmt, ready)) != 0)
-            arm(c, st);
-        else
-            stmt_prepared(c);
-        break;
-    case C_EXECUTE:
-        if ((st = mysql_stmt_execute_cont(&c->iret, c->entry->stmt, ready)) != 0)
-            arm(c, st);
-        else
-            stmt_executed(c);
-        break;
-    case C_STMT_STORE:
-        if ((st = mysql_stmt_store_result_cont(&c->iret, c->entry->stmt, ready)) != 0)
-            arm(c, st);
-        else
-            stmt_stored(c);
-        break;
+    case C_STMT_CLOSE: stmt_step(c, mysql_stmt_close_cont(&c->bret, c->closing, ready), stmt_closed); break;
+    case C_PREPARE: stmt_step(c, mysql_stmt_prepare_cont(&c->iret, c->entry->stmt, ready), stmt_prepared); break;
+    case C_EXECUTE: stmt_step(c, mysql_stmt_execute_cont(&c->iret, c->entry->stmt, ready), stmt_executed); break;
+    case C_STMT_STORE: stmt_step(c, mysql_stmt_store_result_cont(&c->iret, c->entry->stmt, ready), stmt_stored); break;
     default: break;
     }
 }
